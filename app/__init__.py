@@ -1,0 +1,3 @@
+"""physio-live application: CLI, inference worker, dashboard, sinks."""
+
+from __future__ import annotations

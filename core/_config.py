@@ -1,0 +1,452 @@
+"""Typed configuration: YAML (``yaml.safe_load`` only) into validated dataclasses.
+
+Every problem gives one :class:`ConfigError` line naming the file, the key and the fix, e.g.
+``configs/lab.yaml: aligner.hopp: unknown key; did you mean 'hop'? (allowed: rate, window, ...)``.
+Command-line overrides use dotted keys (``aligner.hop=0.25``) and go through the same checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from ._errors import ConfigError
+
+__all__ = [
+    "AlignerConfig",
+    "BrainFlowSourceConfig",
+    "BrainFlowStreamConfig",
+    "Config",
+    "LSLSourceConfig",
+    "ModalityConfig",
+    "QualityConfig",
+    "apply_overrides",
+    "load_config",
+]
+
+Role = Literal["eeg", "ecg", "markers", "misc"]
+
+
+@dataclass
+class LSLSourceConfig:
+    """An LSL inlet. At least one of name, type, source_id or predicate must be given."""
+
+    kind: Literal["lsl"]
+    role: Role
+    name: str | None = None
+    type: str | None = None
+    source_id: str | None = None
+    #: XPath 1.0 predicate over the stream's XML info, e.g. ``name='EEG' and nominal_srate>100``
+    predicate: str | None = None
+    #: seconds to wait for the stream to appear
+    timeout: float = 10.0
+    #: expected channel count; a stream with another count is refused
+    channels: int | None = None
+    #: channel labels to use when the stream's ``desc`` has none (or to override them)
+    labels: list[str] | None = None
+    #: unit of the samples when the stream's ``desc`` has none
+    unit: str = "uV"
+    #: inlet buffer, seconds
+    max_buffered: float = 360.0
+
+    def validate(self, where: str) -> None:
+        if not (self.name or self.type or self.source_id or self.predicate):
+            raise ConfigError(
+                f"{where}: an lsl source needs at least one of name, type, source_id or predicate"
+            )
+        if self.timeout <= 0:
+            raise ConfigError(f"{where}.timeout: must be > 0 seconds, got {self.timeout}")
+        if self.channels is not None and self.channels <= 0:
+            raise ConfigError(f"{where}.channels: must be a positive count, got {self.channels}")
+        if self.labels is not None and self.channels is not None and len(self.labels) != self.channels:
+            raise ConfigError(
+                f"{where}.labels: {len(self.labels)} labels for channels={self.channels}; "
+                "give one label per channel"
+            )
+
+    def predicate_xpath(self) -> str:
+        """The XPath predicate that ``pylsl.resolve_bypred`` gets."""
+        parts = []
+        for key in ("name", "type", "source_id"):
+            value = getattr(self, key)
+            if value is not None:
+                parts.append(f"{key}='{value}'")
+        if self.predicate:
+            parts.append(f"({self.predicate})")
+        return " and ".join(parts)
+
+    def describe(self) -> str:
+        return self.predicate_xpath()
+
+
+@dataclass
+class BrainFlowStreamConfig:
+    """One stream cut out of a BrainFlow board's rows."""
+
+    role: Role
+    #: board rows; default: the board's own rows for the role (``get_eeg_channels`` ...)
+    rows: list[int] | None = None
+    labels: list[str] | None = None
+    #: stream name; default ``<board>-<role>``
+    name: str | None = None
+    unit: str = "uV"
+
+
+@dataclass
+class BrainFlowSourceConfig:
+    """A BrainFlow board (any ``BoardIds`` name or number) and the streams cut from it."""
+
+    kind: Literal["brainflow"]
+    streams: list[BrainFlowStreamConfig]
+    board: str | int = "SYNTHETIC_BOARD"
+    #: ``BrainFlowInputParams`` fields, e.g. ``serial_port: /dev/ttyUSB0``
+    params: dict[str, Any] = field(default_factory=dict)
+    #: samples in BrainFlow's ring buffer
+    ring_size: int = 450000
+
+    def validate(self, where: str) -> None:
+        if not self.streams:
+            raise ConfigError(f"{where}.streams: list at least one stream (role: eeg, ecg ...)")
+
+    def describe(self) -> str:
+        return f"BrainFlow board {self.board}"
+
+
+SourceConfig = Union[LSLSourceConfig, BrainFlowSourceConfig]
+_SOURCE_KINDS: dict[str, type] = {"lsl": LSLSourceConfig, "brainflow": BrainFlowSourceConfig}
+
+
+@dataclass
+class ModalityConfig:
+    """Causal filters and scaling of one modality before it is resampled to the model rate."""
+
+    #: band-pass edges in Hz (Butterworth, causal); null disables
+    bandpass: list[float] | None = field(default_factory=lambda: [0.3, 75.0])
+    #: notch frequency in Hz (50 or 60); null disables
+    notch: float | None = 50.0
+    notch_q: float = 30.0
+    order: int = 4
+    #: microvolts per model unit (CBraMod: 100 uV)
+    unit_uv: float = 100.0
+
+    def validate(self, where: str, rate: float) -> None:
+        if self.bandpass is not None:
+            if len(self.bandpass) != 2 or not 0 <= self.bandpass[0] < self.bandpass[1]:
+                raise ConfigError(
+                    f"{where}.bandpass: give [low, high] in Hz with 0 <= low < high, "
+                    f"got {self.bandpass}"
+                )
+            if self.bandpass[1] >= rate / 2:
+                raise ConfigError(
+                    f"{where}.bandpass: high edge {self.bandpass[1]} Hz must be below the model "
+                    f"Nyquist frequency {rate / 2} Hz (it is the anti-aliasing filter)"
+                )
+        else:
+            raise ConfigError(
+                f"{where}.bandpass: a band-pass is required (its high edge is the anti-aliasing "
+                f"filter before resampling to {rate} Hz); e.g. bandpass: [0.5, 45]"
+            )
+        if self.order < 1 or self.order > 10:
+            raise ConfigError(f"{where}.order: filter order must be 1..10, got {self.order}")
+        if self.notch is not None and not 0 < self.notch < rate / 2:
+            raise ConfigError(f"{where}.notch: must be between 0 and {rate / 2} Hz or null")
+        if self.unit_uv <= 0:
+            raise ConfigError(f"{where}.unit_uv: must be > 0 microvolts per model unit")
+
+
+@dataclass
+class QualityConfig:
+    """Thresholds for the window quality flags."""
+
+    #: a channel whose filtered signal spans less than this (uV, peak to peak) is flat
+    flat_uv: float = 0.5
+    #: raw samples with |value| >= this (uV) are saturated; null disables
+    saturation_uv: float | None = 5000.0
+    #: consecutive samples further apart than this many nominal periods leave a gap
+    gap_periods: float = 2.5
+
+
+@dataclass
+class AlignerConfig:
+    """One timeline, filters, resampling to the model rate and windowing."""
+
+    rate: float = 200.0
+    window: float = 4.0
+    hop: float = 0.5
+    eeg: ModalityConfig = field(default_factory=ModalityConfig)
+    ecg: ModalityConfig = field(
+        default_factory=lambda: ModalityConfig(bandpass=[0.5, 45.0], unit_uv=1000.0)
+    )
+    quality: QualityConfig = field(default_factory=QualityConfig)
+
+    def validate(self, where: str) -> None:
+        if self.rate <= 0:
+            raise ConfigError(f"{where}.rate: must be > 0 Hz, got {self.rate}")
+        n_win = self.window * self.rate
+        n_hop = self.hop * self.rate
+        if self.window <= 0 or abs(n_win - round(n_win)) > 1e-9:
+            raise ConfigError(
+                f"{where}.window: {self.window} s is not a whole number of samples at "
+                f"{self.rate} Hz"
+            )
+        if self.hop <= 0 or abs(n_hop - round(n_hop)) > 1e-9:
+            raise ConfigError(
+                f"{where}.hop: {self.hop} s is not a positive whole number of samples at "
+                f"{self.rate} Hz"
+            )
+        if self.hop > self.window:
+            raise ConfigError(
+                f"{where}.hop: {self.hop} s is longer than the window ({self.window} s), which "
+                "would skip data; use hop <= window"
+            )
+        if self.window < 1.0:
+            raise ConfigError(
+                f"{where}.window: {self.window} s is shorter than one 1-s model patch; use >= 1"
+            )
+        self.eeg.validate(f"{where}.eeg", self.rate)
+        self.ecg.validate(f"{where}.ecg", self.rate)
+
+    @property
+    def window_samples(self) -> int:
+        return round(self.window * self.rate)
+
+    @property
+    def hop_samples(self) -> int:
+        return round(self.hop * self.rate)
+
+
+@dataclass
+class Config:
+    """A whole session: where the signals come from and how they are cut into windows."""
+
+    sources: list[SourceConfig]
+    aligner: AlignerConfig = field(default_factory=AlignerConfig)
+    #: seconds of raw signal each ring buffer holds
+    buffer_seconds: float = 60.0
+    #: file the config came from ("<dict>" when built in code)
+    path: str = "<dict>"
+
+    def validate(self) -> None:
+        where = self.path
+        if not self.sources:
+            raise ConfigError(f"{where}: sources: list at least one source (kind: lsl or brainflow)")
+        for i, src in enumerate(self.sources):
+            src.validate(f"{where}: sources[{i}]")
+        self.aligner.validate(f"{where}: aligner")
+        if self.buffer_seconds < self.aligner.window * 2:
+            raise ConfigError(
+                f"{where}: buffer_seconds: {self.buffer_seconds} s must hold at least two windows "
+                f"({2 * self.aligner.window} s)"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# generic dict -> dataclass conversion with readable errors
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is float:
+        return "a number"
+    if tp is int:
+        return "an integer"
+    if tp is str:
+        return "a string"
+    if tp is bool:
+        return "true or false"
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0]).removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict:
+        return "a mapping"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return str(tp)
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        if tp is SourceConfig or set(args) == set(_SOURCE_KINDS.values()):
+            return _convert_source(value, where)
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if value is None:
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got null")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of settings, got {value!r}")
+        return _build(tp, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        return [_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    raise TypeError(f"unsupported config type {tp!r} at {where}")
+
+
+def _convert_source(value: Any, where: str) -> SourceConfig:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping with 'kind: lsl' or 'kind: brainflow'")
+    kind = value.get("kind")
+    if kind not in _SOURCE_KINDS:
+        raise ConfigError(
+            f"{where}.kind: {kind!r} is not a source kind; use one of {sorted(_SOURCE_KINDS)}"
+        )
+    return _build(_SOURCE_KINDS[kind], value, where)
+
+
+def _build(cls: type, data: dict, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"{where}.{key}: unknown key; {hint}(allowed: {', '.join(fields)})".replace(
+                    ": .", ": "
+                )
+            )
+        kwargs[key] = _convert(value, hints[key], f"{where}.{key}")
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{where}: missing required key {missing[0]!r}")
+    return cls(**kwargs)
+
+
+def _set_dotted(data: dict, dotted: str, value: Any, where: str) -> None:
+    keys = dotted.split(".")
+    node: Any = data
+    for i, key in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            try:
+                node = node[int(key)]
+            except (ValueError, IndexError):
+                raise ConfigError(
+                    f"{where}: override {dotted!r}: no list item {key!r}"
+                ) from None
+            continue
+        node = node.setdefault(key, {})
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"{where}: override {dotted!r}: {'.'.join(keys[: i + 1])} is a value")
+    last = keys[-1]
+    if isinstance(node, list):
+        try:
+            node[int(last)] = value
+        except (ValueError, IndexError):
+            raise ConfigError(f"{where}: override {dotted!r}: no list item {last!r}") from None
+    else:
+        node[last] = value
+
+
+def apply_overrides(data: dict, overrides: list[str], where: str = "command line") -> dict:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw config mapping."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"{where}: override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        _set_dotted(data, key.strip(), value, where)
+    return data
+
+
+def config_from_dict(data: dict, path: str = "<dict>") -> Config:
+    """Build and validate a :class:`Config` from a raw mapping."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the file must hold a mapping of settings (sources:, aligner:)")
+    cfg = _build(Config, data, f"{path}:")
+    cfg.path = path
+    cfg.validate()
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (default: the built-in ``demo``) with optional dotted overrides.
+
+    ``path`` may also name a built-in config (``demo``) instead of a file.
+    """
+    from physio_live.configs import builtin_config_path, list_builtin_configs
+
+    if path is None:
+        path = builtin_config_path("demo")
+    p = Path(path)
+    if not p.exists() and str(path) in list_builtin_configs():
+        p = builtin_config_path(str(path))
+    if not p.exists():
+        raise ConfigError(
+            f"{path}: config file not found; give a path to a YAML file or one of the built-in "
+            f"configs: {', '.join(list_builtin_configs())}"
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{p}:{at}: not valid YAML ({problem}); fix the syntax there") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the config file ({exc})") from None
+    if data is None:
+        data = {}
+    if overrides:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: the file must hold a mapping of settings")
+        apply_overrides(data, overrides)
+    return config_from_dict(data, str(p))
