@@ -1,10 +1,26 @@
 """Streaming core: stream types, sources, ring buffers, aligner and windows, config loading.
 
-Pure Python + NumPy/SciPy; imports neither ``physio_live.models`` nor ``physio_live.app``.
+Pure Python + NumPy/SciPy at its heart; imports neither ``physio_live.models`` nor
+``physio_live.app``. Sources reach the outside world (pylsl, BrainFlow) and import those lazily.
 """
 
 from __future__ import annotations
 
+from ._aligner import Aligner
+from ._array_source import ArraySource
+from ._brainflow import BrainFlowSource
+from ._config import (
+    AlignerConfig,
+    BrainFlowSourceConfig,
+    BrainFlowStreamConfig,
+    Config,
+    LSLSourceConfig,
+    ModalityConfig,
+    QualityConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+)
 from ._errors import (
     ChannelMismatchError,
     ConfigError,
@@ -12,17 +28,43 @@ from ._errors import (
     SourceError,
     StreamNotFoundError,
 )
+from ._filters import StreamingFilter, design_sos
+from ._lsl import LSLSource
+from ._pipeline import Pipeline, StreamStats, make_source
+from ._ringbuffer import RingBuffer
+from ._source import Source
 from ._types import ChannelQuality, Chunk, Quality, StreamInfo, Window
 
 __all__ = [
+    "Aligner",
+    "AlignerConfig",
+    "ArraySource",
+    "BrainFlowSource",
+    "BrainFlowSourceConfig",
+    "BrainFlowStreamConfig",
     "ChannelMismatchError",
     "ChannelQuality",
     "Chunk",
+    "Config",
     "ConfigError",
+    "LSLSource",
+    "LSLSourceConfig",
+    "ModalityConfig",
     "PhysioLiveError",
+    "Pipeline",
     "Quality",
+    "QualityConfig",
+    "RingBuffer",
+    "Source",
     "SourceError",
     "StreamInfo",
     "StreamNotFoundError",
+    "StreamStats",
+    "StreamingFilter",
     "Window",
+    "apply_overrides",
+    "config_from_dict",
+    "design_sos",
+    "load_config",
+    "make_source",
 ]

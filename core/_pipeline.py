@@ -1,0 +1,225 @@
+"""The streaming core wired together: sources -> ring buffers -> aligner -> windows.
+
+One reader thread per source pulls Chunks into that stream's ring buffer and hands the raw Chunks to
+chunk listeners (recorder, dashboard); one aligner thread follows every buffer with its own cursor
+(so it sees each sample exactly once), feeds the aligner and hands finished windows to window
+listeners. A source that fails keeps being retried; its error is kept in ``errors`` and the other
+streams go on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._aligner import Aligner
+from ._array_source import ArraySource
+from ._brainflow import BrainFlowSource
+from ._config import BrainFlowSourceConfig, Config, LSLSourceConfig
+from ._errors import PhysioLiveError
+from ._lsl import LSLSource
+from ._ringbuffer import RingBuffer
+from ._source import Source
+from ._types import Chunk, StreamInfo, Window
+
+__all__ = ["Pipeline", "StreamStats", "make_source"]
+
+
+def make_source(cfg: LSLSourceConfig | BrainFlowSourceConfig) -> Source:
+    """The Source object for one ``sources:`` entry of a config."""
+    if isinstance(cfg, LSLSourceConfig):
+        return LSLSource(cfg)
+    if isinstance(cfg, BrainFlowSourceConfig):
+        return BrainFlowSource(cfg)
+    raise TypeError(f"unknown source config {cfg!r}")
+
+
+@dataclass
+class StreamStats:
+    """Counters of one stream, for status lines and tests."""
+
+    info: StreamInfo
+    samples: int = 0
+    chunks: int = 0
+    lost_in_buffer: int = 0
+    first_time: float | None = None
+    last_time: float | None = None
+    wall_first: float | None = None
+    rate_window: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def effective_rate(self) -> float:
+        """Samples per second over the last few seconds of wall time."""
+        if len(self.rate_window) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self.rate_window[0], self.rate_window[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+class Pipeline:
+    """Runs sources, buffers and the aligner in background threads."""
+
+    def __init__(self, cfg: Config, sources: list[Source] | None = None):
+        self.cfg = cfg
+        self.sources = sources if sources is not None else [make_source(s) for s in cfg.sources]
+        self.buffers: dict[str, RingBuffer] = {}
+        self.stats: dict[str, StreamStats] = {}
+        self.aligner: Aligner | None = None
+        self.errors: list[str] = []
+        self._chunk_listeners: list[Callable[[Chunk], None]] = []
+        self._window_listeners: list[Callable[[Window], None]] = []
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._cursors: dict[str, int] = {}
+        self._infos: dict[str, StreamInfo] = {}
+        self.windows_out = 0
+
+    # -- wiring ------------------------------------------------------------------------------
+    def on_chunk(self, fn: Callable[[Chunk], None]) -> None:
+        """Call ``fn`` with every raw Chunk (from the reader threads)."""
+        self._chunk_listeners.append(fn)
+
+    def on_window(self, fn: Callable[[Window], None]) -> None:
+        """Call ``fn`` with every Window (from the aligner thread)."""
+        self._window_listeners.append(fn)
+
+    @property
+    def streams(self) -> list[StreamInfo]:
+        return list(self._infos.values())
+
+    def open(self) -> None:
+        """Open every source (raises the first source's error) and build buffers and aligner."""
+        opened: list[Source] = []
+        try:
+            for src in self.sources:
+                src.open()
+                opened.append(src)
+        except BaseException:
+            for src in opened:
+                src.close()
+            raise
+        for src in self.sources:
+            for info in src.streams:
+                if info.key in self._infos:
+                    raise PhysioLiveError(
+                        f"two sources give a stream with the same name and source id ({info.key}); "
+                        "give them distinct names"
+                    )
+                self._infos[info.key] = info
+                rate = info.nominal_srate if info.is_regular else 100.0
+                cap = max(int(self.cfg.buffer_seconds * rate), 1024)
+                dtype = object if info.channel_format == "string" else np.float32
+                self.buffers[info.key] = RingBuffer(cap, info.n_channels, dtype=dtype)
+                self.stats[info.key] = StreamStats(info)
+                self._cursors[info.key] = 0
+        self.aligner = Aligner(self.cfg.aligner, self.streams, self.cfg.buffer_seconds)
+
+    def start(self) -> None:
+        """Open (if needed) and start the reader and aligner threads."""
+        if self.aligner is None:
+            self.open()
+        self._stop.clear()
+        for src in self.sources:
+            t = threading.Thread(target=self._read_loop, args=(src,), daemon=True,
+                                 name=f"read-{src.describe()}")
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self._align_loop, daemon=True, name="aligner")
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        """Stop threads, drain what is buffered into the aligner, close sources."""
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout=5.0)
+        self._threads.clear()
+        for src in self.sources:
+            try:
+                src.close()
+            except Exception as exc:  # noqa: BLE001 - report, keep closing the others
+                self.errors.append(f"closing {src.describe()}: {exc}")
+
+    def __enter__(self) -> Pipeline:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- threads -----------------------------------------------------------------------------
+    def ingest(self, chunk: Chunk) -> None:
+        """Store one Chunk (what reader threads do; also usable without threads)."""
+        key = chunk.info.key
+        if len(chunk) == 0:
+            return
+        self.buffers[key].write(chunk.data, chunk.timestamps)
+        st = self.stats[key]
+        st.samples += len(chunk)
+        st.chunks += 1
+        if st.first_time is None:
+            st.first_time = float(chunk.timestamps[0])
+        st.last_time = float(chunk.timestamps[-1])
+        now = time.monotonic()
+        st.rate_window.append((now, st.samples))
+        while len(st.rate_window) > 2 and now - st.rate_window[0][0] > 5.0:
+            st.rate_window.pop(0)
+        for fn in self._chunk_listeners:
+            fn(chunk)
+        self._wake.set()
+
+    def _read_loop(self, src: Source) -> None:
+        while not self._stop.is_set():
+            try:
+                chunks = src.read(timeout=0.05)
+            except PhysioLiveError as exc:
+                self._report(f"{src.describe()}: {exc}")
+                time.sleep(0.5)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a reader thread must not die
+                self._report(f"{src.describe()}: unexpected {type(exc).__name__}: {exc}")
+                time.sleep(0.5)
+                continue
+            for chunk in chunks:
+                self.ingest(chunk)
+            if isinstance(src, ArraySource) and src.exhausted:
+                return
+
+    def _report(self, msg: str) -> None:
+        if not self.errors or self.errors[-1] != msg:
+            self.errors.append(msg)
+
+    def step(self) -> list[Window]:
+        """Move everything new from the buffers into the aligner; return finished windows."""
+        assert self.aligner is not None
+        for key, buf in self.buffers.items():
+            data, ts, nxt, lost = buf.read_from(self._cursors[key])
+            self._cursors[key] = nxt
+            if lost:
+                self.stats[key].lost_in_buffer += lost
+            if len(ts):
+                self.aligner.push(Chunk(self._infos[key], data, ts))
+        windows = self.aligner.pop_windows()
+        for w in windows:
+            self.windows_out += 1
+            for fn in self._window_listeners:
+                fn(w)
+        return windows
+
+    def _align_loop(self) -> None:
+        while True:
+            stopping = self._stop.is_set()
+            self._wake.wait(0.05)
+            self._wake.clear()
+            try:
+                self.step()
+            except Exception as exc:  # noqa: BLE001 - keep acquisition alive, say why
+                self._report(f"aligner: {type(exc).__name__}: {exc}")
+            if stopping:
+                return
