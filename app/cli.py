@@ -45,9 +45,13 @@ def _parser() -> argparse.ArgumentParser:
 def _fmt_window(w) -> str:
     parts = [f"window {w.index:5d}  t_end={w.t_end:.3f}"]
     if w.eeg is not None:
-        parts.append(f"eeg {w.eeg.shape[0]}x{w.eeg.shape[1]} rms={float((w.eeg**2).mean()**0.5):.3f}")
+        parts.append(
+            f"eeg {w.eeg.shape[0]}x{w.eeg.shape[1]} rms={float((w.eeg**2).mean() ** 0.5):.3f}"
+        )
     if w.ecg is not None:
-        parts.append(f"ecg {w.ecg.shape[0]}x{w.ecg.shape[1]} rms={float((w.ecg**2).mean()**0.5):.3f}")
+        parts.append(
+            f"ecg {w.ecg.shape[0]}x{w.ecg.shape[1]} rms={float((w.ecg**2).mean() ** 0.5):.3f}"
+        )
     parts.append(f"quality={w.quality.summary()}")
     if w.markers:
         parts.append(f"markers={len(w.markers)}")
@@ -61,7 +65,7 @@ def run_stream(args: argparse.Namespace) -> int:
     pipe = Pipeline(cfg)
     stop = threading.Event()
 
-    def _on_signal(signum, frame):  # noqa: ARG001
+    def _on_signal(signum, frame):
         stop.set()
 
     signal.signal(signal.SIGINT, _on_signal)
@@ -69,8 +73,9 @@ def run_stream(args: argparse.Namespace) -> int:
     if not args.quiet:
         pipe.on_window(lambda w: print(_fmt_window(w), flush=True))
     pipe.open()
-    names = ", ".join(f"{s.name} ({s.role}, {s.n_channels} ch @ {s.nominal_srate:g} Hz)"
-                      for s in pipe.streams)
+    names = ", ".join(
+        f"{s.name} ({s.role}, {s.n_channels} ch @ {s.nominal_srate:g} Hz)" for s in pipe.streams
+    )
     print(f"physio-live: streaming from {names}; config {cfg.path}", flush=True)
     pipe.start()
     t_start = time.monotonic()

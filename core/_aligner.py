@@ -41,9 +41,7 @@ class _GridStream:
         self.rate = cfg.rate
         mod = cfg.eeg if info.role == "eeg" else cfg.ecg
         self.unit_uv = mod.unit_uv
-        self.scale = np.array(
-            [unit_scale_uv(u, 1.0) for u in info.channel_units], dtype=np.float64
-        )
+        self.scale = np.array([unit_scale_uv(u, 1.0) for u in info.channel_units], dtype=np.float64)
         self.saturation_uv = cfg.quality.saturation_uv
         self.max_dt = (
             cfg.quality.gap_periods / info.nominal_srate if info.nominal_srate > 0 else math.inf
@@ -270,12 +268,7 @@ class Aligner:
             )
         t_start = t_end - self.n_win / self.rate
         markers = tuple(
-            sorted(
-                (t, v)
-                for q in self._markers.values()
-                for t, v in q
-                if t_start < t <= t_end
-            )
+            sorted((t, v) for q in self._markers.values() for t, v in q if t_start < t <= t_end)
         )
         win = Window(
             t_end=t_end,

@@ -83,7 +83,8 @@ class BrainFlowSource(Source):
             if not hasattr(params, key):
                 allowed = ", ".join(k for k in vars(params) if not k.startswith("_"))
                 raise ConfigError(
-                    f"brainflow params.{key}: unknown BrainFlowInputParams field; allowed: {allowed}"
+                    f"brainflow params.{key}: unknown BrainFlowInputParams field; "
+                    f"allowed: {allowed}"
                 )
             setattr(params, key, value)
         return params
@@ -105,7 +106,7 @@ class BrainFlowSource(Source):
             elif scfg.role in _ROLE_GETTERS:
                 try:
                     sel = list(getattr(BoardShim, _ROLE_GETTERS[scfg.role])(bid))
-                except Exception:  # noqa: BLE001 - brainflow raises when a board lacks the role
+                except Exception:
                     sel = []
                 if not sel:
                     raise ConfigError(

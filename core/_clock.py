@@ -57,7 +57,7 @@ class Dejitter:
             self.t0 = float(t[0])
         x = self.n + np.arange(m, dtype=np.float64)
         y = np.asarray(t, np.float64) - self.t0
-        decay = self.lam ** m
+        decay = self.lam**m
         wts = self.lam ** (m - 1 - np.arange(m, dtype=np.float64))
         self._w = self._w * decay + wts.sum()
         self._sx = self._sx * decay + (wts * x).sum()

@@ -65,7 +65,11 @@ class LSLSourceConfig:
             raise ConfigError(f"{where}.timeout: must be > 0 seconds, got {self.timeout}")
         if self.channels is not None and self.channels <= 0:
             raise ConfigError(f"{where}.channels: must be a positive count, got {self.channels}")
-        if self.labels is not None and self.channels is not None and len(self.labels) != self.channels:
+        if (
+            self.labels is not None
+            and self.channels is not None
+            and len(self.labels) != self.channels
+        ):
             raise ConfigError(
                 f"{where}.labels: {len(self.labels)} labels for channels={self.channels}; "
                 "give one label per channel"
@@ -119,7 +123,7 @@ class BrainFlowSourceConfig:
         return f"BrainFlow board {self.board}"
 
 
-SourceConfig = Union[LSLSourceConfig, BrainFlowSourceConfig]
+SourceConfig = LSLSourceConfig | BrainFlowSourceConfig
 _SOURCE_KINDS: dict[str, type] = {"lsl": LSLSourceConfig, "brainflow": BrainFlowSourceConfig}
 
 
@@ -236,7 +240,9 @@ class Config:
     def validate(self) -> None:
         where = self.path
         if not self.sources:
-            raise ConfigError(f"{where}: sources: list at least one source (kind: lsl or brainflow)")
+            raise ConfigError(
+                f"{where}: sources: list at least one source (kind: lsl or brainflow)"
+            )
         for i, src in enumerate(self.sources):
             src.validate(f"{where}: sources[{i}]")
         self.aligner.validate(f"{where}: aligner")
@@ -262,7 +268,8 @@ def _type_name(tp: Any) -> str:
     if tp is bool:
         return "true or false"
     if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0]).removeprefix('a ').removeprefix('an ')}s"
+        inner = _type_name(typing.get_args(tp)[0]).removeprefix("a ").removeprefix("an ")
+        return f"a list of {inner}s"
     if origin is dict:
         return "a mapping"
     if origin is Literal:
@@ -375,9 +382,7 @@ def _set_dotted(data: dict, dotted: str, value: Any, where: str) -> None:
             try:
                 node = node[int(key)]
             except (ValueError, IndexError):
-                raise ConfigError(
-                    f"{where}: override {dotted!r}: no list item {key!r}"
-                ) from None
+                raise ConfigError(f"{where}: override {dotted!r}: no list item {key!r}") from None
             continue
         node = node.setdefault(key, {})
         if not isinstance(node, (dict, list)):

@@ -150,8 +150,13 @@ class LSLSource(Source):
         self._inlet = inlet
         self._numeric = fmt != "string"
         if self._numeric:
-            dtype = {"double64": np.float64, "int32": np.int32, "int16": np.int16,
-                     "int8": np.int8, "int64": np.int64}.get(fmt, np.float32)
+            dtype = {
+                "double64": np.float64,
+                "int32": np.int32,
+                "int16": np.int16,
+                "int8": np.int8,
+                "int64": np.int64,
+            }.get(fmt, np.float32)
             self._buf = np.empty((self.max_chunk, n_ch), dtype=dtype)
         try:
             inlet.open_stream(timeout=max(self.cfg.timeout, 1.0))
@@ -186,8 +191,11 @@ class LSLSource(Source):
             if n == 0:
                 return out
             if self._numeric:
-                block = np.asarray(data, dtype=np.float32).copy() if data.dtype != np.float32 \
+                block = (
+                    np.asarray(data, dtype=np.float32).copy()
+                    if data.dtype != np.float32
                     else data.copy()
+                )
             else:
                 block = np.array(data, dtype=object).reshape(n, self._info.n_channels)
             out.append(Chunk(self._info, block, np.asarray(ts, dtype=np.float64)))
@@ -213,6 +221,6 @@ class LSLSource(Source):
         if self._inlet is not None:
             try:
                 self._inlet.close_stream()
-            except Exception:  # noqa: BLE001 - closing a dead inlet must not raise
+            except Exception:
                 pass
             self._inlet = None

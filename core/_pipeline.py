@@ -103,20 +103,23 @@ class Pipeline:
             for src in opened:
                 src.close()
             raise
-        for src in self.sources:
-            for info in src.streams:
-                if info.key in self._infos:
-                    raise PhysioLiveError(
-                        f"two sources give a stream with the same name and source id ({info.key}); "
-                        "give them distinct names"
-                    )
-                self._infos[info.key] = info
-                rate = info.nominal_srate if info.is_regular else 100.0
-                cap = max(int(self.cfg.buffer_seconds * rate), 1024)
-                dtype = object if info.channel_format == "string" else np.float32
-                self.buffers[info.key] = RingBuffer(cap, info.n_channels, dtype=dtype)
-                self.stats[info.key] = StreamStats(info)
-                self._cursors[info.key] = 0
+        self.prepare([info for src in self.sources for info in src.streams])
+
+    def prepare(self, streams: list[StreamInfo]) -> None:
+        """Build a ring buffer per stream and the aligner (``open`` does this for its sources)."""
+        for info in streams:
+            if info.key in self._infos:
+                raise PhysioLiveError(
+                    f"two sources give a stream with the same name and source id ({info.key}); "
+                    "give them distinct names"
+                )
+            self._infos[info.key] = info
+            rate = info.nominal_srate if info.is_regular else 100.0
+            cap = max(int(self.cfg.buffer_seconds * rate), 1024)
+            dtype = object if info.channel_format == "string" else np.float32
+            self.buffers[info.key] = RingBuffer(cap, info.n_channels, dtype=dtype)
+            self.stats[info.key] = StreamStats(info)
+            self._cursors[info.key] = 0
         self.aligner = Aligner(self.cfg.aligner, self.streams, self.cfg.buffer_seconds)
 
     def start(self) -> None:
@@ -125,8 +128,9 @@ class Pipeline:
             self.open()
         self._stop.clear()
         for src in self.sources:
-            t = threading.Thread(target=self._read_loop, args=(src,), daemon=True,
-                                 name=f"read-{src.describe()}")
+            t = threading.Thread(
+                target=self._read_loop, args=(src,), daemon=True, name=f"read-{src.describe()}"
+            )
             t.start()
             self._threads.append(t)
         t = threading.Thread(target=self._align_loop, daemon=True, name="aligner")
@@ -143,7 +147,7 @@ class Pipeline:
         for src in self.sources:
             try:
                 src.close()
-            except Exception as exc:  # noqa: BLE001 - report, keep closing the others
+            except Exception as exc:
                 self.errors.append(f"closing {src.describe()}: {exc}")
 
     def __enter__(self) -> Pipeline:
@@ -182,7 +186,7 @@ class Pipeline:
                 self._report(f"{src.describe()}: {exc}")
                 time.sleep(0.5)
                 continue
-            except Exception as exc:  # noqa: BLE001 - a reader thread must not die
+            except Exception as exc:
                 self._report(f"{src.describe()}: unexpected {type(exc).__name__}: {exc}")
                 time.sleep(0.5)
                 continue
@@ -219,7 +223,7 @@ class Pipeline:
             self._wake.clear()
             try:
                 self.step()
-            except Exception as exc:  # noqa: BLE001 - keep acquisition alive, say why
+            except Exception as exc:
                 self._report(f"aligner: {type(exc).__name__}: {exc}")
             if stopping:
                 return

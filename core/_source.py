@@ -1,4 +1,4 @@
-"""The one small contract every source fulfils: ``open``, ``read`` -> Chunks, ``close``, ``streams``."""
+"""The one small contract every source fulfils: ``open``, ``read`` -> Chunks, ``close``."""
 
 from __future__ import annotations
 

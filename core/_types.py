@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Chunk", "ChannelQuality", "Quality", "StreamInfo", "Window"]
+__all__ = ["ChannelQuality", "Chunk", "Quality", "StreamInfo", "Window"]
 
 #: Stream roles the aligner understands.
 ROLES = ("eeg", "ecg", "markers", "misc")
