@@ -80,10 +80,11 @@ def lsl_outlets():
     """
     procs: list[OutletProcess] = []
 
-    def start(streams: list[dict], **kw) -> OutletProcess:
+    def start(streams: list[dict], unique: bool = True, **kw) -> OutletProcess:
         tag = uuid.uuid4().hex[:8]
         for s in streams:
-            s["name"] = f"{s['name']}-{tag}"
+            if unique:
+                s["name"] = f"{s['name']}-{tag}"
             s.setdefault("source_id", f"{s['name']}-sid")
         spec = {"streams": streams, **kw}
         p = OutletProcess(spec)

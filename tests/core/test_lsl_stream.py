@@ -142,3 +142,38 @@ def test_resolve_by_predicate(lsl_outlets):
     )
     with LSLSource(cfg) as src:
         assert src.info.name == name
+
+
+def test_outlet_that_dies_and_returns_is_recovered(lsl_outlets):
+    import uuid
+
+    name = f"EEGr-{uuid.uuid4().hex[:8]}"
+    spec = {"name": name, "type": "EEG", "n_ch": 4, "srate": 200.0, "source_id": f"{name}-sid"}
+    first = lsl_outlets([dict(spec)], unique=False)
+    cfg = config_from_dict(
+        {
+            "sources": [{"kind": "lsl", "role": "eeg", "name": name, "timeout": 5}],
+            "aligner": {"window": 1.0, "hop": 0.5},
+        }
+    )
+    chunks = []
+    pipe = Pipeline(cfg)
+    pipe.on_chunk(chunks.append)
+    with pipe:
+        time.sleep(2.0)
+        first.stop()
+        n_before = len(chunks)
+        time.sleep(1.0)
+        second = lsl_outlets([dict(spec)], unique=False)
+        deadline = time.monotonic() + 8.0
+        while time.monotonic() < deadline:
+            after = [c for c in chunks[n_before:] if c.timestamps[-1] > second.t0]
+            if sum(len(c) for c in after) > 200:
+                break
+            time.sleep(0.2)
+    assert n_before > 0
+    after = [c for c in chunks[n_before:] if c.timestamps[-1] > second.t0]
+    assert sum(len(c) for c in after) > 200, "no data after the outlet came back"
+    # the new outlet restarts its sample index at 0
+    first_after = np.concatenate([c.data[:, 0] for c in after])
+    assert first_after.min() < 400
