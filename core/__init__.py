@@ -14,9 +14,13 @@ from ._config import (
     BrainFlowSourceConfig,
     BrainFlowStreamConfig,
     Config,
+    DemoConfig,
     LSLSourceConfig,
     ModalityConfig,
+    ModelConfig,
+    OutletConfig,
     QualityConfig,
+    RecordingConfig,
     apply_overrides,
     config_from_dict,
     load_config,
@@ -33,7 +37,7 @@ from ._lsl import LSLSource
 from ._pipeline import Pipeline, StreamStats, make_source
 from ._ringbuffer import RingBuffer
 from ._source import Source
-from ._types import ChannelQuality, Chunk, Quality, StreamInfo, Window
+from ._types import ChannelQuality, Chunk, Estimate, Quality, StreamInfo, Window
 
 __all__ = [
     "Aligner",
@@ -47,13 +51,18 @@ __all__ = [
     "Chunk",
     "Config",
     "ConfigError",
+    "DemoConfig",
+    "Estimate",
     "LSLSource",
     "LSLSourceConfig",
     "ModalityConfig",
+    "ModelConfig",
+    "OutletConfig",
     "PhysioLiveError",
     "Pipeline",
     "Quality",
     "QualityConfig",
+    "RecordingConfig",
     "RingBuffer",
     "Source",
     "SourceError",

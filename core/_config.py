@@ -24,9 +24,13 @@ __all__ = [
     "BrainFlowSourceConfig",
     "BrainFlowStreamConfig",
     "Config",
+    "DemoConfig",
     "LSLSourceConfig",
     "ModalityConfig",
+    "ModelConfig",
+    "OutletConfig",
     "QualityConfig",
+    "RecordingConfig",
     "apply_overrides",
     "load_config",
 ]
@@ -227,13 +231,89 @@ class AlignerConfig:
 
 
 @dataclass
+class ModelConfig:
+    """Which model the inference worker runs, and where."""
+
+    #: our checkpoint (``.safetensors``); null runs randomly initialised weights, loudly flagged
+    checkpoint: str | None = None
+    #: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``
+    device: str = "auto"
+    bf16: bool = False
+    max_batch: int = 16
+    #: windows waiting for the worker; live mode drops the oldest beyond this
+    queue: int = 8
+    #: torch CPU threads (null: torch's default)
+    threads: int | None = None
+    #: encoder size when no checkpoint is given: ``base`` (CBraMod, 12 layers) or ``tiny``
+    size: Literal["base", "tiny"] = "base"
+
+    def validate(self, where: str) -> None:
+        if self.max_batch < 1 or self.queue < 1:
+            raise ConfigError(f"{where}: max_batch and queue must be >= 1")
+        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError(f"{where}.device: {self.device!r}; use auto, cpu, cuda or cuda:N")
+        if self.checkpoint is not None and not Path(self.checkpoint).expanduser().exists():
+            raise ConfigError(
+                f"{where}.checkpoint: {self.checkpoint} does not exist; give the path of a "
+                "physio-live checkpoint, or null for untrained weights"
+            )
+
+
+@dataclass
+class RecordingConfig:
+    """XDF recording of every raw stream, the estimates and the markers."""
+
+    enabled: bool = True
+    folder: str = "recordings"
+    #: file name; ``{time}`` becomes the start time (YYYYmmdd-HHMMSS); never overwritten
+    filename: str = "physio-live_{time}.xdf"
+
+
+@dataclass
+class OutletConfig:
+    """LSL outlet of the estimates (one float32 channel per target, irregular rate)."""
+
+    enabled: bool = True
+    name: str = "physio-live-estimates"
+    type: str = "Emotion"
+
+
+@dataclass
+class DemoConfig:
+    """Real LSL outlets started inside the app (BrainFlow synthetic EEG, simulated ECG)."""
+
+    enabled: bool = False
+    name_prefix: str = "physio-live-demo"
+    eeg_board: str | int = "SYNTHETIC_BOARD"
+    eeg_rows: list[int] = field(default_factory=lambda: list(range(1, 15)))
+    eeg_labels: list[str] = field(
+        default_factory=lambda: "AF3 F7 F3 FC5 T7 P7 O1 O2 P8 T8 FC6 F4 F8 AF4".split()
+    )
+    ecg_rate: float = 256.0
+    ecg_leads: list[str] = field(default_factory=lambda: ["ECG1", "ECG2"])
+    heart_rate: float = 70.0
+    #: seconds between demo markers (0: none)
+    marker_period: float = 5.0
+
+    def validate(self, where: str) -> None:
+        if len(self.eeg_rows) != len(self.eeg_labels):
+            raise ConfigError(f"{where}: eeg_rows and eeg_labels must have the same length")
+        if self.ecg_rate <= 0 or not 20 <= self.heart_rate <= 250:
+            raise ConfigError(f"{where}: ecg_rate must be > 0 and heart_rate 20..250 bpm")
+
+
+@dataclass
 class Config:
-    """A whole session: where the signals come from and how they are cut into windows."""
+    """A whole session: sources, windows, model, recording, outlet (and the built-in demo)."""
 
     sources: list[SourceConfig]
     aligner: AlignerConfig = field(default_factory=AlignerConfig)
     #: seconds of raw signal each ring buffer holds
     buffer_seconds: float = 60.0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    outlet: OutletConfig = field(default_factory=OutletConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
     #: file the config came from ("<dict>" when built in code)
     path: str = "<dict>"
 
@@ -246,6 +326,8 @@ class Config:
         for i, src in enumerate(self.sources):
             src.validate(f"{where}: sources[{i}]")
         self.aligner.validate(f"{where}: aligner")
+        self.model.validate(f"{where}: model")
+        self.demo.validate(f"{where}: demo")
         if self.buffer_seconds < self.aligner.window * 2:
             raise ConfigError(
                 f"{where}: buffer_seconds: {self.buffer_seconds} s must hold at least two windows "

@@ -162,3 +162,34 @@ class Window:
         """LSL time of every sample of the window."""
         n = self.n_samples
         return self.t_end - (np.arange(n)[::-1]) / self.rate
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The model's output for one window.
+
+    ``probabilities[i]`` is P(``targets[i]`` is high). ``latency`` = ``t_emit - t_end`` (seconds
+    on the LSL clock). ``untrained`` is set when the weights are random: the numbers then mean
+    nothing, and every sink says so. ``withheld`` is set when the window's quality is below the
+    configured bar: the probabilities are then NaN and ``reason`` says why.
+    """
+
+    t_end: float
+    t_emit: float
+    targets: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    quality: Quality
+    model_id: str
+    untrained: bool
+    window_index: int = 0
+    eeg_missing: bool = False
+    ecg_missing: bool = False
+    withheld: bool = False
+    reason: str = ""
+
+    @property
+    def latency(self) -> float:
+        return self.t_emit - self.t_end
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(self.targets, self.probabilities, strict=True))

@@ -1,3 +1,83 @@
-"""Encoders: CBraMod EEG encoder, ECG encoder, fused emotion model, checkpoint loading."""
+"""Encoders: CBraMod EEG encoder, ECG encoder, fused emotion model, checkpoint loading.
+
+- :class:`CBraMod` (``cbramod_base``, ``cbramod_ecg``): the criss-cross transformer encoder, which
+  loads the official weights through :func:`checkpoint_filter_fn`.
+- :class:`FusedEmotionModel`: EEG ++ ECG embeddings -> MLP head, one logit per target.
+- Checkpoints: :func:`save_checkpoint` / :func:`load_checkpoint` (safetensors + JSON config),
+  :func:`read_state_dict` (safe ``.pth`` reading), :func:`pull_cbramod` (official weights).
+"""
 
 from __future__ import annotations
+
+from ._cbramod import (
+    CBraMod,
+    CBraModConfig,
+    cbramod_base,
+    cbramod_ecg,
+    checkpoint_filter_fn,
+    config_from_official,
+    num_params,
+    to_official_state_dict,
+)
+from ._checkpoint import (
+    CBRAMOD_HUB_FILENAME,
+    CBRAMOD_HUB_REPO,
+    CBRAMOD_URL,
+    Checkpoint,
+    describe_checkpoint,
+    format_checkpoint_info,
+    hf_hub_cache_dir,
+    load_checkpoint,
+    load_official_cbramod,
+    locate_official_cbramod,
+    pull_cbramod,
+    read_state_dict,
+    resolve_hub_file,
+    save_checkpoint,
+)
+from ._errors import CheckpointError, ModelInputError
+from ._fused import (
+    UNTRAINED_WARNING,
+    EmotionPrediction,
+    FusedEmotionConfig,
+    FusedEmotionModel,
+    ModalityConfig,
+    Provenance,
+    inference_context,
+    weights_fingerprint,
+)
+
+__all__ = [
+    "CBRAMOD_HUB_FILENAME",
+    "CBRAMOD_HUB_REPO",
+    "CBRAMOD_URL",
+    "UNTRAINED_WARNING",
+    "CBraMod",
+    "CBraModConfig",
+    "Checkpoint",
+    "CheckpointError",
+    "EmotionPrediction",
+    "FusedEmotionConfig",
+    "FusedEmotionModel",
+    "ModalityConfig",
+    "ModelInputError",
+    "Provenance",
+    "cbramod_base",
+    "cbramod_ecg",
+    "checkpoint_filter_fn",
+    "config_from_official",
+    "describe_checkpoint",
+    "format_checkpoint_info",
+    "hf_hub_cache_dir",
+    "inference_context",
+    "load_checkpoint",
+    "load_official_cbramod",
+    "locate_official_cbramod",
+    "num_params",
+    "pull_cbramod",
+    "read_state_dict",
+    "resolve_hub_file",
+    "save_checkpoint",
+    "to_official_state_dict",
+    "weights_fingerprint",
+]

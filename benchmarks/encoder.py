@@ -1,0 +1,207 @@
+"""CBraMod encoder speed: ours vs a plain implementation in the official module structure.
+
+The reference here follows the official code's structure (``nn.MultiheadAttention`` per branch,
+``transpose().contiguous().view()`` reshapes, ``torch.concat``) and holds the same weights, loaded
+through ``to_official_state_dict``. Both run under ``torch.inference_mode()`` in eval mode, in the
+same process, interleaved. Prints one JSON line of figures, then a short table.
+
+    python benchmarks/encoder.py [--threads 2] [--repeats 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from physio_live.models import CBraMod, to_official_state_dict
+
+
+class _OfficialLayer(nn.Module):
+    def __init__(self, d: int = 200, nhead: int = 8, ff: int = 800) -> None:
+        super().__init__()
+        self.self_attn_s = nn.MultiheadAttention(d // 2, nhead // 2, dropout=0.1, batch_first=True)
+        self.self_attn_t = nn.MultiheadAttention(d // 2, nhead // 2, dropout=0.1, batch_first=True)
+        self.linear1 = nn.Linear(d, ff)
+        self.linear2 = nn.Linear(ff, d)
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(0.1)
+        self.dropout1 = nn.Dropout(0.1)
+        self.dropout2 = nn.Dropout(0.1)
+
+    def _sa_block(self, x: Tensor) -> Tensor:
+        b, c, p, d = x.shape
+        xs = x[..., : d // 2].transpose(1, 2).contiguous().view(b * p, c, d // 2)
+        xt = x[..., d // 2 :].contiguous().view(b * c, p, d // 2)
+        xs = self.self_attn_s(xs, xs, xs, need_weights=False)[0]
+        xs = xs.contiguous().view(b, p, c, d // 2).transpose(1, 2)
+        xt = self.self_attn_t(xt, xt, xt, need_weights=False)[0]
+        xt = xt.contiguous().view(b, c, p, d // 2)
+        return self.dropout1(torch.concat((xs, xt), dim=3))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self._sa_block(self.norm1(x))
+        ff = self.linear2(self.dropout(F.gelu(self.linear1(self.norm2(x)))))
+        return x + self.dropout2(ff)
+
+
+class _OfficialEncoder(nn.Module):
+    def __init__(self, n_layer: int = 12) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(_OfficialLayer() for _ in range(n_layer))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class _OfficialPatchEmbedding(nn.Module):
+    def __init__(self, d: int = 200) -> None:
+        super().__init__()
+        self.d_model = d
+        self.positional_encoding = nn.Sequential(nn.Conv2d(d, d, (19, 7), padding=(9, 3), groups=d))
+        self.mask_encoding = nn.Parameter(torch.zeros(200), requires_grad=False)
+        self.proj_in = nn.Sequential(
+            nn.Conv2d(1, 25, (1, 49), stride=(1, 25), padding=(0, 24)),
+            nn.GroupNorm(5, 25),
+            nn.GELU(),
+            nn.Conv2d(25, 25, (1, 3), padding=(0, 1)),
+            nn.GroupNorm(5, 25),
+            nn.GELU(),
+            nn.Conv2d(25, 25, (1, 3), padding=(0, 1)),
+            nn.GroupNorm(5, 25),
+            nn.GELU(),
+        )
+        self.spectral_proj = nn.Sequential(nn.Linear(101, d), nn.Dropout(0.1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, p, s = x.shape
+        x = x.contiguous().view(b, 1, c * p, s)
+        emb = self.proj_in(x).permute(0, 2, 1, 3).contiguous().view(b, c, p, self.d_model)
+        x = x.contiguous().view(b * c * p, s)
+        spectral = torch.abs(torch.fft.rfft(x, dim=-1, norm="forward")).contiguous()
+        emb = emb + self.spectral_proj(spectral.view(b, c, p, 101))
+        pos = self.positional_encoding(emb.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return emb + pos
+
+
+class OfficialCBraMod(nn.Module):
+    """The official module tree (``patch_embedding``, ``encoder.layers.N``, ``proj_out.0``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embedding = _OfficialPatchEmbedding()
+        self.encoder = _OfficialEncoder()
+        self.proj_out = nn.Sequential(nn.Linear(200, 200))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj_out(self.encoder(self.patch_embedding(x)))
+
+
+def _time_ms(fn: Callable[[], Tensor], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _run_case(
+    ours: nn.Module, ref: nn.Module, batch: int, ch: int, patches: int, repeats: int, device: str
+) -> dict[str, object]:
+    x = torch.randn(batch, ch, patches, 200, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def run(model: nn.Module, bf16: bool = False) -> Callable[[], Tensor]:
+        def go() -> Tensor:
+            with torch.inference_mode(), torch.autocast(device, torch.bfloat16, enabled=bf16):
+                out = model(x)
+            sync()
+            return out
+
+        return go
+
+    with torch.inference_mode():
+        expected = ref(x)
+        diff = (ours(x) - expected).abs().max().item()
+        scale = expected.abs().max().item()
+    ours_ms, ref_ms = [], []
+    for _ in range(2):  # interleave to spread drift over both
+        ref_ms.append(_time_ms(run(ref), repeats))
+        ours_ms.append(_time_ms(run(ours), repeats))
+    row: dict[str, object] = {
+        "device": device,
+        "batch": batch,
+        "channels": ch,
+        "patches": patches,
+        "ours_ms": round(min(ours_ms), 2),
+        "reference_ms": round(min(ref_ms), 2),
+        "speedup": round(min(ref_ms) / min(ours_ms), 2),
+        "max_abs_diff": diff,
+        "max_abs_output": round(scale, 2),
+    }
+    if device == "cuda":
+        row["ours_bf16_ms"] = round(_time_ms(run(ours, bf16=True), repeats), 2)
+        row["reference_bf16_ms"] = round(_time_ms(run(ref, bf16=True), repeats), 2)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="batch 1 and 8 only")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    ours = CBraMod().eval()
+    ref = OfficialCBraMod().eval()
+    ref.load_state_dict(to_official_state_dict(ours.state_dict()), strict=True)
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    batches = (1, 8) if args.quick else (1, 32)
+    rows = []
+    for device in devices:
+        ours.to(device)
+        ref.to(device)
+        for batch in batches:
+            for ch, patches in ((19, 4), (14, 30)):
+                rows.append(_run_case(ours, ref, batch, ch, patches, args.repeats, device))
+
+    summary = {
+        "benchmark": "cbramod_encoder_forward",
+        "torch": torch.__version__,
+        "cpu_threads": args.threads,
+        "machine": platform.machine(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "cases": rows,
+    }
+    print(json.dumps(summary))
+    print()
+    print(
+        f"{'dev':<5}{'batch':>6}{'C x P':>9}{'ours ms':>11}{'ref ms':>11}{'speedup':>9}{'diff':>11}"
+    )
+    for r in rows:
+        cp = f"{r['channels']}x{r['patches']}"
+        print(
+            f"{r['device']:<5}{r['batch']:>6}{cp:>9}{r['ours_ms']:>11.2f}"
+            f"{r['reference_ms']:>11.2f}{r['speedup']:>8.2f}x{r['max_abs_diff']:>11.1e}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

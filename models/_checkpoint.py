@@ -1,0 +1,547 @@
+"""Checkpoints: safe loading of official CBraMod weights, our own format, the Hugging Face hub.
+
+Our format is one ``.safetensors`` file: the weights, and in its header metadata a JSON config with
+everything needed to rebuild and feed the model (architecture, channel names and order, sampling
+rate, patch size, units and scale, window length, targets, label threshold) and the provenance of
+the weights. One file cannot lose its config, and it is written atomically (temp file, ``fsync``,
+``os.replace``), so a crash never leaves a half-written checkpoint under the real name.
+
+Official ``.pth`` files are read with ``torch.load(..., weights_only=True)``: a file that carries a
+pickle payload (code) is refused, never executed. Every failure is a :class:`CheckpointError` whose
+text says how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import safetensors
+import safetensors.torch
+import torch
+from torch import Tensor, nn
+
+from ._cbramod import CBraMod, checkpoint_filter_fn, config_from_official, load_strict
+from ._errors import CheckpointError
+from ._fused import FusedEmotionConfig, FusedEmotionModel, ModalityConfig, Provenance
+
+__all__ = [
+    "CBRAMOD_HUB_FILENAME",
+    "CBRAMOD_HUB_REPO",
+    "CBRAMOD_URL",
+    "Checkpoint",
+    "describe_checkpoint",
+    "format_checkpoint_info",
+    "hf_hub_cache_dir",
+    "load_checkpoint",
+    "load_official_cbramod",
+    "locate_official_cbramod",
+    "pull_cbramod",
+    "read_state_dict",
+    "resolve_hub_file",
+    "save_checkpoint",
+]
+
+FORMAT = "physio-live-checkpoint"
+FORMAT_VERSION = "1"
+CBRAMOD_HUB_REPO = "weighting666/CBraMod"
+CBRAMOD_HUB_FILENAME = "pretrained_weights.pth"
+CBRAMOD_URL = f"https://huggingface.co/{CBRAMOD_HUB_REPO}/resolve/main/{CBRAMOD_HUB_FILENAME}"
+
+Kind = Literal["fused_emotion", "cbramod_encoder"]
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: the model (eval mode) and what the file says about it."""
+
+    kind: Kind
+    model: nn.Module
+    config: FusedEmotionConfig | ModalityConfig
+    provenance: Provenance
+    model_id: str
+    path: Path
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading state_dicts safely
+# --------------------------------------------------------------------------------------------------
+
+
+def _one_line(e: BaseException, limit: int = 160) -> str:
+    """An exception as one short line, for messages the CLI prints in one line."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:limit]}"
+
+
+def _sniff(path: Path) -> Literal["torch", "safetensors"] | None:
+    with path.open("rb") as f:
+        head = f.read(9)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch zip / legacy pickle
+        return "torch"
+    if len(head) == 9 and head[8:9] == b"{":
+        n = int.from_bytes(head[:8], "little")
+        if 0 < n < path.stat().st_size:
+            return "safetensors"
+    return None
+
+
+def _as_state_dict(obj: object, path: Path) -> dict[str, Tensor]:
+    def is_sd(o: object) -> bool:
+        return isinstance(o, Mapping) and all(
+            isinstance(k, str) and isinstance(v, Tensor) for k, v in o.items()
+        )
+
+    if is_sd(obj):
+        return dict(obj)  # type: ignore[call-overload]
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if is_sd(obj.get(key)):
+                return dict(obj[key])
+    raise CheckpointError(
+        f"{path} holds a {type(obj).__name__}, not a state_dict of tensors: save the weights "
+        f"with torch.save(model.state_dict(), path)"
+    )
+
+
+def read_state_dict(path: PathLike) -> dict[str, Tensor]:
+    """Read a state_dict from a ``.pth``/``.pt`` (``weights_only``) or ``.safetensors`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file; check the path")
+    kind = _sniff(path)
+    if kind is None:
+        raise CheckpointError(
+            f"{path} is neither a PyTorch (.pth) nor a safetensors checkpoint (unknown header): "
+            f"point to the weights file itself, e.g. {CBRAMOD_HUB_FILENAME}"
+        )
+    if kind == "safetensors":
+        try:
+            return safetensors.torch.load_file(path)
+        except (safetensors.SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(
+                f"{path} is a corrupt or truncated safetensors file ({_one_line(e)}): "
+                f"copy or save it again"
+            ) from e
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only load failed" in str(e).lower():
+            raise CheckpointError(
+                f"{path} carries a pickle payload (Python objects beyond tensors), which could run "
+                f"code, so it is refused: load it only if you trust it and re-save just the "
+                f"weights with torch.save(model.state_dict(), path)"
+            ) from e
+        raise CheckpointError(
+            f"{path} is corrupt ({_one_line(e)}): download or save it again"
+        ) from e
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError, IndexError) as e:
+        raise CheckpointError(
+            f"{path} is corrupt or truncated ({_one_line(e)}): download or save it again"
+        ) from e
+    return _as_state_dict(obj, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Our format
+# --------------------------------------------------------------------------------------------------
+
+
+def _fill_provenance(p: Provenance) -> Provenance:
+    from physio_live import __version__
+
+    return replace(
+        p,
+        created=p.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        software=p.software or f"physio-live {__version__}, torch {torch.__version__}",
+    )
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    path: PathLike,
+    model: FusedEmotionModel | CBraMod,
+    *,
+    provenance: Provenance | None = None,
+    modality: ModalityConfig | None = None,
+) -> Path:
+    """Write ``model`` in our format, atomically; returns the path.
+
+    A bare encoder needs ``modality`` (what it takes as input); a fused model carries its config.
+    ``provenance`` defaults to the model's own (fused) or "random initialisation".
+    """
+    from ._fused import weights_fingerprint
+
+    path = Path(path)
+    if isinstance(model, FusedEmotionModel):
+        kind: Kind = "fused_emotion"
+        config: dict[str, object] = model.config.to_dict()
+        provenance = provenance or model.provenance
+        name = model.config.name
+    elif isinstance(model, CBraMod):
+        if modality is None:
+            raise ValueError("saving a bare encoder needs modality=ModalityConfig(...)")
+        kind = "cbramod_encoder"
+        config = replace(modality, encoder=model.config).to_dict()
+        provenance = provenance or Provenance()
+        name = f"cbramod-{modality.name}"
+    else:
+        raise TypeError(f"cannot save a {type(model).__name__}; expected a physio-live model")
+    provenance = _fill_provenance(provenance)
+    model_id = f"{name}-{weights_fingerprint(model)[:12]}"
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "model_id": model_id,
+        "config": json.dumps(config),
+        "provenance": json.dumps(provenance.to_dict()),
+    }
+    _write_atomic(path, safetensors.torch.save(tensors, metadata=metadata))
+    if isinstance(model, FusedEmotionModel):
+        model.provenance = provenance
+        model._model_id = model_id
+    return path
+
+
+def _read_metadata(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file; check the path")
+    if _sniff(path) != "safetensors":
+        raise CheckpointError(
+            f"{path} is not a physio-live checkpoint (.safetensors): convert official CBraMod "
+            f"weights with `physio-live models pull cbramod --from {path}`"
+        )
+    try:
+        with safetensors.safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+    except (safetensors.SafetensorError, OSError) as e:
+        raise CheckpointError(
+            f"{path} is corrupt or truncated ({_one_line(e)}): copy or save it again"
+        ) from e
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is a safetensors file but not a physio-live checkpoint (no '{FORMAT}' "
+            f"header): save models with physio_live.models.save_checkpoint"
+        )
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {meta.get('format_version')!r}, this "
+            f"physio-live reads {FORMAT_VERSION!r}: upgrade physio-live or re-export the model"
+        )
+    return meta
+
+
+def _parse(meta: dict[str, str], path: Path) -> tuple[Kind, object, Provenance]:
+    kind = meta.get("kind")
+    try:
+        config = json.loads(meta["config"])
+        prov = Provenance.from_dict(json.loads(meta.get("provenance", "{}")))
+        if kind == "fused_emotion":
+            return kind, FusedEmotionConfig.from_dict(config), prov
+        if kind == "cbramod_encoder":
+            return kind, ModalityConfig.from_dict(config), prov
+    except (KeyError, json.JSONDecodeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} has a damaged config ({_one_line(e)}): save it again") from e
+    raise CheckpointError(
+        f"{path} holds a model of kind {kind!r}, which this physio-live cannot build: "
+        f"upgrade physio-live"
+    )
+
+
+def load_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Rebuild a model from one of our checkpoints; returns it in eval mode with its config."""
+    path = Path(path)
+    meta = _read_metadata(path)
+    kind, config, provenance = _parse(meta, path)
+    model: nn.Module
+    if isinstance(config, FusedEmotionConfig):
+        model = FusedEmotionModel(config, provenance=provenance)
+        what = "fused model checkpoint"
+    else:
+        assert isinstance(config, ModalityConfig)
+        model = CBraMod.from_config(config.encoder)
+        what = "encoder checkpoint"
+    try:
+        tensors = safetensors.torch.load_file(path)
+    except (safetensors.SafetensorError, OSError) as e:
+        raise CheckpointError(
+            f"{path} is corrupt or truncated ({_one_line(e)}): copy or save it again"
+        ) from e
+    load_strict(model, tensors, what=what)
+    model_id = meta.get("model_id") or path.stem
+    if isinstance(model, FusedEmotionModel):
+        model._model_id = model_id
+    model.to(map_location).eval()
+    return Checkpoint(kind, model, config, provenance, model_id, path)  # type: ignore[arg-type]
+
+
+def describe_checkpoint(path: PathLike) -> dict[str, object]:
+    """What ``physio-live models info PATH`` shows, read from the header without loading weights.
+
+    Official ``.pth`` files are described too (and point to ``models pull``).
+    """
+    path = Path(path)
+    if path.is_file() and _sniff(path) == "torch":
+        sd = read_state_dict(path)
+        cfg = config_from_official(sd)
+        return {
+            "path": str(path),
+            "kind": "official_cbramod_state_dict",
+            "keys": len(sd),
+            "parameters": sum(v.numel() for k, v in sd.items() if not k.endswith("mask_encoding")),
+            "architecture": cfg.to_dict(),
+            "hint": f"convert with `physio-live models pull cbramod --from {path}`",
+        }
+    meta = _read_metadata(path)
+    kind, config, provenance = _parse(meta, path)
+    with safetensors.safe_open(path, framework="pt") as f:
+        n_params = 0
+        for k in f.keys():
+            if not k.endswith("mask_token"):
+                shape = f.get_slice(k).get_shape()
+                n_params += int(torch.Size(shape).numel())
+    info: dict[str, object] = {
+        "path": str(path),
+        "kind": kind,
+        "model_id": meta.get("model_id"),
+        "parameters": n_params,
+        "provenance": provenance.to_dict(),
+    }
+    if isinstance(config, FusedEmotionConfig):
+        info["targets"] = list(config.targets)
+        info["label_threshold"] = config.label_threshold
+        info["pooling"] = config.pooling
+        info["hidden_dims"] = list(config.hidden_dims)
+        info["modalities"] = {m.name: m.to_dict() for m in (config.eeg, config.ecg)}
+    else:
+        assert isinstance(config, ModalityConfig)
+        info["modalities"] = {config.name: config.to_dict()}
+    return info
+
+
+def format_checkpoint_info(info: Mapping[str, object]) -> str:
+    """A short human-readable text of :func:`describe_checkpoint`'s answer."""
+    lines = [f"{info['path']}", f"  kind: {info['kind']}"]
+    if "model_id" in info:
+        lines.append(f"  model id: {info['model_id']}")
+    lines.append(f"  parameters: {info['parameters']:,}")
+    if "architecture" in info:
+        lines.append(f"  architecture: {json.dumps(info['architecture'])}")
+    for name, m in dict(info.get("modalities", {})).items():  # type: ignore[call-overload]
+        enc = m["encoder"]
+        chans = ", ".join(m["channels"]) or "any"
+        n_ch = len(m["channels"]) or "any"
+        lines.append(
+            f"  {name}: {n_ch} channels ({chans}), {m['sampling_rate']:g} Hz,"
+            f" {m['n_patches']} x {m['patch_size']}-sample patches, input = {m['units']} x "
+            f"{m['scale']:g}; encoder depth {enc['depth']}, width {enc['embed_dim']}"
+        )
+    if "targets" in info:
+        lines.append(
+            f"  targets: {', '.join(info['targets'])} (high = rating > "  # type: ignore[arg-type]
+            f"{info['label_threshold']}), pooling {info['pooling']}, head {info['hidden_dims']}"
+        )
+    if "provenance" in info:
+        p = dict(info["provenance"])  # type: ignore[call-overload]
+        state = "trained" if p["trained"] else "UNTRAINED (estimates are meaningless)"
+        lines.append(f"  provenance: {state}; {p['source']}")
+        for parent in p["parents"]:
+            lines.append(f"    from {parent}")
+        if p["datasets"]:
+            lines.append(f"    data: {', '.join(p['datasets'])}")
+        lines.append(f"    created {p['created']} with {p['software']}")
+    if "hint" in info:
+        lines.append(f"  {info['hint']}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Official CBraMod weights and the Hugging Face hub
+# --------------------------------------------------------------------------------------------------
+
+
+def hf_hub_cache_dir() -> Path:
+    """Where ``huggingface_hub`` caches files: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``."""
+    if cache := os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        return Path(cache).expanduser()
+    home = os.environ.get("HF_HOME")
+    if not home:
+        xdg = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+        home = str(Path(xdg) / "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def _hub_repo_dir(cache_dir: Path, repo_id: str) -> Path:
+    return cache_dir / f"models--{repo_id.replace('/', '--')}"
+
+
+def resolve_hub_file(
+    repo_id: str,
+    filename: str,
+    *,
+    revision: str = "main",
+    cache_dir: PathLike | None = None,
+) -> Path | None:
+    """The cached file ``<cache>/models--owner--name/snapshots/<commit>/<filename>``, or None.
+
+    ``revision`` is a branch or tag (looked up in ``refs/``) or a full commit hash. Works on a
+    cache folder laid out by ``huggingface_hub`` without importing it.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else hf_hub_cache_dir()
+    repo_dir = _hub_repo_dir(cache, repo_id)
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
+        commit: str | None = revision
+    else:
+        ref = repo_dir / "refs" / revision
+        commit = ref.read_text().strip() if ref.is_file() else None
+    if commit is not None:
+        candidate = repo_dir / "snapshots" / commit / filename
+        return candidate if candidate.is_file() else None
+    return None
+
+
+def _hf_hub_download(repo_id: str, filename: str, revision: str, cache_dir: Path | None) -> Path:
+    """Download through ``huggingface_hub`` (optional dependency); the one networked call."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as e:
+        raise CheckpointError(
+            f"huggingface_hub is not installed, so {repo_id}/{filename} cannot be downloaded: "
+            f"`pip install huggingface_hub`, or download {CBRAMOD_URL} yourself and pass it "
+            f"with --from PATH"
+        ) from e
+    try:
+        return Path(
+            hf_hub_download(
+                repo_id=repo_id,
+                filename=filename,
+                revision=revision,
+                cache_dir=None if cache_dir is None else str(cache_dir),
+            )
+        )
+    except Exception as e:  # huggingface_hub raises many types (offline, HTTP, auth)
+        raise CheckpointError(
+            f"could not download {repo_id}/{filename} ({_one_line(e)}); offline? "
+            f"download {CBRAMOD_URL} on a connected machine and pass it with --from PATH"
+        ) from e
+
+
+def _origin(path: Path, repo_id: str) -> str:
+    """``hf://repo@commit/file`` for a file inside a hub snapshot, else ``file://...``."""
+    parts = path.parts
+    marker = f"models--{repo_id.replace('/', '--')}"
+    if len(parts) >= 4 and parts[-4] == marker and parts[-3] == "snapshots":
+        return f"hf://{repo_id}@{parts[-2]}/{parts[-1]}"
+    return path.resolve().as_uri()
+
+
+def locate_official_cbramod(
+    source: PathLike | None = None,
+    *,
+    cache_dir: PathLike | None = None,
+    revision: str = "main",
+    download: bool = False,
+) -> Path:
+    """Find ``pretrained_weights.pth``: in ``source`` (the file, a folder holding it, or a hub
+    cache folder), else in the hub cache, else (``download=True``) by downloading it."""
+    repo, name = CBRAMOD_HUB_REPO, CBRAMOD_HUB_FILENAME
+    if source is not None:
+        src = Path(source).expanduser()
+        if src.is_file():
+            return src
+        if src.is_dir():
+            if (src / name).is_file():
+                return src / name
+            found = resolve_hub_file(repo, name, revision=revision, cache_dir=src)
+            if found is not None:
+                return found
+        raise CheckpointError(
+            f"{src} is neither {name} nor a folder holding it (directly or in the Hugging Face "
+            f"cache layout models--weighting666--CBraMod/snapshots/<commit>/): check the path"
+        )
+    cache = Path(cache_dir) if cache_dir is not None else hf_hub_cache_dir()
+    found = resolve_hub_file(repo, name, revision=revision, cache_dir=cache)
+    if found is not None:
+        return found
+    if download:
+        return _hf_hub_download(repo, name, revision, cache)
+    raise CheckpointError(
+        f"the official CBraMod weights are not in the Hugging Face cache ({cache}): run "
+        f"`physio-live models pull cbramod` with network access, or download {CBRAMOD_URL} and "
+        f"pass it with --from PATH"
+    )
+
+
+def load_official_cbramod(path: PathLike, *, head: bool = True) -> CBraMod:
+    """Build the official-size CBraMod from an official ``pretrained_weights.pth`` (eval mode)."""
+    path = Path(path)
+    sd = read_state_dict(path)
+    model = CBraMod()
+    if not head:
+        model.reset_head()
+    # the filter refuses state_dicts of other models; load_strict names keys that do not fit
+    sd = checkpoint_filter_fn(sd, model)
+    try:
+        load_strict(model, sd, what=str(path))
+    except CheckpointError as e:
+        raise CheckpointError(
+            f"{e}; {path.name} should be the official CBraMod base model "
+            f"(12 layers, width 200, {CBRAMOD_HUB_REPO})"
+        ) from e
+    return model.eval()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pull_cbramod(
+    out: PathLike,
+    *,
+    source: PathLike | None = None,
+    cache_dir: PathLike | None = None,
+    revision: str = "main",
+    download: bool = True,
+) -> Path:
+    """Fetch the official CBraMod weights (cache, ``source``, or download) and save them in our
+    format at ``out`` as an EEG encoder checkpoint with its reconstruction head."""
+    path = locate_official_cbramod(
+        source, cache_dir=cache_dir, revision=revision, download=download
+    )
+    model = load_official_cbramod(path)
+    modality = ModalityConfig(name="eeg", channels=(), n_patches=30, encoder=model.config)
+    provenance = Provenance(
+        trained=True,
+        source="official CBraMod pretrained weights (Wang et al., ICLR 2025), converted",
+        parents=(f"{_origin(path, CBRAMOD_HUB_REPO)} sha256:{_sha256(path)}",),
+    )
+    return save_checkpoint(out, model, provenance=provenance, modality=modality)

@@ -1,0 +1,371 @@
+"""Fused EEG + ECG emotion model: two CBraMod encoders, embeddings concatenated, an MLP head.
+
+The "simple fusion" of Ghallab et al. (2025, "Leveraging Foundational Models and Simple Fusion for
+Multi-modal Physiological Signal Analysis"): an EEG CBraMod and a symmetric ECG CBraMod each embed
+their window, the two embeddings are concatenated and a small MLP gives one logit per target
+(default: valence, arousal, dominance; logit > 0 means "high", i.e. a rating above the label
+threshold, DREAMER-style 1-5 ratings).
+
+Missing modality fallback: when a window lacks a modality (``eeg=None``, or a per-window
+``*_present`` flag is false), that modality's embedding is replaced by a learned "missing"
+embedding, and the prediction flags it. A model never trained says so in every prediction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ._cbramod import CBraMod, CBraModConfig
+from ._errors import CheckpointError, ModelInputError
+
+__all__ = [
+    "UNTRAINED_WARNING",
+    "EmotionPrediction",
+    "FusedEmotionConfig",
+    "FusedEmotionModel",
+    "ModalityConfig",
+    "Provenance",
+    "inference_context",
+]
+
+UNTRAINED_WARNING = "untrained model: estimates are meaningless"
+
+DREAMER_EEG_CHANNELS = (
+    "AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2", "P8", "T8", "FC6", "F4", "F8", "AF4",
+)  # fmt: skip
+DREAMER_ECG_CHANNELS = ("ECG1", "ECG2")
+
+Pooling = Literal["mean", "flatten"]
+
+
+def _from_dict(cls: type, d: object, what: str) -> dict[str, object]:
+    """Check a config mapping against a dataclass's fields; unknown keys are an error."""
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{what} config is not a JSON object: the checkpoint is damaged")
+    unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+    if unknown:
+        raise CheckpointError(
+            f"{what} config has unknown keys {unknown}: the checkpoint was written by another "
+            f"version of physio-live; re-export it with this version"
+        )
+    return dict(d)
+
+
+@dataclass(frozen=True)
+class ModalityConfig:
+    """What one encoder expects as input, so the app can feed it the way it was trained."""
+
+    name: str
+    channels: tuple[str, ...]
+    """Channel (lead) names in model order; empty means any number of channels."""
+    n_patches: int = 4
+    """Window length in patches (one patch = ``patch_size`` samples at ``sampling_rate``)."""
+    sampling_rate: float = 200.0
+    patch_size: int = 200
+    units: str = "uV"
+    scale: float = 0.01
+    """Model input = signal in ``units`` x ``scale`` (CBraMod takes units of 100 uV)."""
+    encoder: CBraModConfig = field(default_factory=lambda: CBraModConfig(out_dim=None))
+
+    @property
+    def window_seconds(self) -> float:
+        return self.n_patches * self.patch_size / self.sampling_rate
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        d["encoder"] = self.encoder.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: object) -> ModalityConfig:
+        kw = _from_dict(cls, d, "modality")
+        kw["channels"] = tuple(kw.get("channels", ()))  # type: ignore[arg-type]
+        if "encoder" in kw:
+            kw["encoder"] = CBraModConfig.from_dict(kw["encoder"])  # type: ignore[arg-type]
+        return cls(**kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class FusedEmotionConfig:
+    """Architecture, inputs and targets of a fused model: all a checkpoint needs to rebuild it."""
+
+    eeg: ModalityConfig = field(
+        default_factory=lambda: ModalityConfig(name="eeg", channels=DREAMER_EEG_CHANNELS)
+    )
+    ecg: ModalityConfig = field(
+        default_factory=lambda: ModalityConfig(name="ecg", channels=DREAMER_ECG_CHANNELS)
+    )
+    targets: tuple[str, ...] = ("valence", "arousal", "dominance")
+    label_threshold: float = 3.0
+    """A rating above this is "high" (the positive class); DREAMER rates 1-5."""
+    pooling: Pooling = "mean"
+    """``mean`` over channels and patches, or ``flatten`` every channel-patch feature (as the
+    official fine-tuning heads do; fixes the channel and patch counts)."""
+    hidden_dims: tuple[int, ...] = (256,)
+    dropout: float = 0.1
+    name: str = "cbramod-fusion"
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("mean", "flatten"):
+            raise ValueError(f"pooling must be 'mean' or 'flatten', got {self.pooling!r}")
+        if not self.targets:
+            raise ValueError("a fused model needs at least one target")
+        if self.pooling == "flatten" and not (self.eeg.channels and self.ecg.channels):
+            raise ValueError("pooling='flatten' needs the channel names of both modalities")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "eeg": self.eeg.to_dict(),
+            "ecg": self.ecg.to_dict(),
+            "targets": list(self.targets),
+            "label_threshold": self.label_threshold,
+            "pooling": self.pooling,
+            "hidden_dims": list(self.hidden_dims),
+            "dropout": self.dropout,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, d: object) -> FusedEmotionConfig:
+        kw = _from_dict(cls, d, "fused model")
+        for key in ("eeg", "ecg"):
+            if key in kw:
+                kw[key] = ModalityConfig.from_dict(kw[key])
+        for key in ("targets", "hidden_dims"):
+            if key in kw:
+                kw[key] = tuple(kw[key])  # type: ignore[arg-type]
+        return cls(**kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the weights come from; ``trained=False`` makes every prediction say so."""
+
+    trained: bool = False
+    source: str = "random initialisation"
+    parents: tuple[str, ...] = ()
+    """Checkpoints the weights started from (e.g. ``hf://weighting666/CBraMod@<rev>/...``)."""
+    datasets: tuple[str, ...] = ()
+    created: str = ""
+    software: str = ""
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["parents"], d["datasets"] = list(self.parents), list(self.datasets)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: object) -> Provenance:
+        kw = _from_dict(cls, d, "provenance")
+        for key in ("parents", "datasets"):
+            if key in kw:
+                kw[key] = tuple(kw[key])  # type: ignore[arg-type]
+        return cls(**kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class EmotionPrediction:
+    """One batch of estimates: ``probabilities[b, t]`` = P(target t is high) for window b."""
+
+    targets: tuple[str, ...]
+    probabilities: Tensor
+    eeg_missing: Tensor
+    ecg_missing: Tensor
+    untrained: bool
+    model_id: str
+
+    @property
+    def warning(self) -> str | None:
+        return UNTRAINED_WARNING if self.untrained else None
+
+
+def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ELU(), nn.Dropout(dropout)]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class FusedEmotionModel(nn.Module):
+    """EEG encoder ++ ECG encoder -> MLP head with one logit per target."""
+
+    def __init__(
+        self,
+        config: FusedEmotionConfig | None = None,
+        *,
+        eeg_encoder: CBraMod | None = None,
+        ecg_encoder: CBraMod | None = None,
+        provenance: Provenance | None = None,
+    ) -> None:
+        super().__init__()
+        config = config or FusedEmotionConfig()
+        self.eeg_encoder = self._encoder(eeg_encoder, config.eeg)
+        self.ecg_encoder = self._encoder(ecg_encoder, config.ecg)
+        # The configs record the encoders actually used (e.g. those passed in).
+        self.config = replace(
+            config,
+            eeg=replace(config.eeg, encoder=self.eeg_encoder.config),
+            ecg=replace(config.ecg, encoder=self.ecg_encoder.config),
+        )
+        self.provenance = provenance or Provenance()
+        eeg_dim, ecg_dim = self._embed_dim(self.config.eeg), self._embed_dim(self.config.ecg)
+        self.eeg_missing = nn.Parameter(torch.zeros(eeg_dim))
+        self.ecg_missing = nn.Parameter(torch.zeros(ecg_dim))
+        nn.init.normal_(self.eeg_missing, std=0.02)
+        nn.init.normal_(self.ecg_missing, std=0.02)
+        self.head = _mlp(eeg_dim + ecg_dim, config.hidden_dims, len(config.targets), config.dropout)
+        self._model_id: str | None = None
+
+    @staticmethod
+    def _encoder(encoder: CBraMod | None, spec: ModalityConfig) -> CBraMod:
+        if encoder is None:
+            encoder = CBraMod.from_config(spec.encoder)
+        if not isinstance(encoder.head, nn.Identity):
+            encoder.reset_head()  # fusion uses features; the reconstruction head stays unused
+        return encoder
+
+    def _embed_dim(self, spec: ModalityConfig) -> int:
+        d = spec.encoder.embed_dim
+        return d if self.config.pooling == "mean" else len(spec.channels) * spec.n_patches * d
+
+    @property
+    def untrained(self) -> bool:
+        return not self.provenance.trained
+
+    @property
+    def model_id(self) -> str:
+        """``<name>-<12 hex of the weights' SHA-256>``: set when saved or loaded, else computed
+        on first use (it does not follow later weight updates until the model is saved)."""
+        if self._model_id is None:
+            self._model_id = f"{self.config.name}-{weights_fingerprint(self)[:12]}"
+        return self._model_id
+
+    def _check(self, x: Tensor, spec: ModalityConfig) -> None:
+        n_ch = len(spec.channels)
+        ok = x.ndim == 4 and x.shape[-1] == spec.patch_size and (not n_ch or x.shape[1] == n_ch)
+        if ok and self.config.pooling == "flatten":
+            ok = x.shape[2] == spec.n_patches
+        if not ok:
+            want = f"(batch, {n_ch or 'channels'}, {spec.n_patches}, {spec.patch_size})"
+            raise ModelInputError(
+                f"{spec.name} input has shape {tuple(x.shape)} but this model expects {want} "
+                f"(channels {', '.join(spec.channels) or 'any'}): configure the {spec.name} stream "
+                f"with these channels in this order and a {spec.window_seconds:g}-s window"
+            )
+
+    def _embed(
+        self,
+        x: Tensor | None,
+        present: Tensor | None,
+        batch: int,
+        encoder: CBraMod,
+        missing: Tensor,
+        spec: ModalityConfig,
+    ) -> tuple[Tensor, Tensor]:
+        if x is None:
+            flags = torch.ones(batch, dtype=torch.bool, device=missing.device)
+            return missing.expand(batch, -1), flags
+        self._check(x, spec)
+        if present is not None:
+            present = present.to(device=x.device, dtype=torch.bool).reshape(batch)
+            x = torch.where(present[:, None, None, None], x, 0.0)  # no NaN from absent windows
+        feats = encoder.forward_features(x)
+        emb = feats.mean(dim=(1, 2)) if self.config.pooling == "mean" else feats.flatten(1)
+        if present is None:
+            return emb, torch.zeros(batch, dtype=torch.bool, device=x.device)
+        return torch.where(present[:, None], emb, missing.to(emb.dtype)), ~present
+
+    def forward_embeddings(
+        self,
+        eeg: Tensor | None,
+        ecg: Tensor | None,
+        *,
+        eeg_present: Tensor | None = None,
+        ecg_present: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Concatenated embedding [B, E] and the missing flags [B] of EEG and ECG."""
+        if eeg is None and ecg is None:
+            raise ModelInputError("the fused model got neither EEG nor ECG: pass at least one")
+        batch = (eeg if eeg is not None else ecg).shape[0]  # type: ignore[union-attr]
+        if eeg is not None and ecg is not None and ecg.shape[0] != batch:
+            raise ModelInputError(
+                f"EEG batch {batch} != ECG batch {ecg.shape[0]}: pass the same windows to both"
+            )
+        cfg = self.config
+        e, e_miss = self._embed(
+            eeg, eeg_present, batch, self.eeg_encoder, self.eeg_missing, cfg.eeg
+        )
+        c, c_miss = self._embed(
+            ecg, ecg_present, batch, self.ecg_encoder, self.ecg_missing, cfg.ecg
+        )
+        return torch.cat((e, c.to(e.dtype)), dim=1), e_miss, c_miss
+
+    def forward(
+        self,
+        eeg: Tensor | None,
+        ecg: Tensor | None,
+        *,
+        eeg_present: Tensor | None = None,
+        ecg_present: Tensor | None = None,
+    ) -> Tensor:
+        """``eeg`` [B, C_eeg, P, 200], ``ecg`` [B, C_ecg, P, 200] (either may be None) ->
+        logits [B, n_targets]."""
+        emb, _, _ = self.forward_embeddings(
+            eeg, ecg, eeg_present=eeg_present, ecg_present=ecg_present
+        )
+        return self.head(emb)
+
+    def predict(
+        self,
+        eeg: Tensor | None,
+        ecg: Tensor | None,
+        *,
+        eeg_present: Tensor | None = None,
+        ecg_present: Tensor | None = None,
+        bf16: bool = False,
+    ) -> EmotionPrediction:
+        """Probabilities and flags under inference mode (bf16 autocast on CUDA if asked)."""
+        device = next(self.parameters()).device
+        with inference_context(device, bf16=bf16):
+            emb, e_miss, c_miss = self.forward_embeddings(
+                eeg, ecg, eeg_present=eeg_present, ecg_present=ecg_present
+            )
+            logits = self.head(emb)
+        return EmotionPrediction(
+            targets=self.config.targets,
+            probabilities=torch.sigmoid(logits.float()),
+            eeg_missing=e_miss,
+            ecg_missing=c_miss,
+            untrained=self.untrained,
+            model_id=self.model_id,
+        )
+
+
+@contextlib.contextmanager
+def inference_context(device: torch.device | str, *, bf16: bool = False) -> Iterator[None]:
+    """``torch.inference_mode()``, plus bfloat16 autocast when ``bf16`` and the device is CUDA."""
+    use_bf16 = bf16 and torch.device(device).type == "cuda"
+    autocast = torch.autocast("cuda", torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
+        yield
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """SHA-256 over the names, shapes, dtypes and bytes of a model's state_dict."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -1,0 +1,161 @@
+"""Fused EEG + ECG emotion model: outputs, gradients, missing modalities, flags, input errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from physio_live.models import (
+    UNTRAINED_WARNING,
+    CBraModConfig,
+    FusedEmotionConfig,
+    FusedEmotionModel,
+    ModalityConfig,
+    ModelInputError,
+    Provenance,
+    cbramod_base,
+    cbramod_ecg,
+)
+
+SMALL_ENC = CBraModConfig(embed_dim=40, depth=2, num_heads=4, mlp_dim=80, out_dim=None)
+
+
+def small_config(pooling: str = "mean", ecg_leads: int = 2, **kw: object) -> FusedEmotionConfig:
+    eeg = ModalityConfig(
+        name="eeg", channels=("Fz", "Cz", "Pz", "Oz"), n_patches=3, encoder=SMALL_ENC
+    )
+    ecg_names = tuple(f"ECG{i + 1}" for i in range(ecg_leads))
+    ecg = ModalityConfig(name="ecg", channels=ecg_names, n_patches=3, encoder=SMALL_ENC)
+    return FusedEmotionConfig(eeg=eeg, ecg=ecg, pooling=pooling, hidden_dims=(32, 16), **kw)  # type: ignore[arg-type]
+
+
+def _inputs(batch: int = 3, ecg_leads: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(batch, 4, 3, 200), torch.randn(batch, ecg_leads, 3, 200)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "flatten"])
+@pytest.mark.parametrize("ecg_leads", [1, 2, 12])
+def test_logits_finite(pooling: str, ecg_leads: int) -> None:
+    torch.manual_seed(0)
+    model = FusedEmotionModel(small_config(pooling, ecg_leads)).eval()
+    eeg, ecg = _inputs(ecg_leads=ecg_leads)
+    with torch.inference_mode():
+        logits = model(eeg, ecg)
+    assert logits.shape == (3, 3)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("pooling", ["mean", "flatten"])
+def test_gradients_reach_every_parameter(pooling: str) -> None:
+    torch.manual_seed(0)
+    model = FusedEmotionModel(small_config(pooling)).train()
+    eeg, ecg = _inputs(batch=4)
+    eeg_present = torch.tensor([True, True, False, True])
+    ecg_present = torch.tensor([True, False, True, True])
+    logits = model(eeg, ecg, eeg_present=eeg_present, ecg_present=ecg_present)
+    target = torch.tensor([[1.0, 0.0, 1.0]]).expand(4, 3)
+    torch.nn.functional.binary_cross_entropy_with_logits(logits, target).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_default_config_is_dreamer_style() -> None:
+    cfg = FusedEmotionConfig()
+    assert cfg.targets == ("valence", "arousal", "dominance")
+    assert len(cfg.eeg.channels) == 14 and len(cfg.ecg.channels) == 2
+    assert cfg.eeg.encoder.depth == 12 and cfg.eeg.encoder.out_dim is None
+    assert cfg.eeg.window_seconds == 4.0
+
+
+def test_missing_modality_uses_the_learned_embedding_and_is_flagged() -> None:
+    torch.manual_seed(0)
+    model = FusedEmotionModel(small_config()).eval()
+    eeg, ecg = _inputs()
+    eeg_with_nan = eeg.clone()
+    eeg_with_nan[1] = float("nan")  # an absent window may hold anything
+    present = torch.tensor([True, False, True])
+    pred = model.predict(eeg_with_nan, ecg, eeg_present=present)
+    assert pred.eeg_missing.tolist() == [False, True, False]
+    assert pred.ecg_missing.tolist() == [False, False, False]
+    assert torch.isfinite(pred.probabilities).all()
+    # an absent window gives what eeg=None gives; present windows are unaffected
+    no_eeg = model.predict(None, ecg)
+    assert no_eeg.eeg_missing.all()
+    torch.testing.assert_close(pred.probabilities[1], no_eeg.probabilities[1])
+    full = model.predict(eeg, ecg)
+    torch.testing.assert_close(pred.probabilities[[0, 2]], full.probabilities[[0, 2]])
+    no_ecg = model.predict(eeg, None)
+    assert no_ecg.ecg_missing.all() and not no_ecg.eeg_missing.any()
+    with pytest.raises(ModelInputError, match="neither EEG nor ECG"):
+        model(None, None)
+
+
+def test_untrained_model_says_so() -> None:
+    model = FusedEmotionModel(small_config()).eval()
+    pred = model.predict(*_inputs())
+    assert pred.untrained and pred.warning == UNTRAINED_WARNING
+    assert pred.targets == ("valence", "arousal", "dominance")
+    assert ((pred.probabilities > 0) & (pred.probabilities < 1)).all()
+    assert pred.model_id.startswith("cbramod-fusion-") and pred.model_id == model.model_id
+    trained = FusedEmotionModel(small_config(), provenance=Provenance(trained=True)).eval()
+    pred = trained.predict(*_inputs())
+    assert not pred.untrained and pred.warning is None
+
+
+def test_bf16_request_is_ignored_on_cpu() -> None:
+    model = FusedEmotionModel(small_config()).eval()
+    eeg, ecg = _inputs()
+    torch.testing.assert_close(
+        model.predict(eeg, ecg, bf16=True).probabilities, model.predict(eeg, ecg).probabilities
+    )
+
+
+@pytest.mark.parametrize(
+    ("eeg_shape", "message"),
+    [((3, 5, 3, 200), "eeg input has shape"), ((3, 4, 3, 100), "eeg input has shape")],
+)
+def test_wrong_channel_count_is_a_clear_error(eeg_shape: tuple[int, ...], message: str) -> None:
+    model = FusedEmotionModel(small_config()).eval()
+    with pytest.raises(ModelInputError, match=message) as info:
+        model(torch.randn(*eeg_shape), torch.randn(3, 2, 3, 200))
+    assert "Fz, Cz, Pz, Oz" in str(info.value)
+
+
+def test_flatten_fixes_the_window_length() -> None:
+    model = FusedEmotionModel(small_config("flatten")).eval()
+    with pytest.raises(ModelInputError, match="3-s window"):
+        model(torch.randn(2, 4, 5, 200), torch.randn(2, 2, 5, 200))
+    mean_model = FusedEmotionModel(small_config("mean")).eval()
+    with torch.inference_mode():
+        assert mean_model(torch.randn(2, 4, 5, 200), torch.randn(2, 2, 5, 200)).shape == (2, 3)
+
+
+def test_batch_mismatch_is_a_clear_error() -> None:
+    model = FusedEmotionModel(small_config())
+    with pytest.raises(ModelInputError, match="EEG batch 3 != ECG batch 2"):
+        model(torch.randn(3, 4, 3, 200), torch.randn(2, 2, 3, 200))
+
+
+def test_from_pretrained_encoders() -> None:
+    """The seed's recipe: EEG encoder from CBraMod weights, ECG encoder initialised from them."""
+    torch.manual_seed(0)
+    arch = {"embed_dim": 40, "depth": 2, "num_heads": 4, "mlp_dim": 80, "out_dim": 40}
+    eeg_weights = cbramod_base(**arch).state_dict()  # stands in for the official weights
+    model = FusedEmotionModel(
+        small_config(),
+        eeg_encoder=cbramod_base(state_dict=eeg_weights, head=False, **arch),
+        ecg_encoder=cbramod_ecg(init="eeg", eeg_state_dict=eeg_weights, **arch),
+    )
+    assert model.config.eeg.encoder.out_dim is None
+    w = model.eeg_encoder.blocks[1].mlp.fc2.weight
+    assert torch.equal(w, model.ecg_encoder.blocks[1].mlp.fc2.weight)
+    assert w.data_ptr() != model.ecg_encoder.blocks[1].mlp.fc2.weight.data_ptr()
+
+
+def test_invalid_config() -> None:
+    with pytest.raises(ValueError, match="pooling"):
+        small_config("max")
+    with pytest.raises(ValueError, match="target"):
+        small_config(targets=())
