@@ -1,14 +1,17 @@
 """``physio-live``: the application entry point.
 
-``physio-live --stream`` runs the pipeline headless on a config (default: the built-in demo) and
-prints every window as it is cut plus a status line per second. The dashboard (no ``--stream``) and
-the inference worker are built on top of this by later work; until then they say so and exit 2.
-Errors a user can fix are printed as one line, without a traceback.
+``physio-live --stream`` runs the whole pipeline headless on a config (default: the built-in demo):
+sources -> aligner -> inference worker -> XDF recording + LSL outlet of estimates, with one status
+line per second and a summary at the end. Ctrl-C and SIGTERM close cleanly (file footers written,
+exit code 0). ``physio-live models info|pull`` inspects and fetches checkpoints. The dashboard (no
+``--stream``) is built by later work; until then it says so and exits 2. Errors a user can fix are
+printed as one line, without a traceback, exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -20,7 +23,9 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="physio-live",
-        description="Live EEG + ECG from LSL and BrainFlow on one clock, cut into model windows.",
+        description="Live EEG + ECG from LSL and BrainFlow on one clock -> fused encoder -> "
+        "valence / arousal / dominance estimates.",
+        epilog="Subcommands: 'physio-live models info PATH', 'physio-live models pull cbramod'.",
     )
     p.add_argument("--stream", action="store_true", help="run headless (no dashboard)")
     p.add_argument(
@@ -38,31 +43,74 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. --set aligner.hop=0.25 (repeatable)",
     )
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    p.add_argument("--quiet", action="store_true", help="no per-window lines, status only")
+    p.add_argument("--device", default=None, help="torch device: auto, cpu, cuda, cuda:N")
+    p.add_argument("--checkpoint", default=None, help="fused model checkpoint (.safetensors)")
+    p.add_argument("--record-dir", default=None, help="folder for the XDF recording")
+    p.add_argument("--no-record", action="store_true", help="do not record")
+    p.add_argument("--windows", action="store_true", help="print every window as it is cut")
+    p.add_argument("--estimates", action="store_true", help="print every estimate")
     return p
 
 
+def _fmt_rate(st) -> str:
+    return f"{st[0]:.0f}/{st[1]:g}Hz" if st[1] > 0 else f"{st[0]:.1f}/s"
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1000.0
+    return f"{n}B"
+
+
+def _ms(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x * 1000:.0f}ms"
+
+
+def _status_line(st) -> str:
+    rates = " ".join(f"{name}={_fmt_rate(r)}" for name, r in st.rates.items())
+    rec = f"rec={_fmt_bytes(st.recording_bytes)}" if st.recording else "rec=off"
+    return (
+        f"[{st.elapsed:6.1f}s] {rates} | win/s={st.windows_per_s:.1f} est/s="
+        f"{st.estimates_per_s:.1f} | latency p50={_ms(st.latency_p50)} p99={_ms(st.latency_p99)}"
+        f" | dropped={st.dropped} | {rec}"
+    )
+
+
 def _fmt_window(w) -> str:
-    parts = [f"window {w.index:5d}  t_end={w.t_end:.3f}"]
+    parts = [f"window {w.index:5d} t_end={w.t_end:.3f}"]
     if w.eeg is not None:
-        parts.append(
-            f"eeg {w.eeg.shape[0]}x{w.eeg.shape[1]} rms={float((w.eeg**2).mean() ** 0.5):.3f}"
-        )
+        parts.append(f"eeg {w.eeg.shape[0]}x{w.eeg.shape[1]}")
     if w.ecg is not None:
-        parts.append(
-            f"ecg {w.ecg.shape[0]}x{w.ecg.shape[1]} rms={float((w.ecg**2).mean() ** 0.5):.3f}"
-        )
+        parts.append(f"ecg {w.ecg.shape[0]}x{w.ecg.shape[1]}")
     parts.append(f"quality={w.quality.summary()}")
     if w.markers:
-        parts.append(f"markers={len(w.markers)}")
+        parts.append(f"markers={[m for _, m in w.markers]}")
     return "  ".join(parts)
 
 
-def run_stream(args: argparse.Namespace) -> int:
-    from physio_live.core import Pipeline, load_config
+def _fmt_estimate(e) -> str:
+    probs = " ".join(f"{t}={p:.3f}" for t, p in zip(e.targets, e.probabilities, strict=True))
+    flag = " UNTRAINED" if e.untrained else ""
+    return f"estimate t_end={e.t_end:.3f} latency={e.latency * 1000:.1f}ms {probs}{flag}"
 
-    cfg = load_config(args.config, args.overrides)
-    pipe = Pipeline(cfg)
+
+def run_stream(args: argparse.Namespace) -> int:
+    from physio_live.app._session import Session
+    from physio_live.core import load_config
+
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"model.device={args.device}")
+    if args.checkpoint:
+        overrides.append(f"model.checkpoint={args.checkpoint}")
+    if args.record_dir:
+        overrides.append(f"recording.folder={args.record_dir}")
+    if args.no_record:
+        overrides.append("recording.enabled=false")
+    cfg = load_config(args.config, overrides)
+
     stop = threading.Event()
 
     def _on_signal(signum, frame):
@@ -70,49 +118,92 @@ def run_stream(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    if not args.quiet:
-        pipe.on_window(lambda w: print(_fmt_window(w), flush=True))
-    pipe.open()
-    names = ", ".join(
-        f"{s.name} ({s.role}, {s.n_channels} ch @ {s.nominal_srate:g} Hz)" for s in pipe.streams
-    )
-    print(f"physio-live: streaming from {names}; config {cfg.path}", flush=True)
-    pipe.start()
-    t_start = time.monotonic()
-    next_status = t_start + 1.0
-    last_err = 0
+    session = Session(cfg)
+    session.open()
     try:
+        pipe, model = session.pipeline, session.model
+        names = ", ".join(
+            f"{s.name} ({s.role}, {s.n_channels} ch @ {s.nominal_srate:g} Hz)" for s in pipe.streams
+        )
+        print(f"physio-live: config {cfg.path}", flush=True)
+        print(f"physio-live: streams: {names}", flush=True)
+        print(
+            f"physio-live: model {model.model_id} on {session.worker.device}"
+            + (f"; recording to {session.recorder.path}" if session.recorder else "")
+            + (f"; estimates on LSL outlet {cfg.outlet.name!r}" if session.outlet else ""),
+            flush=True,
+        )
+        if model.untrained:
+            from physio_live.models import UNTRAINED_WARNING
+
+            print(f"physio-live: WARNING: {UNTRAINED_WARNING}", file=sys.stderr, flush=True)
+        if args.windows:
+            pipe.on_window(lambda w: print(_fmt_window(w), flush=True))
+        if args.estimates:
+            session.on_estimate(lambda e: print(_fmt_estimate(e), flush=True))
+        session.start()
+        t_start = time.monotonic()
+        next_status = t_start + 1.0
+        n_err = 0
         while not stop.is_set():
             if args.duration is not None and time.monotonic() - t_start >= args.duration:
                 break
-            stop.wait(0.1)
+            stop.wait(min(0.1, max(0.0, next_status - time.monotonic())))
             if time.monotonic() >= next_status:
                 next_status += 1.0
-                rates = "  ".join(
-                    f"{st.info.name}: {st.effective_rate:.1f}/{st.info.nominal_srate:g} Hz"
-                    for st in pipe.stats.values()
-                )
-                print(f"status  {rates}  windows={pipe.windows_out}", flush=True)
-                for msg in pipe.errors[last_err:]:
+                st = session.status()
+                print(_status_line(st), flush=True)
+                for msg in st.errors[n_err:]:
                     print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
-                last_err = len(pipe.errors)
+                n_err = len(st.errors)
     finally:
-        pipe.stop()
-    total = sum(st.samples for st in pipe.stats.values())
-    lost = sum(st.lost_in_buffer for st in pipe.stats.values())
+        session.close()
+    st = session.status()
+    rec = session.recorder.status() if session.recorder else None
+    total = sum(s.samples for s in session.pipeline.stats.values())
     print(
-        f"summary  {time.monotonic() - t_start:.1f} s  samples={total}  lost={lost}  "
-        f"windows={pipe.windows_out}",
+        f"summary: {st.elapsed:.1f} s, {total} samples, {st.lost_samples} lost, "
+        f"{st.windows} windows, {st.estimates} estimates, {st.dropped} dropped, "
+        f"latency p50={_ms(st.latency_p50)} p99={_ms(st.latency_p99)}"
+        + (f", recording {rec.path} ({_fmt_bytes(rec.bytes_written)})" if rec else ""),
         flush=True,
     )
+    if rec is not None and rec.error:
+        print(f"physio-live: warning: recording: {rec.error}", file=sys.stderr, flush=True)
+    return 0
+
+
+def run_models(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="physio-live models", description="Inspect and fetch models.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    info = sub.add_parser("info", help="architecture, parameters, channels, targets, provenance")
+    info.add_argument("path")
+    pull = sub.add_parser("pull", help="download official weights and convert them to our format")
+    pull.add_argument("name", choices=["cbramod"])
+    pull.add_argument(
+        "--out", default="cbramod-base.safetensors", help="where to write our checkpoint"
+    )
+    pull.add_argument("--cache-dir", default=None, help="Hugging Face cache folder")
+    pull.add_argument("--source", default=None, help="a local pretrained_weights.pth to convert")
+    args = p.parse_args(argv)
+    from physio_live import models
+
+    if args.cmd == "info":
+        print(models.format_checkpoint_info(models.describe_checkpoint(args.path)))
+        return 0
+    out = models.pull_cbramod(args.out, source=args.source, cache_dir=args.cache_dir)
+    print(f"physio-live: CBraMod weights converted to {out}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     from physio_live.core import PhysioLiveError
 
     try:
+        if argv[:1] == ["models"]:
+            return run_models(argv[1:])
+        args = _parser().parse_args(argv)
         if args.stream:
             return run_stream(args)
         print(

@@ -35,9 +35,11 @@ from ._errors import (
 from ._filters import StreamingFilter, design_sos
 from ._lsl import LSLSource
 from ._pipeline import Pipeline, StreamStats, make_source
+from ._recorder import Recorder, RecorderStatus
 from ._ringbuffer import RingBuffer
 from ._source import Source
 from ._types import ChannelQuality, Chunk, Estimate, Quality, StreamInfo, Window
+from ._xdf import RecordingError, XDFWriter
 
 __all__ = [
     "Aligner",
@@ -62,7 +64,10 @@ __all__ = [
     "Pipeline",
     "Quality",
     "QualityConfig",
+    "Recorder",
+    "RecorderStatus",
     "RecordingConfig",
+    "RecordingError",
     "RingBuffer",
     "Source",
     "SourceError",
@@ -71,6 +76,7 @@ __all__ = [
     "StreamStats",
     "StreamingFilter",
     "Window",
+    "XDFWriter",
     "apply_overrides",
     "config_from_dict",
     "design_sos",

@@ -55,10 +55,18 @@ def test_planted_faults_flag_exactly_their_channels_and_times(eeg):
         q = w.quality.per_modality["eeg"]
         start, end = w.t_end - 4.0 - t0, w.t_end - t0
         assert np.isfinite(w.eeg).all()  # NaN never reaches the model input
-        overlaps_nan = start < t_nan + 0.3 and end > t_nan
-        assert q.nan_channels == ((nan_ch,) if overlaps_nan else ()), (start, q)
-        overlaps_sat = start < t_sat + 0.2 and end > t_sat
-        assert q.saturated_channels == ((sat_ch,) if overlaps_sat else ()), (start, q)
+        for ch, t_a, t_b, got in (
+            (nan_ch, t_nan, t_nan + 0.3, q.nan_channels),
+            (sat_ch, t_sat, t_sat + 0.2, q.saturated_channels),
+        ):
+            # a grid sample within one raw period of the fault's edge may take either flag
+            edge = 2.0 / fs
+            if start < t_b - edge and end > t_a + edge:
+                assert got == (ch,), (start, q)
+            elif start > t_b + edge or end < t_a - edge:
+                assert got == (), (start, q)
+            else:
+                assert set(got) <= {ch}
         if start > 14.0:  # filters have settled on the constant
             assert flat_ch in q.flat_channels
             flat_seen = True

@@ -56,7 +56,7 @@ def test_synthetic_board_streams_on_the_lsl_clock():
 
 
 def test_demo_config_cuts_windows():
-    cfg = load_config("demo", ["aligner.window=1", "aligner.hop=0.5"])
+    cfg = load_config("brainflow_synthetic", ["aligner.window=1", "aligner.hop=0.5"])
     windows = []
     pipe = Pipeline(cfg)
     pipe.on_window(windows.append)

@@ -1,0 +1,298 @@
+"""One session: sources -> pipeline -> inference worker -> sinks, for both front ends.
+
+The headless logger (``physio-live --stream``) and the dashboard build the same :class:`Session`
+from the same config. Opening order matters: the demo outlets first (their inlets must find them),
+then the model (its config says how to scale the windows), the pipeline (streams, channel counts),
+the recorder (refuses an unwritable folder before anything runs), the estimate outlet, and last the
+threads.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from physio_live.core import (
+    Chunk,
+    Config,
+    ConfigError,
+    Estimate,
+    Pipeline,
+    Recorder,
+    StreamInfo,
+)
+from physio_live.core._filters import unit_scale_uv
+
+from ._demo import DemoOutlets, bind_demo_sources
+from ._outlet import EstimateOutlet, estimate_stream_info
+from ._worker import InferenceWorker, pick_device
+
+__all__ = ["Session", "build_model"]
+
+
+def build_model(cfg: Config, eeg_labels: tuple[str, ...], ecg_labels: tuple[str, ...]):
+    """The fused model from ``model.checkpoint``, or untrained weights shaped for the streams."""
+    from physio_live.models import (
+        CBraModConfig,
+        CheckpointError,
+        FusedEmotionConfig,
+        FusedEmotionModel,
+        ModalityConfig,
+        load_checkpoint,
+    )
+
+    if cfg.model.checkpoint:
+        ckpt = load_checkpoint(Path(cfg.model.checkpoint).expanduser())
+        if ckpt.kind != "fused_emotion":
+            raise CheckpointError(
+                f"{cfg.model.checkpoint} is an encoder checkpoint ({ckpt.kind}); the app needs a "
+                "fused emotion model: fine-tune one with physio-train finetune"
+            )
+        return ckpt.model
+    n_patches = round(cfg.aligner.window)  # 1-s patches at the model rate
+    if cfg.model.size == "tiny":
+        enc = CBraModConfig(depth=2, out_dim=None)
+    else:
+        enc = CBraModConfig(out_dim=None)
+
+    def spec(name: str, labels: tuple[str, ...], unit_uv: float) -> ModalityConfig:
+        return ModalityConfig(
+            name=name,
+            channels=labels,
+            n_patches=n_patches,
+            sampling_rate=cfg.aligner.rate,
+            patch_size=200,
+            units="uV",
+            scale=1.0 / unit_uv,
+            encoder=enc,
+        )
+
+    fcfg = FusedEmotionConfig(
+        eeg=spec("eeg", eeg_labels, cfg.aligner.eeg.unit_uv),
+        ecg=spec("ecg", ecg_labels, cfg.aligner.ecg.unit_uv),
+    )
+    torch.manual_seed(0)  # the same untrained weights every run, so replays match live
+    return FusedEmotionModel(fcfg)
+
+
+def _apply_model_preprocessing(cfg: Config, model) -> None:
+    """Make the aligner feed the model as it was trained (scaling, rate, window length)."""
+    mc = model.config
+    for mod in ("eeg", "ecg"):
+        spec = getattr(mc, mod)
+        to_uv = unit_scale_uv(spec.units, None)
+        if to_uv is None:
+            raise ConfigError(f"model {mod} units {spec.units!r} unknown; expected uV or mV")
+        getattr(cfg.aligner, mod).unit_uv = to_uv / spec.scale
+        if abs(spec.sampling_rate - cfg.aligner.rate) > 1e-9:
+            raise ConfigError(
+                f"{cfg.path}: aligner.rate is {cfg.aligner.rate} Hz but the model takes "
+                f"{spec.sampling_rate} Hz; set aligner.rate: {spec.sampling_rate:g}"
+            )
+        if mc.pooling == "flatten" and abs(spec.window_seconds - cfg.aligner.window) > 1e-9:
+            raise ConfigError(
+                f"{cfg.path}: aligner.window is {cfg.aligner.window} s but the model was trained "
+                f"on {spec.window_seconds:g}-s windows; set aligner.window: {spec.window_seconds:g}"
+            )
+
+
+@dataclass
+class SessionStatus:
+    """What a status line shows."""
+
+    elapsed: float
+    rates: dict[str, tuple[float, float]]
+    windows: int
+    estimates: int
+    windows_per_s: float
+    estimates_per_s: float
+    latency_p50: float
+    latency_p99: float
+    dropped: int
+    lost_samples: int
+    recording: str | None
+    recording_bytes: int
+    errors: list[str]
+
+
+class Session:
+    """Everything a running app holds; ``open`` -> ``start`` -> ``close``."""
+
+    def __init__(self, cfg: Config, *, mode: str = "live", sources=None):
+        self.cfg = cfg
+        self.mode = mode
+        self._sources = sources
+        self.demo: DemoOutlets | None = None
+        self.pipeline: Pipeline | None = None
+        self.worker: InferenceWorker | None = None
+        self.recorder: Recorder | None = None
+        self.outlet: EstimateOutlet | None = None
+        self.estimates: list[Estimate] = []
+        self._keep_estimates = 10_000
+        self._estimate_info: StreamInfo | None = None
+        self._listeners = []
+        self._t_start = 0.0
+        self._last = (0.0, 0, 0)
+        self._rates = (0.0, 0.0)
+        self.model = None
+
+    def on_estimate(self, fn) -> None:
+        self._listeners.append(fn)
+
+    def open(self) -> None:
+        cfg = self.cfg
+        try:
+            if cfg.demo.enabled and self._sources is None:
+                self.demo = DemoOutlets(cfg.demo)
+                self.demo.start()
+                bind_demo_sources(cfg, self.demo)
+            if cfg.model.threads:
+                torch.set_num_threads(cfg.model.threads)
+            device = pick_device(cfg.model.device)
+            self.pipeline = Pipeline(cfg, self._sources)
+            self.pipeline.open()  # resolves streams; the aligner is rebuilt once units are known
+            eeg = tuple(
+                lab for s in self.pipeline.streams if s.role == "eeg" for lab in s.channel_labels
+            )
+            ecg = tuple(
+                lab for s in self.pipeline.streams if s.role == "ecg" for lab in s.channel_labels
+            )
+            self.model = build_model(cfg, eeg, ecg)
+            _apply_model_preprocessing(cfg, self.model)
+            self._check_channels(eeg, ecg)
+            from physio_live.core import Aligner
+
+            self.pipeline.aligner = Aligner(cfg.aligner, self.pipeline.streams, cfg.buffer_seconds)
+            self.worker = InferenceWorker(
+                self.model,
+                device=device,
+                mode=self.mode,
+                max_queue=cfg.model.queue,
+                max_batch=cfg.model.max_batch,
+                bf16=cfg.model.bf16,
+            )
+            targets = tuple(self.model.config.targets)
+            sid = f"physio-live-{os.getpid()}-estimates"
+            self._estimate_info = estimate_stream_info(
+                cfg.outlet.name, cfg.outlet.type, targets, sid
+            )
+            if cfg.recording.enabled:
+                folder = Path(cfg.recording.folder).expanduser()
+                name = cfg.recording.filename.replace(
+                    "{time}", datetime.now().strftime("%Y%m%d-%H%M%S")
+                )
+                self.recorder = Recorder(folder / name)
+                self.recorder.start()
+                self.recorder.add_streams(self.pipeline.streams)
+                self.recorder.add_stream(
+                    self._estimate_info,
+                    {
+                        "model_id": self.model.model_id,
+                        "untrained": str(self.model.untrained).lower(),
+                    },
+                )
+                self.pipeline.on_chunk(self.recorder.write)
+            if cfg.outlet.enabled:
+                self.outlet = EstimateOutlet(
+                    self._estimate_info, self.model.model_id, self.model.untrained
+                )
+            self.pipeline.on_window(self.worker.submit)
+            self.worker.on_estimate(self._on_estimate)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_channels(self, eeg: tuple[str, ...], ecg: tuple[str, ...]) -> None:
+        mc = self.model.config
+        for mod, have in (("eeg", eeg), ("ecg", ecg)):
+            want = getattr(mc, mod).channels
+            if want and have and len(want) != len(have):
+                raise ConfigError(
+                    f"the model takes {len(want)} {mod.upper()} channels ({', '.join(want)}) but "
+                    f"the {mod.upper()} streams give {len(have)} ({', '.join(have)}); pick the "
+                    "matching streams or a checkpoint trained on these channels"
+                )
+
+    def _on_estimate(self, est: Estimate) -> None:
+        self.estimates.append(est)
+        if len(self.estimates) > self._keep_estimates:
+            del self.estimates[: len(self.estimates) - self._keep_estimates]
+        if self.recorder is not None and self._estimate_info is not None:
+            values = np.asarray([est.probabilities], np.float32)
+            if est.withheld:
+                values[:] = np.nan
+            self.recorder.write(Chunk(self._estimate_info, values, np.array([est.t_end])))
+        if self.outlet is not None:
+            self.outlet.push(est)
+        for fn in self._listeners:
+            fn(est)
+
+    def start(self) -> None:
+        assert self.pipeline is not None and self.worker is not None
+        self._t_start = time.monotonic()
+        self._last = (self._t_start, 0, 0)
+        self.worker.start()
+        self.pipeline.start()
+
+    def status(self) -> SessionStatus:
+        pipe, worker = self.pipeline, self.worker
+        assert pipe is not None and worker is not None
+        now = time.monotonic()
+        t_last, w_last, e_last = self._last
+        w, e = pipe.windows_out, worker.stats.processed
+        if now - t_last >= 0.5:
+            self._rates = ((w - w_last) / (now - t_last), (e - e_last) / (now - t_last))
+            self._last = (now, w, e)
+        p50, p99 = worker.stats.latency_percentiles()
+        rec = self.recorder.status() if self.recorder is not None else None
+        errors = list(pipe.errors) + list(worker.errors)
+        if rec is not None and rec.error:
+            errors.append(f"recording: {rec.error}")
+        if self.demo is not None and self.demo.error:
+            errors.append(self.demo.error)
+        return SessionStatus(
+            elapsed=now - self._t_start,
+            rates={
+                st.info.name: (st.effective_rate, st.info.nominal_srate)
+                for st in pipe.stats.values()
+            },
+            windows=w,
+            estimates=e,
+            windows_per_s=self._rates[0],
+            estimates_per_s=self._rates[1],
+            latency_p50=p50,
+            latency_p99=p99,
+            dropped=worker.stats.dropped,
+            lost_samples=sum(st.lost_in_buffer for st in pipe.stats.values()),
+            recording=str(rec.path) if rec is not None else None,
+            recording_bytes=rec.bytes_written if rec is not None else 0,
+            errors=errors,
+        )
+
+    def close(self) -> None:
+        """Stop acquisition, finish queued windows, close the file (footers), stop outlets."""
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        if self.worker is not None:
+            self.worker.stop(drain=True, timeout=30.0)
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.outlet is not None:
+            self.outlet.close()
+        if self.demo is not None:
+            self.demo.stop()
+            self.demo = None
+
+    def __enter__(self) -> Session:
+        self.open()
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,237 @@
+"""Inference worker: one thread owns the model and the device, windows in, estimates out.
+
+Windows arrive through a bounded queue. The worker takes everything waiting (up to ``max_batch``),
+stacks it into one batch, runs the fused model under ``torch.inference_mode`` and emits one
+:class:`~physio_live.core.Estimate` per window. In ``live`` mode a full queue drops its oldest
+window (counted in ``dropped``) so acquisition never blocks; in ``replay`` mode ``submit`` waits
+for room and nothing is dropped. On CUDA the batch is staged in pinned host memory and copied with
+``non_blocking=True``; bf16 autocast is optional.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from physio_live.core import Estimate, Window
+
+__all__ = ["InferenceWorker", "WorkerStats", "pick_device"]
+
+
+def pick_device(spec: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; otherwise the named device (checked)."""
+    from physio_live.core import ConfigError
+
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise ConfigError(
+            f"model.device: {spec!r} is not a torch device; use auto, cpu or cuda"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "model.device: cuda was asked for but no CUDA device is available; use auto or cpu"
+        )
+    return dev
+
+
+@dataclass
+class WorkerStats:
+    """Counters for status lines; latencies of the last few hundred estimates."""
+
+    submitted: int = 0
+    processed: int = 0
+    dropped: int = 0
+    batches: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=600))
+    compute: deque[float] = field(default_factory=lambda: deque(maxlen=600))
+
+    def latency_percentiles(self) -> tuple[float, float]:
+        """(p50, p99) of recent latencies in seconds (NaN when none)."""
+        if not self.latencies:
+            return float("nan"), float("nan")
+        arr = np.fromiter(self.latencies, float)
+        return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+
+
+class InferenceWorker:
+    """Runs a ``FusedEmotionModel`` (anything with its ``predict`` contract) on Windows."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        device: str | torch.device = "auto",
+        mode: str = "live",
+        max_queue: int = 8,
+        max_batch: int = 16,
+        bf16: bool = False,
+        clock: Callable[[], float] | None = None,
+    ):
+        if mode not in ("live", "replay"):
+            raise ValueError("mode must be 'live' or 'replay'")
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.mode = mode
+        self.max_queue = max(1, int(max_queue))
+        self.max_batch = max(1, int(max_batch))
+        self.bf16 = bf16
+        if clock is None:
+            import pylsl
+
+            clock = pylsl.local_clock
+        self.clock = clock
+        self.stats = WorkerStats()
+        self.errors: list[str] = []
+        self._queue: deque[Window] = deque()
+        self._cond = threading.Condition()
+        self._listeners: list[Callable[[Estimate], None]] = []
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._busy = False
+        self._pinned: dict[str, torch.Tensor] = {}
+
+    def on_estimate(self, fn: Callable[[Estimate], None]) -> None:
+        self._listeners.append(fn)
+
+    # -- producer side ---------------------------------------------------------------------
+    def submit(self, window: Window) -> None:
+        """Queue a window (live: drop the oldest when full; replay: wait for room)."""
+        with self._cond:
+            if self.mode == "replay":
+                while len(self._queue) >= self.max_queue and not self._stopping:
+                    self._cond.wait(0.1)
+            elif len(self._queue) >= self.max_queue:
+                self._queue.popleft()
+                self.stats.dropped += 1
+            self._queue.append(window)
+            self.stats.submitted += 1
+            self._cond.notify_all()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="inference", daemon=True)
+        self._thread.start()
+
+    def stop(self, drain: bool = True, timeout: float = 30.0) -> None:
+        """Stop the thread; with ``drain`` the windows already queued are processed first."""
+        if drain:
+            self.wait_idle(timeout)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until the queue is empty and no batch is running."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (self._queue or self._busy) and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+            return not self._queue and not self._busy
+
+    # -- the worker thread -----------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait(0.1)
+                if self._stopping and not self._queue:
+                    return
+                n = min(len(self._queue), self.max_batch)
+                batch = [self._queue.popleft() for _ in range(n)]
+                self._busy = True
+                self._cond.notify_all()
+            try:
+                self._run(batch)
+            except Exception as exc:
+                msg = f"inference failed on {len(batch)} window(s): {type(exc).__name__}: {exc}"
+                if not self.errors or self.errors[-1] != msg:
+                    self.errors.append(msg)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _stack(self, arrays: list[np.ndarray], name: str, patch: int) -> torch.Tensor:
+        """[B, C, T] windows -> [B, C, T // patch, patch] on the device (pinned staging on CUDA)."""
+        x = np.stack(arrays)
+        b, c, t = x.shape
+        if t % patch:
+            from physio_live.core import ConfigError
+
+            raise ConfigError(
+                f"{name} windows have {t} samples, not a whole number of {patch}-sample patches; "
+                "set aligner.window to whole seconds"
+            )
+        host = torch.from_numpy(x).view(b, c, t // patch, patch)
+        if self.device.type != "cuda":
+            return host
+        buf = self._pinned.get(name)
+        if buf is None or buf.shape[1:] != host.shape[1:] or buf.shape[0] < b:
+            buf = torch.empty((self.max_batch, *host.shape[1:]), pin_memory=True)
+            self._pinned[name] = buf
+        buf[:b].copy_(host)
+        return buf[:b].to(self.device, non_blocking=True)
+
+    def _run(self, batch: list[Window]) -> None:
+        t0 = time.perf_counter()
+        patch = 200
+        cfg = getattr(self.model, "config", None)
+        if cfg is not None:
+            patch = cfg.eeg.patch_size
+        has_eeg = [w.eeg is not None for w in batch]
+        has_ecg = [w.ecg is not None for w in batch]
+        eeg = ecg = None
+        eeg_present = ecg_present = None
+        if any(has_eeg):
+            ref = next(w.eeg for w in batch if w.eeg is not None)
+            eeg = self._stack(
+                [w.eeg if w.eeg is not None else np.zeros_like(ref) for w in batch], "eeg", patch
+            )
+            if not all(has_eeg):
+                eeg_present = torch.tensor(has_eeg)
+        if any(has_ecg):
+            ref = next(w.ecg for w in batch if w.ecg is not None)
+            ecg = self._stack(
+                [w.ecg if w.ecg is not None else np.zeros_like(ref) for w in batch], "ecg", patch
+            )
+            if not all(has_ecg):
+                ecg_present = torch.tensor(has_ecg)
+        pred = self.model.predict(
+            eeg, ecg, eeg_present=eeg_present, ecg_present=ecg_present, bf16=self.bf16
+        )
+        probs = pred.probabilities.float().cpu().numpy()
+        e_miss = pred.eeg_missing.cpu().numpy()
+        c_miss = pred.ecg_missing.cpu().numpy()
+        t_emit = self.clock()
+        self.stats.batches += 1
+        self.stats.compute.append(time.perf_counter() - t0)
+        for i, w in enumerate(batch):
+            est = Estimate(
+                t_end=w.t_end,
+                t_emit=t_emit,
+                targets=tuple(pred.targets),
+                probabilities=tuple(float(p) for p in probs[i]),
+                quality=w.quality,
+                model_id=pred.model_id,
+                untrained=pred.untrained,
+                window_index=w.index,
+                eeg_missing=bool(e_miss[i]),
+                ecg_missing=bool(c_miss[i]),
+            )
+            self.stats.processed += 1
+            self.stats.latencies.append(est.latency)
+            for fn in self._listeners:
+                fn(est)

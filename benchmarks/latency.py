@@ -1,0 +1,196 @@
+"""Latency benchmark: real LSL outlets -> the app pipeline -> estimates, vs an mne-lsl peer loop.
+
+32-ch EEG @ 250 Hz and 2-ch ECG @ 256 Hz come from real LSL outlets in a separate process
+(``tests/lsl_outlets.py``, pushing every 5 ms). The app's Session (LSL inlets, ring buffers,
+aligner: causal filters + 200 Hz + 4-s windows at a 0.25-s hop, inference worker on the CPU with the
+default CBraMod-size fused model) runs for ``--seconds``; latency = emission time - window end time
+(both on the LSL clock). In the same run, the peer loop does what a script built on mne-lsl would:
+``StreamLSL`` per stream, poll until a hop of new samples has arrived, ``get_data(4 s)``,
+resample to 200 Hz, run the same model; latency = emission - newest sample's timestamp.
+
+    python benchmarks/latency.py                 # 60 s each
+    python benchmarks/latency.py --seconds 20
+
+Prints one JSON line, then a short table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LSLAPICFG", str(ROOT / "tests" / "lsl_api.cfg"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def start_outlets(seconds: float):
+    tag = uuid.uuid4().hex[:8]
+    spec = {
+        "streams": [
+            {"name": f"lat-EEG-{tag}", "type": "EEG", "n_ch": 32, "srate": 250.0},
+            {
+                "name": f"lat-ECG-{tag}",
+                "type": "ECG",
+                "n_ch": 2,
+                "srate": 256.0,
+                "unit": "millivolts",
+            },
+        ],
+        "duration": seconds,
+        "push_interval": 0.005,
+    }
+    for s in spec["streams"]:
+        s["source_id"] = s["name"]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "lsl_outlets.py"), json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    line = proc.stdout.readline()
+    if not line.startswith("READY"):
+        raise SystemExit(f"outlets did not start: {line!r}")
+    return proc, spec
+
+
+def pct(x: list[float]) -> dict[str, float]:
+    a = np.asarray(x) * 1000.0
+    if len(a) == 0:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
+    return {f"p{q}_ms": round(float(np.percentile(a, q)), 2) for q in (50, 95, 99)}
+
+
+def run_app(spec: dict, seconds: float, device: str) -> tuple[dict, object]:
+    from physio_live.app._session import Session
+    from physio_live.core import config_from_dict
+
+    eeg, ecg = spec["streams"]
+    cfg = config_from_dict(
+        {
+            "sources": [
+                {"kind": "lsl", "role": "eeg", "name": eeg["name"], "channels": 32},
+                {"kind": "lsl", "role": "ecg", "name": ecg["name"], "channels": 2},
+            ],
+            "aligner": {"window": 4.0, "hop": 0.25},
+            "model": {"device": device},
+            "recording": {"enabled": False},
+            "outlet": {"enabled": False},
+        }
+    )
+    session = Session(cfg)
+    session.open()
+    lat: list[float] = []
+    session.start()
+    time.sleep(5.0)  # first windows need 4 s of signal; skip the start-up
+    session.on_estimate(lambda e: lat.append(e.latency))
+    n0 = session.worker.stats.dropped
+    time.sleep(seconds)
+    dropped = session.worker.stats.dropped - n0
+    session.close()
+    comp = list(session.worker.stats.compute)
+    res = {
+        "estimates": len(lat),
+        "dropped": dropped,
+        **pct(lat),
+        "compute_p50_ms": round(float(np.median(comp)) * 1000, 2),
+    }
+    return res, session.model
+
+
+def run_peer(spec: dict, seconds: float, model, device: str) -> dict:
+    import mne
+    import pylsl
+    from mne_lsl.stream import StreamLSL
+
+    mne.set_log_level("ERROR")
+    streams = [
+        StreamLSL(bufsize=10, name=s["name"]).connect(
+            acquisition_delay=0.001, processing_flags=["clocksync", "dejitter", "monotize"]
+        )
+        for s in spec["streams"]
+    ]
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    time.sleep(5.0)
+    lat: list[float] = []
+    hop = 0.25
+    t_stop = time.monotonic() + seconds
+    last_t = None
+    grid_n = 800
+    while time.monotonic() < t_stop:
+        eeg_x, eeg_t = streams[0].get_data(winsize=4.0)
+        ecg_x, ecg_t = streams[1].get_data(winsize=4.0)
+        if len(eeg_t) == 0 or len(ecg_t) == 0:
+            time.sleep(0.002)
+            continue
+        t_end = min(eeg_t[-1], ecg_t[-1])
+        if last_t is not None and t_end < last_t + hop:
+            time.sleep(0.002)
+            continue
+        last_t = t_end
+        grid = t_end - (np.arange(grid_n)[::-1]) / 200.0
+        e = np.stack([np.interp(grid, eeg_t, ch) for ch in eeg_x]).astype(np.float32) / 100.0
+        c = np.stack([np.interp(grid, ecg_t, ch) for ch in ecg_x]).astype(np.float32) * 10.0
+        with torch.inference_mode():
+            et = torch.from_numpy(e).view(1, 32, 4, 200).to(dev)
+            ct = torch.from_numpy(c).view(1, 2, 4, 200).to(dev)
+            p = model.predict(et, ct)
+            _ = p.probabilities.cpu()
+        lat.append(pylsl.local_clock() - t_end)
+    for st in streams:
+        st.disconnect()
+    return {"estimates": len(lat), **pct(lat)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-peer", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    proc, spec = start_outlets(2 * args.seconds + 60)
+    try:
+        app, model = run_app(spec, args.seconds, args.device)
+        peer = None if args.skip_peer else run_peer(spec, args.seconds, model, args.device)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    result = {
+        "benchmark": "latency",
+        "seconds": args.seconds,
+        "device": args.device,
+        "torch_threads": args.threads,
+        "eeg": "32ch@250Hz",
+        "ecg": "2ch@256Hz",
+        "window_s": 4.0,
+        "hop_s": 0.25,
+        "app": app,
+        "peer_mne_lsl": peer,
+    }
+    print(json.dumps(result))
+    print()
+    print(f"{'loop':28s} {'n':>5s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'dropped':>8s}")
+    print(
+        f"{'physio-live app':28s} {app['estimates']:5d} {app['p50_ms']:8.1f} "
+        f"{app['p95_ms']:8.1f} {app['p99_ms']:8.1f} {app['dropped']:8d}"
+    )
+    if peer:
+        print(
+            f"{'mne-lsl StreamLSL peer loop':28s} {peer['estimates']:5d} {peer['p50_ms']:8.1f} "
+            f"{peer['p95_ms']:8.1f} {peer['p99_ms']:8.1f} {'-':>8s}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The inference worker with a real (small) fused model: batching, live drops, replay order."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from physio_live.app._worker import InferenceWorker
+from physio_live.core import ChannelQuality, Quality, Window
+from physio_live.models import CBraModConfig, FusedEmotionConfig, FusedEmotionModel, ModalityConfig
+
+
+def _model() -> FusedEmotionModel:
+    enc = CBraModConfig(depth=1, out_dim=None)
+    return FusedEmotionModel(
+        FusedEmotionConfig(
+            eeg=ModalityConfig(name="eeg", channels=("a", "b", "c"), n_patches=2, encoder=enc),
+            ecg=ModalityConfig(name="ecg", channels=("x",), n_patches=2, encoder=enc),
+        )
+    ).eval()
+
+
+class SlowModel(FusedEmotionModel):
+    """The same real model, made artificially slow (a consumer that falls behind)."""
+
+    delay = 0.2
+
+    def predict(self, *a, **kw):
+        time.sleep(self.delay)
+        return super().predict(*a, **kw)
+
+
+def _windows(n: int, rng, ecg: bool = True) -> list[Window]:
+    q = Quality({"eeg": ChannelQuality()})
+    return [
+        Window(
+            t_end=100.0 + 0.5 * i,
+            rate=200.0,
+            eeg=rng.normal(size=(3, 400)).astype(np.float32),
+            ecg=rng.normal(size=(1, 400)).astype(np.float32) if ecg else None,
+            quality=q,
+            index=i,
+        )
+        for i in range(n)
+    ]
+
+
+def test_replay_mode_keeps_every_window_in_order_and_matches_direct_calls():
+    rng = np.random.default_rng()
+    model = _model()
+    wins = _windows(23, rng)
+    got = []
+    w = InferenceWorker(model, device="cpu", mode="replay", max_queue=4, max_batch=5,
+                        clock=lambda: 1000.0)  # fmt: skip
+    w.on_estimate(got.append)
+    w.start()
+    for win in wins:
+        w.submit(win)
+    w.stop(drain=True)
+    assert [e.window_index for e in got] == list(range(23))
+    assert w.stats.dropped == 0 and w.stats.processed == 23
+    assert w.stats.batches < 23  # it did batch
+    with torch.inference_mode():
+        eeg = torch.from_numpy(np.stack([x.eeg for x in wins])).view(23, 3, 2, 200)
+        ecg = torch.from_numpy(np.stack([x.ecg for x in wins])).view(23, 1, 2, 200)
+        ref = torch.sigmoid(model(eeg, ecg)).numpy()
+    np.testing.assert_allclose(np.array([e.probabilities for e in got]), ref, atol=1e-5)
+    e0 = got[0]
+    assert e0.targets == ("valence", "arousal", "dominance")
+    assert e0.untrained and e0.model_id == model.model_id
+    assert e0.latency == pytest.approx(1000.0 - e0.t_end)
+
+
+def test_live_mode_drops_oldest_and_never_blocks_acquisition():
+    rng = np.random.default_rng()
+    model = SlowModel(_model().config)
+    got = []
+    w = InferenceWorker(model.eval(), device="cpu", mode="live", max_queue=3, max_batch=2)
+    w.on_estimate(got.append)
+    w.start()
+    wins = _windows(40, rng)
+    t = time.monotonic()
+    for win in wins:
+        w.submit(win)  # 40 windows faster than the worker can take them
+    assert time.monotonic() - t < 0.5, "submit blocked acquisition"
+    w.stop(drain=True)
+    idx = [e.window_index for e in got]
+    assert w.stats.dropped > 0
+    assert len(idx) + w.stats.dropped == 40
+    assert idx == sorted(idx) and idx[-1] == 39  # the newest window is always served
+
+
+def test_missing_modality_is_flagged():
+    rng = np.random.default_rng()
+    got = []
+    w = InferenceWorker(_model(), device="cpu", mode="replay")
+    w.on_estimate(got.append)
+    w.start()
+    for win in _windows(3, rng, ecg=False):
+        w.submit(win)
+    w.stop()
+    assert len(got) == 3 and all(e.ecg_missing and not e.eeg_missing for e in got)
+    assert all(np.isfinite(e.probabilities).all() for e in got)
+
+
+def test_inference_error_is_reported_and_worker_goes_on():
+    rng = np.random.default_rng()
+    got = []
+    w = InferenceWorker(_model(), device="cpu", mode="replay", max_batch=1)
+    w.on_estimate(got.append)
+    w.start()
+    bad = _windows(1, rng)[0]
+    bad = Window(t_end=1.0, rate=200.0, eeg=np.zeros((5, 400), np.float32), ecg=bad.ecg,
+                 quality=bad.quality, index=99)  # fmt: skip
+    w.submit(bad)  # 5 channels for a 3-channel model
+    for win in _windows(2, rng):
+        w.submit(win)
+    w.stop()
+    assert [e.window_index for e in got] == [0, 1]
+    assert len(w.errors) == 1 and "expects" in w.errors[0]
+
+
+def test_cuda_request_without_gpu_is_a_clear_error():
+    from physio_live.app._worker import pick_device
+    from physio_live.core import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        pick_device("cuda")
+    assert pick_device("auto").type == "cpu"
+
+
+@pytest.mark.gpu
+def test_cuda_worker_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng()
+    wins = _windows(8, rng)
+    model = _model()
+    outs = {}
+    for dev in ("cpu", "cuda"):
+        got = []
+        w = InferenceWorker(model, device=dev, mode="replay")
+        w.on_estimate(got.append)
+        w.start()
+        for win in wins:
+            w.submit(win)
+        w.stop()
+        outs[dev] = np.array([e.probabilities for e in got])
+    np.testing.assert_allclose(outs["cpu"], outs["cuda"], atol=1e-4)
