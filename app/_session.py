@@ -25,11 +25,12 @@ from physio_live.core import (
     Estimate,
     Pipeline,
     Recorder,
+    RecorderStatus,
     StreamInfo,
 )
 from physio_live.core._filters import unit_scale_uv
 
-from ._demo import DemoOutlets, bind_demo_sources
+from ._demo import DemoOutlets, bind_demo_sources, make_outlet
 from ._outlet import EstimateOutlet, estimate_stream_info
 from ._worker import InferenceWorker, pick_device
 
@@ -133,6 +134,8 @@ class Session:
         self.worker: InferenceWorker | None = None
         self.recorder: Recorder | None = None
         self.outlet: EstimateOutlet | None = None
+        self._marker_outlet = None
+        self._marker_info: StreamInfo | None = None
         self.estimates: list[Estimate] = []
         self._keep_estimates = 10_000
         self._estimate_info: StreamInfo | None = None
@@ -166,9 +169,6 @@ class Session:
             self.model = build_model(cfg, eeg, ecg)
             _apply_model_preprocessing(cfg, self.model)
             self._check_channels(eeg, ecg)
-            from physio_live.core import Aligner
-
-            self.pipeline.aligner = Aligner(cfg.aligner, self.pipeline.streams, cfg.buffer_seconds)
             self.worker = InferenceWorker(
                 self.model,
                 device=device,
@@ -182,31 +182,77 @@ class Session:
             self._estimate_info = estimate_stream_info(
                 cfg.outlet.name, cfg.outlet.type, targets, sid
             )
+            self._marker_info = StreamInfo(
+                name=f"{cfg.outlet.name}-markers",
+                type="Markers",
+                role="markers",
+                channel_labels=("marker",),
+                channel_units=("",),
+                nominal_srate=0.0,
+                source_id=f"physio-live-{os.getpid()}-markers",
+                channel_format="string",
+            )
+            # app markers go to the windows and the file; this also rebuilds the aligner with
+            # the model's scaling
+            self.pipeline.prepare([self._marker_info])
+            self.pipeline.on_chunk(self._on_chunk)
             if cfg.recording.enabled:
-                folder = Path(cfg.recording.folder).expanduser()
-                name = cfg.recording.filename.replace(
-                    "{time}", datetime.now().strftime("%Y%m%d-%H%M%S")
-                )
-                self.recorder = Recorder(folder / name)
-                self.recorder.start()
-                self.recorder.add_streams(self.pipeline.streams)
-                self.recorder.add_stream(
-                    self._estimate_info,
-                    {
-                        "model_id": self.model.model_id,
-                        "untrained": str(self.model.untrained).lower(),
-                    },
-                )
-                self.pipeline.on_chunk(self.recorder.write)
+                self.start_recording()
             if cfg.outlet.enabled:
                 self.outlet = EstimateOutlet(
                     self._estimate_info, self.model.model_id, self.model.untrained
                 )
+                self._marker_outlet = make_outlet(self._marker_info)
             self.pipeline.on_window(self.worker.submit)
             self.worker.on_estimate(self._on_estimate)
         except BaseException:
             self.close()
             raise
+
+    # -- recording and markers (both front ends) -------------------------------------------
+    def start_recording(self, path: str | Path | None = None) -> Path:
+        """Start an XDF recording (``path`` or the config's folder/filename); returns its path.
+
+        Raises :class:`~physio_live.core.RecordingError` when the folder is not writable.
+        """
+        assert self.pipeline is not None and self.model is not None
+        if self.recorder is not None:
+            return self.recorder.path
+        if path is None:
+            folder = Path(self.cfg.recording.folder).expanduser()
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            path = folder / self.cfg.recording.filename.replace("{time}", stamp)
+        rec = Recorder(path)
+        rec.start()
+        rec.add_streams(self.pipeline.streams)
+        rec.add_stream(
+            self._estimate_info,
+            {"model_id": self.model.model_id, "untrained": str(self.model.untrained).lower()},
+        )
+        self.recorder = rec
+        return rec.path
+
+    def stop_recording(self) -> RecorderStatus | None:
+        """Close the current recording (footers written); acquisition goes on."""
+        rec, self.recorder = self.recorder, None
+        return rec.close() if rec is not None else None
+
+    def insert_marker(self, text: str, timestamp: float | None = None) -> float:
+        """A marker now (or at ``timestamp``): recorded, put in windows, sent on the LSL outlet."""
+        import pylsl
+
+        assert self.pipeline is not None
+        t = pylsl.local_clock() if timestamp is None else float(timestamp)
+        chunk = Chunk(self._marker_info, np.array([[str(text)]], dtype=object), np.array([t]))
+        self.pipeline.ingest(chunk)
+        if self._marker_outlet is not None:
+            self._marker_outlet.push_sample([str(text)], t)
+        return t
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        rec = self.recorder
+        if rec is not None:
+            rec.write(chunk)
 
     def _check_channels(self, eeg: tuple[str, ...], ecg: tuple[str, ...]) -> None:
         mc = self.model.config
@@ -223,11 +269,12 @@ class Session:
         self.estimates.append(est)
         if len(self.estimates) > self._keep_estimates:
             del self.estimates[: len(self.estimates) - self._keep_estimates]
-        if self.recorder is not None and self._estimate_info is not None:
+        rec = self.recorder
+        if rec is not None and self._estimate_info is not None:
             values = np.asarray([est.probabilities], np.float32)
             if est.withheld:
                 values[:] = np.nan
-            self.recorder.write(Chunk(self._estimate_info, values, np.array([est.t_end])))
+            rec.write(Chunk(self._estimate_info, values, np.array([est.t_end])))
         if self.outlet is not None:
             self.outlet.push(est)
         for fn in self._listeners:
@@ -281,10 +328,10 @@ class Session:
             self.pipeline.stop()
         if self.worker is not None:
             self.worker.stop(drain=True, timeout=30.0)
-        if self.recorder is not None:
-            self.recorder.close()
+        self.stop_recording()
         if self.outlet is not None:
             self.outlet.close()
+        self._marker_outlet = None
         if self.demo is not None:
             self.demo.stop()
             self.demo = None

@@ -1,0 +1,73 @@
+"""The Session both front ends share: runtime recording start/stop and markers."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyedflib
+import pytest
+import pyxdf
+
+from physio_live.app._session import Session
+from physio_live.core import ArraySource, StreamInfo, config_from_dict
+
+
+@pytest.fixture
+def eegmat_sources(data_dir):
+    with pyedflib.EdfReader(str(data_dir / "eeg_ecg_eegmat" / "Subject00_1.edf")) as f:
+        labels = f.getSignalLabels()
+        fs = f.getSampleFrequency(0)
+        n = int(20 * fs)
+        eeg_idx = [labels.index(f"EEG {c}") for c in ("Fp1", "Fp2", "F3", "F4")]
+        eeg = np.stack([f.readSignal(i)[:n] for i in eeg_idx], 1).astype(np.float32)
+        ecg = f.readSignal(labels.index("ECG ECG"))[:n, None].astype(np.float32)
+    import pylsl
+
+    t0 = pylsl.local_clock()
+    e = StreamInfo("eegmat-EEG", "EEG", "eeg", ("Fp1", "Fp2", "F3", "F4"), ("uV",) * 4, fs)
+    c = StreamInfo("eegmat-ECG", "ECG", "ecg", ("ECG",), ("mV",), fs)
+    return [
+        ArraySource(e, eeg, realtime=True, t0=t0, chunk_seconds=0.05),
+        ArraySource(c, ecg, realtime=True, t0=t0, chunk_seconds=0.05),
+    ]
+
+
+def test_record_start_stop_and_markers_land_in_file_and_windows(tmp_path, eegmat_sources):
+    cfg = config_from_dict(
+        {
+            "sources": [{"kind": "lsl", "role": "eeg", "name": "unused"}],
+            "aligner": {"window": 2.0, "hop": 0.5},
+            "model": {"size": "tiny", "device": "cpu"},
+            "recording": {"enabled": False},
+            "outlet": {"enabled": False},
+        }
+    )
+    session = Session(cfg, sources=eegmat_sources)
+    windows = []
+    session.open()
+    session.pipeline.on_window(windows.append)
+    session.start()
+    try:
+        time.sleep(3.0)
+        path = session.start_recording(tmp_path / "run.xdf")
+        time.sleep(1.0)
+        t_mark = session.insert_marker("stimulus 1")
+        time.sleep(3.0)
+        status = session.stop_recording()
+        time.sleep(0.5)
+    finally:
+        session.close()
+    assert status is not None and status.error is None
+    streams, _ = pyxdf.load_xdf(str(path))
+    by_name = {s["info"]["name"][0]: s for s in streams}
+    eeg = by_name["eegmat-EEG"]
+    assert 3.0 * 500 < len(eeg["time_stamps"]) < 5.5 * 500  # only while recording
+    marks = by_name["physio-live-estimates-markers"]
+    assert marks["time_series"] == [["stimulus 1"]]
+    assert marks["time_stamps"][0] == pytest.approx(t_mark)
+    assert len(by_name["physio-live-estimates"]["time_stamps"]) >= 4
+    # the marker sits in the windows that cover it
+    hits = [w for w in windows if any(m == "stimulus 1" for _, m in w.markers)]
+    assert 2 <= len(hits) <= 4
+    assert all(w.t_end - 2.0 < t_mark <= w.t_end for w in hits)
