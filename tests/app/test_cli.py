@@ -27,8 +27,15 @@ def _run(*args: str, timeout: float = 120, cwd: Path | None = None) -> subproces
 
 
 def _load(path: Path) -> dict[str, dict]:
+    """Streams by type; the demo's marker stream under "Markers" (the app's own is empty)."""
     streams, _ = pyxdf.load_xdf(str(path))
-    return {s["info"]["type"][0]: s for s in streams}
+    out = {}
+    for s in streams:
+        if s["info"]["name"][0].endswith("-markers"):  # the app's marker stream
+            out["AppMarkers"] = s
+        else:
+            out[s["info"]["type"][0]] = s
+    return out
 
 
 def test_stream_demo_records_all_four_kinds_and_reports(tmp_path):
@@ -48,7 +55,7 @@ def test_stream_demo_records_all_four_kinds_and_reports(tmp_path):
     assert out[-1].startswith("summary:") and "0 lost" in out[-1]
     (xdf,) = tmp_path.glob("*.xdf")
     streams = _load(xdf)
-    assert set(streams) == {"EEG", "ECG", "Markers", "Emotion"}
+    assert set(streams) == {"EEG", "ECG", "Markers", "AppMarkers", "Emotion"}
     eeg, ecg = streams["EEG"], streams["ECG"]
     assert eeg["time_series"].shape[1] == 14 and len(eeg["time_stamps"]) > 6 * 250
     assert ecg["time_series"].shape[1] == 2 and len(ecg["time_stamps"]) > 6 * 256
