@@ -10,6 +10,7 @@ threads.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from physio_live.core import (
     StreamInfo,
 )
 from physio_live.core._filters import unit_scale_uv
+from physio_live.core._replay import Recording
 
 from ._demo import DemoOutlets, bind_demo_sources, make_outlet
 from ._outlet import EstimateOutlet, estimate_stream_info
@@ -125,9 +127,23 @@ class SessionStatus:
 class Session:
     """Everything a running app holds; ``open`` -> ``start`` -> ``close``."""
 
-    def __init__(self, cfg: Config, *, mode: str = "live", sources=None):
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        mode: str = "live",
+        sources=None,
+        recording: Recording | None = None,
+        speed: float | None = None,
+    ):
+        """``recording`` replays a file instead of opening the config's sources, at ``speed``
+        (1 = real time, None = as fast as possible); replays never drop a window."""
         self.cfg = cfg
-        self.mode = mode
+        self.replay = recording
+        self.speed = speed
+        self.mode = "replay" if recording is not None else mode
+        self.finished = threading.Event()  # set when a replay has been fed completely
+        self._replay_thread: threading.Thread | None = None
         self._sources = sources
         self.demo: DemoOutlets | None = None
         self.pipeline: Pipeline | None = None
@@ -136,6 +152,7 @@ class Session:
         self.outlet: EstimateOutlet | None = None
         self._marker_outlet = None
         self._marker_info: StreamInfo | None = None
+        self._closing = False
         self.estimates: list[Estimate] = []
         self._keep_estimates = 10_000
         self._estimate_info: StreamInfo | None = None
@@ -151,15 +168,19 @@ class Session:
     def open(self) -> None:
         cfg = self.cfg
         try:
-            if cfg.demo.enabled and self._sources is None:
+            if cfg.demo.enabled and self._sources is None and self.replay is None:
                 self.demo = DemoOutlets(cfg.demo)
                 self.demo.start()
                 bind_demo_sources(cfg, self.demo)
             if cfg.model.threads:
                 torch.set_num_threads(cfg.model.threads)
             device = pick_device(cfg.model.device)
-            self.pipeline = Pipeline(cfg, self._sources)
-            self.pipeline.open()  # resolves streams; the aligner is rebuilt once units are known
+            if self.replay is not None:
+                self.pipeline = Pipeline(cfg, sources=[])
+                self.pipeline.prepare(self.replay.infos)
+            else:
+                self.pipeline = Pipeline(cfg, self._sources)
+                self.pipeline.open()  # resolves streams; aligner rebuilt once units are known
             eeg = tuple(
                 lab for s in self.pipeline.streams if s.role == "eeg" for lab in s.channel_labels
             )
@@ -285,7 +306,37 @@ class Session:
         self._t_start = time.monotonic()
         self._last = (self._t_start, 0, 0)
         self.worker.start()
-        self.pipeline.start()
+        if self.replay is None:
+            self.pipeline.start()
+        else:
+            self._replay_thread = threading.Thread(
+                target=self._replay_loop, name="replay", daemon=True
+            )
+            self._replay_thread.start()
+
+    def _replay_loop(self) -> None:
+        """Feed the recording's Chunks in time order, paced at ``speed`` (deadline scheduling
+        from one anchor, so sleep errors never accumulate), then wait for the worker."""
+        assert self.replay is not None and self.pipeline is not None and self.worker is not None
+        rec, pipe = self.replay, self.pipeline
+        t_rec0 = rec.t_first
+        wall0 = time.monotonic()
+        try:
+            for chunk in rec.chunks(self.cfg.replay.chunk_seconds):
+                if self._closing:
+                    return
+                if self.speed is not None:
+                    due = wall0 + (float(chunk.timestamps[-1]) - t_rec0) / self.speed
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                pipe.ingest(chunk)
+                pipe.step()  # windows go to the worker, which waits for room (no drops)
+            self.worker.wait_idle(timeout=600)
+        except Exception as exc:  # report, never kill the app
+            pipe.errors.append(f"replay stopped: {type(exc).__name__}: {exc}")
+        finally:
+            self.finished.set()
 
     def status(self) -> SessionStatus:
         pipe, worker = self.pipeline, self.worker
@@ -297,6 +348,8 @@ class Session:
             self._rates = ((w - w_last) / (now - t_last), (e - e_last) / (now - t_last))
             self._last = (now, w, e)
         p50, p99 = worker.stats.latency_percentiles()
+        if self.replay is not None:  # recorded time vs now: not a latency
+            p50 = p99 = float("nan")
         rec = self.recorder.status() if self.recorder is not None else None
         errors = list(pipe.errors) + list(worker.errors)
         if rec is not None and rec.error:
@@ -324,6 +377,9 @@ class Session:
 
     def close(self) -> None:
         """Stop acquisition, finish queued windows, close the file (footers), stop outlets."""
+        self._closing = True
+        if self._replay_thread is not None:
+            self._replay_thread.join(timeout=30.0)
         if self.pipeline is not None:
             self.pipeline.stop()
         if self.worker is not None:

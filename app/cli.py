@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--record-dir", default=None, help="folder for the XDF recording")
     p.add_argument("--no-record", action="store_true", help="do not record")
     p.add_argument("--windows", action="store_true", help="print every window as it is cut")
+    p.add_argument("--replay", metavar="PATH", help="replay a recording (XDF, EDF/BDF, WFDB)")
+    p.add_argument(
+        "--speed", default="1", help="replay speed: 1 = real time, 10 = 10x, max = no pacing"
+    )
+    p.add_argument("--start", type=float, default=None, help="replay from S seconds in")
+    p.add_argument("--out", default=None, help="folder for the replay's estimates CSV")
+    p.add_argument("--export-windows", metavar="OUT.npz", help="save every aligned window")
     p.add_argument("--estimates", action="store_true", help="print every estimate")
     return p
 
@@ -96,8 +103,7 @@ def _fmt_estimate(e) -> str:
     return f"estimate t_end={e.t_end:.3f} latency={e.latency * 1000:.1f}ms {probs}{flag}"
 
 
-def run_stream(args: argparse.Namespace) -> int:
-    from physio_live.app._session import Session
+def _load_cfg(args: argparse.Namespace):
     from physio_live.core import load_config
 
     overrides = list(args.overrides)
@@ -109,8 +115,10 @@ def run_stream(args: argparse.Namespace) -> int:
         overrides.append(f"recording.folder={args.record_dir}")
     if args.no_record:
         overrides.append("recording.enabled=false")
-    cfg = load_config(args.config, overrides)
+    return load_config(args.config, overrides)
 
+
+def _install_stop_signals() -> threading.Event:
     stop = threading.Event()
 
     def _on_signal(signum, frame):
@@ -118,6 +126,99 @@ def run_stream(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    return stop
+
+
+def _parse_speed(text: str) -> float | None:
+    from physio_live.core import ConfigError
+
+    if text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = -1.0
+    if speed <= 0:
+        raise ConfigError(f"--speed {text!r}: give a positive factor (1 = real time) or 'max'")
+    return speed
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from physio_live.app._replay import EstimateCSV, WindowExporter
+    from physio_live.app._session import Session
+    from physio_live.core._replay import open_recording
+
+    cfg = _load_cfg(args)
+    speed = _parse_speed(args.speed)
+    rec = open_recording(args.replay, cfg.replay.roles).select(args.start, args.duration)
+    for w in rec.warnings:
+        print(f"physio-live: warning: {w}", file=sys.stderr, flush=True)
+    if not args.record_dir:
+        cfg.recording.enabled = False
+    src = Path(args.replay)
+    out_dir = Path(args.out) if args.out else src.parent
+    csv_path = out_dir / f"{src.stem}.estimates.csv"
+    stop = _install_stop_signals()
+    session = Session(cfg, recording=rec, speed=speed)
+    session.open()
+    exporter = WindowExporter(cfg) if args.export_windows else None
+    writer = EstimateCSV(csv_path, tuple(session.model.config.targets))
+    try:
+        names = ", ".join(
+            f"{s.name} ({s.role}, {s.n_channels} ch @ {s.nominal_srate:g} Hz)" for s in rec.infos
+        )
+        span = rec.t_last - rec.t_first
+        print(f"physio-live: replaying {src} ({span:.1f} s): {names}", flush=True)
+        if rec.skipped:
+            print(f"physio-live: not replayed (no EEG/ECG role): {', '.join(rec.skipped)}")
+        print(
+            f"physio-live: model {session.model.model_id}; speed "
+            f"{'max' if speed is None else f'{speed:g}x'}; estimates to {csv_path}",
+            flush=True,
+        )
+        if session.model.untrained:
+            from physio_live.models import UNTRAINED_WARNING
+
+            print(f"physio-live: WARNING: {UNTRAINED_WARNING}", file=sys.stderr, flush=True)
+        session.on_estimate(writer.write)
+        if exporter is not None:
+            session.pipeline.on_window(exporter.add)
+        if args.windows:
+            session.pipeline.on_window(lambda w: print(_fmt_window(w), flush=True))
+        if args.estimates:
+            session.on_estimate(lambda e: print(_fmt_estimate(e), flush=True))
+        session.start()
+        next_status = time.monotonic() + 1.0
+        while not stop.is_set() and not session.finished.is_set():
+            session.finished.wait(min(0.2, max(0.0, next_status - time.monotonic())))
+            if time.monotonic() >= next_status:
+                next_status += 1.0
+                print(_status_line(session.status()), flush=True)
+    finally:
+        session.close()
+        writer.close()
+    st = session.status()
+    print(
+        f"summary: replayed {span:.1f} s of signal in {st.elapsed:.1f} s "
+        f"({span / max(st.elapsed, 1e-9):.1f}x), {st.windows} windows, {writer.rows} estimates "
+        f"-> {csv_path}",
+        flush=True,
+    )
+    if exporter is not None:
+        path = exporter.save(args.export_windows)
+        print(f"physio-live: {len(exporter.windows)} windows exported to {path}", flush=True)
+    for msg in st.errors:
+        print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
+    return 0
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    from physio_live.app._session import Session
+
+    cfg = _load_cfg(args)
+    stop = _install_stop_signals()
     session = Session(cfg)
     session.open()
     try:
@@ -204,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["models"]:
             return run_models(argv[1:])
         args = _parser().parse_args(argv)
+        if args.replay and args.stream:
+            return run_replay(args)
         if args.stream:
             return run_stream(args)
         print(

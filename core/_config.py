@@ -31,6 +31,7 @@ __all__ = [
     "OutletConfig",
     "QualityConfig",
     "RecordingConfig",
+    "ReplayConfig",
     "apply_overrides",
     "load_config",
 ]
@@ -239,7 +240,9 @@ class ModelConfig:
     #: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``
     device: str = "auto"
     bf16: bool = False
-    max_batch: int = 16
+    #: windows per forward pass; 1 keeps replays bit-identical to live (batching changes the
+    #: last bits), larger values raise replay throughput
+    max_batch: int = 1
     #: windows waiting for the worker; live mode drops the oldest beyond this
     queue: int = 8
     #: torch CPU threads (null: torch's default)
@@ -303,6 +306,26 @@ class DemoConfig:
 
 
 @dataclass
+class ReplayConfig:
+    """How recordings are read back (``physio-live --replay``)."""
+
+    #: stream names or channel labels -> role (eeg, ecg, markers, misc) where the file's own
+    #: stream type / channel type / label prefix does not decide (or decides wrongly)
+    roles: dict[str, str] = field(default_factory=dict)
+    #: seconds of signal per replayed Chunk
+    chunk_seconds: float = 0.1
+
+    def validate(self, where: str) -> None:
+        bad = {k: v for k, v in self.roles.items() if v not in ("eeg", "ecg", "markers", "misc")}
+        if bad:
+            raise ConfigError(
+                f"{where}.roles: {bad} - each role must be one of eeg, ecg, markers, misc"
+            )
+        if not 0 < self.chunk_seconds <= 10:
+            raise ConfigError(f"{where}.chunk_seconds: must be in (0, 10] seconds")
+
+
+@dataclass
 class Config:
     """A whole session: sources, windows, model, recording, outlet (and the built-in demo)."""
 
@@ -314,6 +337,7 @@ class Config:
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     outlet: OutletConfig = field(default_factory=OutletConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     #: file the config came from ("<dict>" when built in code)
     path: str = "<dict>"
 
@@ -328,6 +352,7 @@ class Config:
         self.aligner.validate(f"{where}: aligner")
         self.model.validate(f"{where}: model")
         self.demo.validate(f"{where}: demo")
+        self.replay.validate(f"{where}: replay")
         if self.buffer_seconds < self.aligner.window * 2:
             raise ConfigError(
                 f"{where}: buffer_seconds: {self.buffer_seconds} s must hold at least two windows "

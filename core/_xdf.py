@@ -257,6 +257,7 @@ class XDFWriter:
         self._fd, self.path = fd, path
         header = ET.Element("info")
         _sub(header, "version", "1.0")
+        _sub(header, "writer", "physio-live")
         _sub(
             header,
             "datetime",
