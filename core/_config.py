@@ -239,6 +239,8 @@ class ModelConfig:
     checkpoint: str | None = None
     #: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``
     device: str = "auto"
+    #: bfloat16 autocast (CUDA, or CPUs with AVX512-BF16/AMX): ~2x faster batches, results
+    #: differ from float32 in the third decimal
     bf16: bool = False
     #: windows per forward pass; 1 keeps replays bit-identical to live (batching changes the
     #: last bits), larger values raise replay throughput

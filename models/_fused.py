@@ -354,9 +354,18 @@ class FusedEmotionModel(nn.Module):
 
 @contextlib.contextmanager
 def inference_context(device: torch.device | str, *, bf16: bool = False) -> Iterator[None]:
-    """``torch.inference_mode()``, plus bfloat16 autocast when ``bf16`` and the device is CUDA."""
-    use_bf16 = bf16 and torch.device(device).type == "cuda"
-    autocast = torch.autocast("cuda", torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+    """``torch.inference_mode()``, plus bfloat16 autocast when ``bf16`` (CUDA or CPU).
+
+    On CPUs with AVX512-BF16 or AMX, bf16 roughly halves the time of batched windows; results then
+    differ from float32 in the third decimal, so replays are only bit-identical to live runs made
+    with the same setting.
+    """
+    dev = torch.device(device).type
+    autocast = (
+        torch.autocast(dev, torch.bfloat16)
+        if bf16 and dev in ("cuda", "cpu")
+        else contextlib.nullcontext()
+    )
     with torch.inference_mode(), autocast:
         yield
 

@@ -1,0 +1,118 @@
+"""Replay benchmark: a one-hour session at ``--speed max`` through the full pipeline on the CPU.
+
+The hour is built by looping the real eegmat recording (19 EEG + 1 ECG channel at 500 Hz, 182 s)
+end to end with continuous timestamps. It is replayed through the same Session as
+``physio-live --replay --speed max``: buffers, aligner (causal filters, 200 Hz, 4-s windows at a
+1-s hop), inference worker with the default CBraMod-size fused model. Reported: seconds taken and
+x real-time, for the default ``max_batch`` (1, bit-identical to live) and a batched run.
+
+    python benchmarks/replay.py                  # one hour
+    python benchmarks/replay.py --minutes 10 --threads 2
+
+Prints one JSON line, then a short table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LSLAPICFG", str(ROOT / "tests" / "lsl_api.cfg"))
+DATA = Path(os.environ.get("PHYSIO_LIVE_DATA", ROOT.parent / "shared" / "data"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def hour_recording(minutes: float):
+    from physio_live.core._replay import Recording, ReplayStream, open_recording
+
+    base = open_recording(DATA / "eeg_ecg_eegmat" / "Subject00_1.edf")
+    out = []
+    for s in base.streams:
+        if s.info.role not in ("eeg", "ecg"):
+            continue
+        fs = s.info.nominal_srate
+        n = int(minutes * 60 * fs)
+        reps = -(-n // len(s.data))
+        data = np.tile(s.data, (reps, 1))[:n]
+        out.append(ReplayStream(s.info, data, np.arange(n) / fs))
+    return Recording(base.path, out, [], [])
+
+
+def run(minutes: float, max_batch: int) -> dict:
+    from physio_live.app._session import Session
+    from physio_live.core import config_from_dict
+
+    rec = hour_recording(minutes)
+    cfg = config_from_dict(
+        {
+            "sources": [{"kind": "lsl", "role": "eeg", "name": "unused"}],
+            "aligner": {"window": 4.0, "hop": 1.0},
+            "model": {"device": "cpu", "max_batch": max_batch, "queue": max(8, 2 * max_batch)},
+            "recording": {"enabled": False},
+            "outlet": {"enabled": False},
+        }
+    )
+    session = Session(cfg, recording=rec, speed=None)
+    session.open()
+    t0 = time.perf_counter()
+    session.start()
+    session.finished.wait()
+    took = time.perf_counter() - t0
+    session.close()
+    signal_s = rec.t_last - rec.t_first
+    return {
+        "max_batch": max_batch,
+        "signal_s": round(signal_s, 1),
+        "seconds": round(took, 2),
+        "x_realtime": round(signal_s / took, 1),
+        "windows": session.pipeline.windows_out,
+        "estimates": session.worker.stats.processed,
+        "model_ms_per_window": round(
+            1000
+            * float(np.sum(session.worker.stats.compute))
+            / max(1, len(session.worker.stats.compute))
+            / max_batch,
+            2,
+        ),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batched", type=int, default=16, help="max_batch of the second run (0: skip)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    runs = [run(args.minutes, 1)]
+    if args.batched:
+        runs.append(run(args.minutes, args.batched))
+    print(
+        json.dumps(
+            {
+                "benchmark": "replay",
+                "device": "cpu",
+                "threads": args.threads,
+                "window_s": 4.0,
+                "hop_s": 1.0,
+                "runs": runs,
+            }
+        )
+    )
+    print()
+    print(f"{'max_batch':>9s} {'signal s':>9s} {'took s':>8s} {'x real-time':>12s} {'windows':>8s}")
+    for r in runs:
+        print(
+            f"{r['max_batch']:9d} {r['signal_s']:9.0f} {r['seconds']:8.1f} "
+            f"{r['x_realtime']:12.1f} {r['windows']:8d}"
+        )
+
+
+if __name__ == "__main__":
+    main()
