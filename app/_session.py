@@ -34,6 +34,7 @@ from physio_live.core._replay import Recording
 
 from ._demo import DemoOutlets, bind_demo_sources, make_outlet
 from ._outlet import EstimateOutlet, estimate_stream_info
+from ._physio import READOUT_KEYS, PhysioMonitor, readout_stream_info
 from ._worker import InferenceWorker, pick_device
 
 __all__ = ["Session", "build_model"]
@@ -151,7 +152,10 @@ class Session:
         self.recorder: Recorder | None = None
         self.outlet: EstimateOutlet | None = None
         self._marker_outlet = None
+        self._readout_outlet = None
         self._marker_info: StreamInfo | None = None
+        self._readout_info: StreamInfo | None = None
+        self.physio: PhysioMonitor | None = None
         self._closing = False
         self.estimates: list[Estimate] = []
         self._keep_estimates = 10_000
@@ -203,6 +207,9 @@ class Session:
             self._estimate_info = estimate_stream_info(
                 cfg.outlet.name, cfg.outlet.type, targets, sid
             )
+            self._readout_info = readout_stream_info(
+                f"{cfg.outlet.name}-readouts", f"physio-live-{os.getpid()}-readouts"
+            )
             self._marker_info = StreamInfo(
                 name=f"{cfg.outlet.name}-markers",
                 type="Markers",
@@ -224,7 +231,10 @@ class Session:
                     self._estimate_info, self.model.model_id, self.model.untrained
                 )
                 self._marker_outlet = make_outlet(self._marker_info)
-            self.pipeline.on_window(self.worker.submit)
+                self._readout_outlet = make_outlet(self._readout_info)
+            self.physio = PhysioMonitor(cfg, self.pipeline)
+            self.pipeline.on_chunk(self.physio.on_chunk)
+            self.pipeline.on_window(lambda w: self.worker.submit(self.physio.process(w)))
             self.worker.on_estimate(self._on_estimate)
         except BaseException:
             self.close()
@@ -250,6 +260,7 @@ class Session:
             self._estimate_info,
             {"model_id": self.model.model_id, "untrained": str(self.model.untrained).lower()},
         )
+        rec.add_stream(self._readout_info)
         self.recorder = rec
         return rec.path
 
@@ -296,8 +307,13 @@ class Session:
             if est.withheld:
                 values[:] = np.nan
             rec.write(Chunk(self._estimate_info, values, np.array([est.t_end])))
+        readouts = np.array([[est.readouts.get(k, np.nan) for k in READOUT_KEYS]], dtype=np.float32)
+        if rec is not None and self._readout_info is not None:
+            rec.write(Chunk(self._readout_info, readouts, np.array([est.t_end])))
         if self.outlet is not None:
             self.outlet.push(est)
+        if self._readout_outlet is not None:
+            self._readout_outlet.push_sample(readouts[0].tolist(), est.t_end)
         for fn in self._listeners:
             fn(est)
 

@@ -50,6 +50,7 @@ class WorkerStats:
     submitted: int = 0
     processed: int = 0
     dropped: int = 0
+    withheld: int = 0
     batches: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=600))
     compute: deque[float] = field(default_factory=lambda: deque(maxlen=600))
@@ -185,8 +186,8 @@ class InferenceWorker:
         buf[:b].copy_(host)
         return buf[:b].to(self.device, non_blocking=True)
 
-    def _run(self, batch: list[Window]) -> None:
-        t0 = time.perf_counter()
+    def _predict(self, batch: list[Window]):
+        """Probabilities [B, targets] and missing flags of the windows (one forward pass)."""
         patch = 200
         cfg = getattr(self.model, "config", None)
         if cfg is not None:
@@ -212,25 +213,43 @@ class InferenceWorker:
         pred = self.model.predict(
             eeg, ecg, eeg_present=eeg_present, ecg_present=ecg_present, bf16=self.bf16
         )
-        probs = pred.probabilities.float().cpu().numpy()
-        e_miss = pred.eeg_missing.cpu().numpy()
-        c_miss = pred.ecg_missing.cpu().numpy()
+        return (
+            pred.probabilities.float().cpu().numpy(),
+            pred.eeg_missing.cpu().numpy(),
+            pred.ecg_missing.cpu().numpy(),
+        )
+
+    def _run(self, batch: list[Window]) -> None:
+        """Estimates for a batch, in order; withheld windows skip the model (NaN, with reason)."""
+        t0 = time.perf_counter()
+        run = [w for w in batch if not w.withhold]
+        if run:
+            probs, e_miss, c_miss = self._predict(run)
+        targets = tuple(self.model.config.targets)
+        nan = tuple(float("nan") for _ in targets)
         t_emit = self.clock()
         self.stats.batches += 1
         self.stats.compute.append(time.perf_counter() - t0)
-        for i, w in enumerate(batch):
-            est = Estimate(
-                t_end=w.t_end,
-                t_emit=t_emit,
-                targets=tuple(pred.targets),
-                probabilities=tuple(float(p) for p in probs[i]),
-                quality=w.quality,
-                model_id=pred.model_id,
-                untrained=pred.untrained,
-                window_index=w.index,
-                eeg_missing=bool(e_miss[i]),
-                ecg_missing=bool(c_miss[i]),
-            )
+        k = 0
+        for w in batch:
+            if w.withhold:
+                est = Estimate(
+                    t_end=w.t_end, t_emit=t_emit, targets=targets, probabilities=nan,
+                    quality=w.quality, model_id=self.model.model_id,
+                    untrained=self.model.untrained, window_index=w.index,
+                    eeg_missing=w.eeg is None, ecg_missing=w.ecg is None, withheld=True,
+                    reason=w.withhold, readouts=w.readouts,
+                )  # fmt: skip
+                self.stats.withheld += 1
+            else:
+                est = Estimate(
+                    t_end=w.t_end, t_emit=t_emit, targets=targets,
+                    probabilities=tuple(float(p) for p in probs[k]), quality=w.quality,
+                    model_id=self.model.model_id, untrained=self.model.untrained,
+                    window_index=w.index, eeg_missing=bool(e_miss[k]),
+                    ecg_missing=bool(c_miss[k]), reason="; ".join(w.notes), readouts=w.readouts,
+                )  # fmt: skip
+                k += 1
             self.stats.processed += 1
             self.stats.latencies.append(est.latency)
             for fn in self._listeners:

@@ -100,7 +100,13 @@ def _fmt_window(w) -> str:
 def _fmt_estimate(e) -> str:
     probs = " ".join(f"{t}={p:.3f}" for t, p in zip(e.targets, e.probabilities, strict=True))
     flag = " UNTRAINED" if e.untrained else ""
-    return f"estimate t_end={e.t_end:.3f} latency={e.latency * 1000:.1f}ms {probs}{flag}"
+    hr = e.readouts.get("hr_bpm", float("nan"))
+    extra = f" hr={hr:.0f}bpm" if hr == hr else ""
+    if e.withheld:
+        probs = f"WITHHELD ({e.reason})"
+    elif e.reason:
+        extra += f" quality: {e.reason}"
+    return f"estimate t_end={e.t_end:.3f} latency={e.latency * 1000:.1f}ms {probs}{extra}{flag}"
 
 
 def _load_cfg(args: argparse.Namespace):

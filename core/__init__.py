@@ -35,6 +35,19 @@ from ._errors import (
 from ._filters import StreamingFilter, design_sos
 from ._lsl import LSLSource
 from ._pipeline import Pipeline, StreamStats, make_source
+from ._readouts import (
+    BANDS,
+    AlphaAsymmetry,
+    HeartRateTracker,
+    HeartReadout,
+    QualityReport,
+    QualityThresholds,
+    RPeakConfig,
+    StreamingRPeakDetector,
+    assess_window_quality,
+    band_powers,
+    frontal_alpha_asymmetry,
+)
 from ._recorder import Recorder, RecorderStatus
 from ._ringbuffer import RingBuffer
 from ._source import Source
@@ -42,8 +55,10 @@ from ._types import ChannelQuality, Chunk, Estimate, Quality, StreamInfo, Window
 from ._xdf import RecordingError, XDFWriter
 
 __all__ = [
+    "BANDS",
     "Aligner",
     "AlignerConfig",
+    "AlphaAsymmetry",
     "ArraySource",
     "BrainFlowSource",
     "BrainFlowSourceConfig",
@@ -55,6 +70,8 @@ __all__ = [
     "ConfigError",
     "DemoConfig",
     "Estimate",
+    "HeartRateTracker",
+    "HeartReadout",
     "LSLSource",
     "LSLSourceConfig",
     "ModalityConfig",
@@ -64,6 +81,9 @@ __all__ = [
     "Pipeline",
     "Quality",
     "QualityConfig",
+    "QualityReport",
+    "QualityThresholds",
+    "RPeakConfig",
     "Recorder",
     "RecorderStatus",
     "RecordingConfig",
@@ -75,11 +95,15 @@ __all__ = [
     "StreamNotFoundError",
     "StreamStats",
     "StreamingFilter",
+    "StreamingRPeakDetector",
     "Window",
     "XDFWriter",
     "apply_overrides",
+    "assess_window_quality",
+    "band_powers",
     "config_from_dict",
     "design_sos",
+    "frontal_alpha_asymmetry",
     "load_config",
     "make_source",
 ]

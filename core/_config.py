@@ -25,6 +25,8 @@ __all__ = [
     "BrainFlowStreamConfig",
     "Config",
     "DemoConfig",
+    "GateConfig",
+    "GateLimits",
     "LSLSourceConfig",
     "ModalityConfig",
     "ModelConfig",
@@ -183,6 +185,37 @@ class QualityConfig:
 
 
 @dataclass
+class GateLimits:
+    """Raw-signal limits of one modality for the quality gate (see ``core._readouts``)."""
+
+    #: peak-to-peak range a channel must stay within (uV); null disables a side
+    amplitude_min_uv: float | None = 2.0
+    amplitude_max_uv: float | None = 500.0
+    #: power within +/-1 Hz of 50/60 Hz over power in 1-45 Hz, on the raw (un-notched) signal
+    max_line_ratio: float = 0.5
+
+
+@dataclass
+class GateConfig:
+    """When an estimate is withheld: the window's quality is below the bar.
+
+    Bad channels are those the aligner flags (NaN, flat, saturated) or the raw-signal check flags
+    (clipping, line noise, amplitude out of range). An estimate is withheld (NaN, with the reason)
+    when a modality has more than ``max_bad_fraction`` bad channels or more than
+    ``max_gap_fraction`` of its window in timestamp gaps; otherwise it is issued with the
+    reasons in its quality field.
+    """
+
+    enabled: bool = True
+    max_bad_fraction: float = 0.25
+    max_gap_fraction: float = 0.1
+    eeg: GateLimits = field(default_factory=GateLimits)
+    ecg: GateLimits = field(
+        default_factory=lambda: GateLimits(amplitude_min_uv=50.0, amplitude_max_uv=10000.0)
+    )
+
+
+@dataclass
 class AlignerConfig:
     """One timeline, filters, resampling to the model rate and windowing."""
 
@@ -194,8 +227,11 @@ class AlignerConfig:
         default_factory=lambda: ModalityConfig(bandpass=[0.5, 45.0], unit_uv=1000.0)
     )
     quality: QualityConfig = field(default_factory=QualityConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
 
     def validate(self, where: str) -> None:
+        if not (0 <= self.gate.max_bad_fraction <= 1 and 0 <= self.gate.max_gap_fraction <= 1):
+            raise ConfigError(f"{where}.gate: max_bad_fraction and max_gap_fraction must be 0..1")
         if self.rate <= 0:
             raise ConfigError(f"{where}.rate: must be > 0 Hz, got {self.rate}")
         n_win = self.window * self.rate

@@ -151,6 +151,12 @@ class Window:
     eeg_labels: tuple[str, ...] = ()
     ecg_labels: tuple[str, ...] = ()
     markers: tuple[tuple[float, str], ...] = ()
+    #: set by the quality gate: why the estimate of this window is withheld ("" = not withheld)
+    withhold: str = ""
+    #: physiological readouts at the window's end (heart rate, HRV, alpha asymmetry ...)
+    readouts: dict[str, float] = field(default_factory=dict)
+    #: per-modality reasons the raw-signal check found (issued with the estimate)
+    notes: tuple[str, ...] = ()
 
     @property
     def n_samples(self) -> int:
@@ -186,6 +192,7 @@ class Estimate:
     ecg_missing: bool = False
     withheld: bool = False
     reason: str = ""
+    readouts: dict[str, float] = field(default_factory=dict)
 
     @property
     def latency(self) -> float:

@@ -55,7 +55,12 @@ def test_stream_demo_records_all_four_kinds_and_reports(tmp_path):
     assert out[-1].startswith("summary:") and "0 lost" in out[-1]
     (xdf,) = tmp_path.glob("*.xdf")
     streams = _load(xdf)
-    assert set(streams) == {"EEG", "ECG", "Markers", "AppMarkers", "Emotion"}
+    assert set(streams) == {"EEG", "ECG", "Markers", "AppMarkers", "Emotion", "Physio"}
+    physio = streams["Physio"]
+    labels = [c["label"][0] for c in physio["info"]["desc"][0]["channels"][0]["channel"]]
+    assert labels[:3] == ["hr_bpm", "rmssd_ms", "faa"]
+    hr = physio["time_series"][:, 0]
+    assert np.nanmedian(hr) == pytest.approx(70, abs=5)  # the demo's simulated heart
     eeg, ecg = streams["EEG"], streams["ECG"]
     assert eeg["time_series"].shape[1] == 14 and len(eeg["time_stamps"]) > 6 * 250
     assert ecg["time_series"].shape[1] == 2 and len(ecg["time_stamps"]) > 6 * 256
