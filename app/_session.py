@@ -157,6 +157,7 @@ class Session:
         self._readout_info: StreamInfo | None = None
         self.physio: PhysioMonitor | None = None
         self._closing = False
+        self._running = False
         self.estimates: list[Estimate] = []
         self._keep_estimates = 10_000
         self._estimate_info: StreamInfo | None = None
@@ -317,8 +318,14 @@ class Session:
         for fn in self._listeners:
             fn(est)
 
+    @property
+    def running(self) -> bool:
+        """``start`` has been called (and ``close`` not yet)."""
+        return self._running
+
     def start(self) -> None:
         assert self.pipeline is not None and self.worker is not None
+        self._running = True
         self._t_start = time.monotonic()
         self._last = (self._t_start, 0, 0)
         self.worker.start()
@@ -394,6 +401,7 @@ class Session:
     def close(self) -> None:
         """Stop acquisition, finish queued windows, close the file (footers), stop outlets."""
         self._closing = True
+        self._running = False
         if self._replay_thread is not None:
             self._replay_thread.join(timeout=30.0)
         if self.pipeline is not None:

@@ -1,11 +1,11 @@
 """``physio-live``: the application entry point.
 
-``physio-live --stream`` runs the whole pipeline headless on a config (default: the built-in demo):
-sources -> aligner -> inference worker -> XDF recording + LSL outlet of estimates, with one status
-line per second and a summary at the end. Ctrl-C and SIGTERM close cleanly (file footers written,
-exit code 0). ``physio-live models info|pull`` inspects and fetches checkpoints. The dashboard (no
-``--stream``) is built by later work; until then it says so and exits 2. Errors a user can fix are
-printed as one line, without a traceback, exit code 1.
+``physio-live`` opens the desktop dashboard; ``physio-live --stream`` runs the same pipeline
+headless on a config (default: the built-in demo): sources -> aligner -> inference worker -> XDF
+recording + LSL outlet of estimates, with one status line per second and a summary at the end.
+Ctrl-C and SIGTERM close cleanly (file footers written, exit code 0). ``--replay PATH`` replays a
+recording through the same path. ``physio-live models info|pull`` inspects and fetches
+checkpoints. Errors a user can fix are printed as one line, without a traceback, exit code 1.
 """
 
 from __future__ import annotations
@@ -280,6 +280,22 @@ def run_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_gui(args: argparse.Namespace) -> int:
+    """The desktop dashboard on the same config, sources, worker and recorder."""
+    try:
+        from physio_live.app._dashboard import run_dashboard
+    except ImportError as exc:
+        from physio_live.core import PhysioLiveError
+
+        raise PhysioLiveError(
+            f"the dashboard needs the gui extra ({exc}); pip install 'physio-live[gui]', "
+            "or run headless with --stream"
+        ) from None
+    cfg = _load_cfg(args)
+    replay = (args.replay, _parse_speed(args.speed) or 8.0) if args.replay else None
+    return run_dashboard(cfg, duration=args.duration, replay=replay)
+
+
 def run_models(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="physio-live models", description="Inspect and fetch models.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -315,11 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_replay(args)
         if args.stream:
             return run_stream(args)
-        print(
-            "physio-live: the dashboard is not yet implemented; use --stream for the headless run",
-            file=sys.stderr,
-        )
-        return 2
+        return run_gui(args)
     except PhysioLiveError as exc:
         print(f"physio-live: error: {exc}", file=sys.stderr)
         return 1

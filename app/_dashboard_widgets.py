@@ -1,0 +1,602 @@
+"""Dashboard building blocks: stacked trace plots, the ECG heart monitor, the estimates panel.
+
+Everything here only *reads*: ring buffers (thread-safe slices), R-peak times and heart-rate
+readouts that :class:`HeartMonitor` computes on the pipeline's reader thread, and estimates that the
+window hands over from the worker thread. Display arrays are preallocated once per stream layout
+and reused every frame; pyqtgraph then draws them with peak downsampling and clip-to-view.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from physio_live.core import Chunk, Estimate, RingBuffer, StreamInfo
+from physio_live.core._filters import unit_scale_uv
+
+__all__ = [
+    "EstimatePanel",
+    "HeartMonitor",
+    "MarkerLines",
+    "TracePlot",
+    "configure_pyqtgraph",
+]
+
+#: colours of the channels (cycled), readable on a white background
+_CHANNEL_COLOURS = (
+    "#1f4e8c",
+    "#2a7f3f",
+    "#8c2d1f",
+    "#6b3d9a",
+    "#b8860b",
+    "#00707a",
+    "#a0306e",
+    "#4b4b4b",
+)
+#: colours of the estimate targets (valence, arousal, dominance, ...)
+TARGET_COLOURS = ("#d1495b", "#00798c", "#edae49", "#30638e", "#6a4c93")
+GREY = "#9a9a9a"
+
+
+def configure_pyqtgraph() -> None:
+    """Global pyqtgraph options: light theme, no antialiasing (speed), no OpenGL (offscreen)."""
+    pg.setConfigOptions(antialias=False, background="w", foreground="#202020", useOpenGL=False)
+
+
+def _style_plot(plot: pg.PlotItem) -> None:
+    """Fixed ranges, no mouse interaction, no context menu: the controls drive the view."""
+    plot.setMenuEnabled(False)
+    plot.setMouseEnabled(x=False, y=False)
+    plot.hideButtons()
+    plot.disableAutoRange()
+    plot.showGrid(x=True, y=False, alpha=0.25)
+    for name in ("left", "bottom"):
+        ax = plot.getAxis(name)
+        ax.setTextPen("#202020")
+        ax.setPen("#808080")
+        # axes change only with the span, scale or channel set: repaint them from a pixmap
+        ax.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
+class MarkerLines:
+    """A fixed pool of vertical lines with labels for the markers inside the view."""
+
+    def __init__(self, plot: pg.PlotItem, size: int = 12, show_labels: bool = True):
+        self.lines: list[pg.InfiniteLine] = []
+        for _ in range(size):
+            line = pg.InfiniteLine(
+                angle=90,
+                movable=False,
+                pen=pg.mkPen("#c0392b", width=1, style=QtCore.Qt.PenStyle.DashLine),
+                label="" if show_labels else None,
+                labelOpts={
+                    "position": 0.97,
+                    "color": "#c0392b",
+                    "fill": pg.mkBrush(255, 255, 255, 220),
+                    "anchors": [(0, 0), (0, 0)],
+                }
+                if show_labels
+                else None,
+            )
+            line.setVisible(False)
+            line.setZValue(10)
+            plot.addItem(line, ignoreBounds=True)
+            self.lines.append(line)
+        self._shown: list[tuple[float, str]] = []
+
+    def update(self, markers: list[tuple[float, str]]) -> None:
+        """Show ``(x, text)`` pairs (the newest ones when there are more than lines)."""
+        markers = markers[-len(self.lines) :]
+        if markers == self._shown:
+            return
+        self._shown = markers
+        for i, line in enumerate(self.lines):
+            if i < len(markers):
+                x, text = markers[i]
+                line.setValue(x)
+                label = getattr(line, "label", None)
+                if label is not None and label.format != text:
+                    label.setFormat(text)
+                line.setVisible(True)
+            else:
+                line.setVisible(False)
+
+
+class TracePlot(pg.PlotWidget):
+    """Channels of one or more streams stacked in one plot: offset, labelled, peak-decimated.
+
+    ``scale`` is how many microvolts one channel spacing spans; each channel's mean over the view is
+    removed so DC offsets of raw amplifier data do not push traces out of their lane. X is seconds
+    relative to ``t_ref`` (0 = the newest sample).
+
+    Speed (64 channels at 1000 Hz in 10 s = 640 k samples a frame): only the span in view is read
+    from the ring buffer (clip to view); every channel is peak-decimated at once in NumPy to a
+    min/max pair per pixel column (what pyqtgraph's ``peak`` mode does, but for all channels in one
+    reduction); channels that share a colour are drawn as one curve whose ``connect`` array breaks
+    the line between channels, so a frame costs a handful of ``setData``/``drawPath`` calls instead
+    of one per channel. Work arrays are preallocated per layout and reused.
+    """
+
+    N_COLOURS = len(_CHANNEL_COLOURS)
+
+    def __init__(self, title: str, *, max_seconds: float = 30.0, parent=None):
+        super().__init__(parent=parent)
+        self.max_seconds = max_seconds
+        self.plot: pg.PlotItem = self.getPlotItem()
+        _style_plot(self.plot)
+        self.plot.setLabel("bottom", "time (s)")
+        self.plot.getAxis("left").setWidth(56)
+        self.title = title
+        self.streams: list[StreamInfo] = []
+        self.labels: list[str] = []
+        self.visible = np.zeros(0, bool)
+        self._slices: list[tuple[str, int, int]] = []  # stream key, first channel, n channels
+        self._to_uv = np.zeros(0, np.float32)
+        self._gain = np.zeros(0, np.float32)
+        self._offset = np.zeros(0, np.float32)
+        self.scale_uv = 100.0
+        #: one curve per colour; each draws the visible channels of its colour
+        self.curves: list[pg.PlotCurveItem] = []
+        for colour in _CHANNEL_COLOURS:
+            curve = pg.PlotCurveItem(pen=pg.mkPen(colour, width=1), skipFiniteCheck=True)
+            self.plot.addItem(curve)
+            self.curves.append(curve)
+        self._groups: list[np.ndarray] = []  # channel indices per colour (visible only)
+        self._gx: list[np.ndarray] = []  # per colour: concatenated x of its channels
+        self._gy: list[np.ndarray] = []
+        self._dec: list[np.ndarray] = []  # per stream: [2 * max_bins, n_ch] decimated y
+        self._decx: list[np.ndarray] = []  # per stream: [2 * max_bins] decimated x
+        self._max_bins = 2048
+        self.markers = MarkerLines(self.plot)
+        self.last_x: list[np.ndarray] = []  # per stream: what was drawn, for overlays
+        self.last_y: list[np.ndarray] = []
+
+    def set_streams(self, streams: list[StreamInfo]) -> None:
+        """Lay out the channels of ``streams`` and preallocate the work arrays."""
+        self.streams = list(streams)
+        self.labels, self._slices, self._dec, self._decx = [], [], [], []
+        to_uv: list[float] = []
+        k = 0
+        for info in self.streams:
+            self._slices.append((info.key, k, info.n_channels))
+            self._dec.append(np.zeros((2 * self._max_bins, info.n_channels), np.float32))
+            self._decx.append(np.zeros(2 * self._max_bins, np.float64))
+            for c, label in enumerate(info.channel_labels):
+                unit = info.channel_units[c] if c < len(info.channel_units) else "uV"
+                to_uv.append(unit_scale_uv(unit or "uV", 1.0) or 1.0)
+                self.labels.append(label)
+                k += 1
+        self._to_uv = np.asarray(to_uv, np.float32)
+        self.visible = np.ones(k, bool)
+        per_group = -(-k // self.N_COLOURS)  # channels per colour, rounded up
+        size = per_group * (2 * self._max_bins + 1)
+        self._gx = [np.zeros(size, np.float64) for _ in range(self.N_COLOURS)]
+        self._gy = [np.zeros(size, np.float32) for _ in range(self.N_COLOURS)]
+        self.last_x = [x[:0] for x in self._decx]
+        self.last_y = [y[:0].T for y in self._dec]
+        for curve in self.curves:
+            curve.setData([], [])
+        self._layout()
+
+    def set_scale(self, scale_uv: float) -> None:
+        """Microvolts per channel spacing."""
+        self.scale_uv = float(scale_uv)
+        self._layout()
+
+    def set_channel_visible(self, index: int, visible: bool) -> None:
+        self.visible[index] = visible
+        self._layout()
+
+    def channel_colour(self, index: int) -> str:
+        return _CHANNEL_COLOURS[index % self.N_COLOURS]
+
+    def _layout(self) -> None:
+        """Offsets (visible channels packed, first on top), gains, colour groups, axis labels."""
+        n = len(self.labels)
+        order = np.cumsum(self.visible[::-1])[::-1] - 1  # top channel gets the largest offset
+        self._offset = np.where(self.visible, order, -10).astype(np.float32)
+        self._gain = (self._to_uv / self.scale_uv).astype(np.float32)
+        idx = np.arange(n)
+        self._groups = [
+            idx[(idx % self.N_COLOURS == g) & self.visible] for g in range(self.N_COLOURS)
+        ]
+        n_vis = int(self.visible.sum())
+        ticks = [(float(self._offset[i]), self.labels[i]) for i in range(n) if self.visible[i]]
+        self.plot.getAxis("left").setTicks([ticks, []])
+        self.plot.setYRange(-0.8, max(n_vis, 1) - 0.2, padding=0)
+
+    def set_span(self, span: float) -> None:
+        self.plot.setXRange(-span, 0.0, padding=0)
+
+    def _decimate(self, s: int, data: np.ndarray, ts: np.ndarray, t_ref: float) -> int:
+        """Peak-decimate stream ``s`` into its work arrays; returns the points per channel."""
+        n = len(ts)
+        bins = int(min(max(self.plot.vb.width(), 200), self._max_bins))
+        y, x = self._dec[s], self._decx[s]
+        if n <= 2 * bins:  # few samples: draw them all
+            y[:n] = data
+            np.subtract(ts, t_ref, out=x[:n])
+            return n
+        k = -(-n // bins)  # samples per bin, rounded up: at most k - 1 oldest samples left out
+        bins = n // k
+        m = bins * k
+        block = data[n - m :].reshape(bins, k, -1)  # [bins, k, channels]
+        lo, hi = y[0 : 2 * bins : 2], y[1 : 2 * bins : 2]  # [bins, channels], rows contiguous
+        lo[...] = block[:, 0]
+        hi[...] = block[:, 0]
+        for j in range(1, k):  # k elementwise passes beat a reduction over a short middle axis
+            np.minimum(lo, block[:, j], out=lo)
+            np.maximum(hi, block[:, j], out=hi)
+        t = ts[n - m :]
+        np.subtract(t[0::k], t_ref, out=x[0 : 2 * bins : 2])
+        np.subtract(t[k - 1 :: k], t_ref, out=x[1 : 2 * bins : 2])
+        return 2 * bins
+
+    def refresh(self, buffers: dict[str, RingBuffer], t_ref: float, span: float) -> None:
+        """Draw the last ``span`` seconds up to ``t_ref`` (LSL clock) from the ring buffers."""
+        xs, ys = [], []  # per channel: views of the decimated x and y
+        for s, (key, k0, n_ch) in enumerate(self._slices):
+            buf = buffers.get(key)
+            data, ts = buf.read_range(t_ref - span, t_ref) if buf is not None else (None, ())
+            p = self._decimate(s, data, ts, t_ref) if len(ts) else 0
+            x = self._decx[s][:p]
+            y = self._dec[s][:p]  # [points, channels]
+            if p:
+                mean = y.mean(axis=0)
+                bad = ~np.isfinite(mean)
+                if bad.any():  # NaN/inf: centre on the finite values, draw gaps at baseline
+                    cols = y[:, bad]
+                    fin = np.isfinite(cols)
+                    mean[bad] = np.where(fin, cols, 0).sum(0) / np.maximum(fin.sum(0), 1)
+                    cols[~fin] = np.broadcast_to(mean[bad], cols.shape)[~fin]
+                    y[:, bad] = cols
+                y -= mean
+                y *= self._gain[k0 : k0 + n_ch]
+                y += self._offset[k0 : k0 + n_ch]
+            self.last_x[s], self.last_y[s] = x, y.T
+            xs.extend([x] * n_ch)
+            ys.extend(y.T)
+        for g, chans in enumerate(self._groups):
+            chans = [c for c in chans if len(xs[c]) > 1] if len(xs) else []
+            if not chans:
+                self.curves[g].setData([], [])
+                continue
+            # channels one after the other, a NaN between them: pyqtgraph's 'finite' path then
+            # draws each channel as one polygon and never joins two channels
+            total = sum(len(xs[c]) + 1 for c in chans)
+            gx, gy = self._gx[g][:total], self._gy[g][:total]
+            i = 0
+            for c in chans:
+                p = len(xs[c])
+                gx[i : i + p] = xs[c]
+                gy[i : i + p] = ys[c]
+                gy[i + p] = np.nan
+                gx[i + p] = xs[c][-1]
+                i += p + 1
+            self.curves[g].setData(gx, gy, connect="finite", skipFiniteCheck=True)
+
+    def channel_points(self, index: int) -> int:
+        """How many points channel ``index`` drew in the last frame (0 when hidden)."""
+        if not self.visible[index]:
+            return 0
+        for s, (_, k0, n_ch) in enumerate(self._slices):
+            if k0 <= index < k0 + n_ch:
+                return int(self.last_x[s].shape[0])
+        return 0
+
+    def typical_range_uv(
+        self, buffers: dict[str, RingBuffer], seconds: float = 2.0
+    ) -> float | None:
+        """Median over channels of the 1-99 % range of the last ``seconds`` (None: too little data).
+
+        Used once per session to pick a starting amplitude scale.
+        """
+        ranges = []
+        for key, k0, n_ch in self._slices:
+            buf = buffers.get(key)
+            if buf is None:
+                continue
+            data, ts = buf.read_seconds(seconds)
+            if len(ts) < 16 or ts[-1] - ts[0] < 0.8 * seconds:
+                return None
+            lo, hi = np.nanpercentile(data, [1, 99], axis=0)
+            ranges.extend(((hi - lo) * self._to_uv[k0 : k0 + n_ch]).tolist())
+        finite = [r for r in ranges if math.isfinite(r) and r > 0]
+        return float(np.median(finite)) if finite else None
+
+
+class HeartMonitor:
+    """R peaks and heart rate of one ECG stream, computed on the pipeline's reader thread.
+
+    Registered as a chunk listener, so detection runs where the samples arrive and never on the GUI
+    thread; the GUI reads ``peaks`` (a deque of LSL times) and ``readout`` (replaced atomically).
+    """
+
+    def __init__(self, info: StreamInfo):
+        from physio_live.core._readouts import HeartRateTracker, StreamingRPeakDetector
+
+        self.info = info
+        self.key = info.key
+        self.detector = StreamingRPeakDetector(fs=info.nominal_srate, labels=info.channel_labels)
+        self.tracker = HeartRateTracker()
+        self.peaks: deque[float] = deque(maxlen=256)
+        self.hr_bpm = math.nan
+        self.rmssd_ms = math.nan
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._last_readout = 0.0
+
+    @property
+    def lead(self) -> int | None:
+        return self.detector.lead
+
+    def on_chunk(self, chunk: Chunk) -> None:
+        """Chunk listener (reader thread): feed the detector, update the readout twice a second."""
+        if chunk.info.key != self.key or self.error is not None:
+            return
+        try:
+            with self._lock:
+                new = self.detector.push_chunk(chunk)
+                if len(new):
+                    self.peaks.extend(float(t) for t in new)
+                    self.tracker.add(new)
+                now = time.monotonic()
+                if now - self._last_readout >= 0.5:
+                    self._last_readout = now
+                    r = self.tracker.readout(float(chunk.timestamps[-1]))
+                    self.hr_bpm, self.rmssd_ms = r.hr_bpm, r.rmssd_ms
+        except Exception as exc:  # never break the reader thread; say so in the window
+            self.error = f"R-peak detection stopped on {self.info.name}: {exc}"
+
+
+class EstimatePanel(QtWidgets.QWidget):
+    """Valence / arousal / dominance over time, quality, the valence-arousal plane with a trail.
+
+    Estimates are appended from the GUI thread (the window drains them from the worker's queue);
+    they live in preallocated arrays that are compacted when full, so views stay chronological.
+    """
+
+    def __init__(
+        self, *, capacity: int = 2048, history_s: float = 60.0, trail: int = 12, parent=None
+    ):
+        super().__init__(parent)
+        self.capacity = capacity
+        self.history_s = history_s
+        self.trail = trail
+        self.targets: tuple[str, ...] = ()
+        self._t = np.zeros(capacity, np.float64)
+        self._p = np.zeros((0, capacity), np.float64)
+        self._ok = np.zeros(capacity, bool)
+        self._xbuf = np.zeros(capacity, np.float64)
+        self.n = 0
+        self.count = 0  # estimates received since the last reset
+        self.latest: Estimate | None = None
+        self._shown: Estimate | None = None
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
+        self.banner = QtWidgets.QLabel(
+            "UNTRAINED MODEL: random weights; the estimates mean nothing. "
+            "Load a fine-tuned checkpoint (model.checkpoint) for real estimates."
+        )
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet(
+            "QLabel { background: #b00020; color: white; font-weight: bold; padding: 6px; "
+            "border-radius: 3px; }"
+        )
+        self.banner.setVisible(False)
+        layout.addWidget(self.banner)
+
+        self.values_row = QtWidgets.QHBoxLayout()
+        self.value_labels: list[QtWidgets.QLabel] = []
+        layout.addLayout(self.values_row)
+        self.quality_label = QtWidgets.QLabel("waiting for the first estimate ...")
+        self.quality_label.setWordWrap(True)
+        layout.addWidget(self.quality_label)
+
+        self.time_plot = pg.PlotWidget()
+        tp = self.time_plot.getPlotItem()
+        _style_plot(tp)
+        tp.showGrid(x=True, y=True, alpha=0.25)
+        tp.setYRange(0.0, 1.0, padding=0.02)
+        tp.setXRange(-history_s, 0.0, padding=0)
+        tp.setLabel("left", "P(high)")
+        tp.setLabel("bottom", "time (s)")
+        tp.getAxis("left").setWidth(44)
+        self.legend = tp.addLegend(
+            offset=(4, 4), labelTextColor="#202020", brush=(255, 255, 255, 200)
+        )
+        self.curves: list[pg.PlotDataItem] = []
+        self.gated = pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(GREY))
+        tp.addItem(self.gated)
+        self.markers = MarkerLines(tp, size=8, show_labels=False)
+        layout.addWidget(self.time_plot, 3)
+
+        self.plane = pg.PlotWidget()
+        pp = self.plane.getPlotItem()
+        _style_plot(pp)
+        pp.showGrid(x=False, y=False)
+        pp.setXRange(0.0, 1.0, padding=0.03)
+        pp.setYRange(0.0, 1.0, padding=0.03)
+        pp.getAxis("left").setWidth(44)
+        for v in (0.5,):
+            pp.addItem(pg.InfiniteLine(v, angle=90, pen=pg.mkPen("#b0b0b0")))
+            pp.addItem(pg.InfiniteLine(v, angle=0, pen=pg.mkPen("#b0b0b0")))
+        for text, x, y, anchor in (
+            ("high arousal\nnegative", 0.02, 0.98, (0, 0)),
+            ("high arousal\npositive", 0.98, 0.98, (1, 0)),
+            ("low arousal\nnegative", 0.02, 0.02, (0, 1)),
+            ("low arousal\npositive", 0.98, 0.02, (1, 1)),
+        ):
+            item = pg.TextItem(text, color="#c0c0c0", anchor=anchor)
+            item.setZValue(-10)
+            item.setPos(x, y)
+            pp.addItem(item)
+        self.trail_curve = pg.PlotDataItem(
+            pen=pg.mkPen("#30638e", width=1.5),
+            symbol="o",
+            symbolSize=5,
+            symbolBrush=pg.mkBrush("#30638e80"),
+            symbolPen=None,
+        )
+        pp.addItem(self.trail_curve)
+        self.current = pg.ScatterPlotItem(size=16, pen=pg.mkPen("k", width=1.5))
+        pp.addItem(self.current)
+        self._plane_axes = (0, 1)
+        layout.addWidget(self.plane, 3)
+
+    # -- set-up --------------------------------------------------------------------------------
+    def set_model(self, targets: tuple[str, ...], untrained: bool, model_id: str) -> None:
+        """Build labels and curves for the model's targets; show the banner for random weights."""
+        self.targets = tuple(targets)
+        self.banner.setVisible(bool(untrained))
+        self.banner.setToolTip(f"model {model_id}")
+        while self.values_row.count():
+            w = self.values_row.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        self.value_labels = []
+        for i, name in enumerate(self.targets):
+            lab = QtWidgets.QLabel(f"{name}\n-")
+            lab.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+            lab.setMinimumWidth(90)
+            self.values_row.addWidget(lab)
+            self.value_labels.append(lab)
+            self._style_value(i, None, gated=True)
+        tp = self.time_plot.getPlotItem()
+        for c in self.curves:
+            tp.removeItem(c)
+            self.legend.removeItem(c)
+        self.curves = []
+        for i, name in enumerate(self.targets):
+            curve = pg.PlotDataItem(
+                pen=pg.mkPen(TARGET_COLOURS[i % len(TARGET_COLOURS)], width=2),
+                connect="finite",
+                name=name,
+            )
+            tp.addItem(curve)
+            self.curves.append(curve)
+        self._p = np.zeros((len(self.targets), self.capacity), np.float64)
+        lower = [t.lower() for t in self.targets]
+        vi = lower.index("valence") if "valence" in lower else 0
+        ai = lower.index("arousal") if "arousal" in lower else min(1, len(lower) - 1)
+        self._plane_axes = (vi, ai)
+        pp = self.plane.getPlotItem()
+        pp.setLabel("bottom", self.targets[vi] if self.targets else "")
+        pp.setLabel("left", self.targets[ai] if self.targets else "")
+        self.reset()
+
+    def reset(self) -> None:
+        self.n = 0
+        self.count = 0
+        self.latest = None
+        self._shown = None
+        self.trail_curve.setData([], [])
+        self.current.setData([], [])
+        self.gated.setData([], [])
+        for c in self.curves:
+            c.setData([], [])
+        self.quality_label.setText("waiting for the first estimate ...")
+
+    def _style_value(self, i: int, value: float | None, gated: bool) -> None:
+        colour = GREY if gated else TARGET_COLOURS[i % len(TARGET_COLOURS)]
+        text = "-" if value is None or not math.isfinite(value) else f"{value:.2f}"
+        self.value_labels[i].setText(f"{self.targets[i]}\n{text}")
+        self.value_labels[i].setStyleSheet(
+            f"QLabel {{ color: {colour}; font-size: 15pt; font-weight: bold; "
+            f"font-style: {'italic' if gated else 'normal'}; }}"
+        )
+
+    # -- data ------------------------------------------------------------------------------------
+    def add(self, est: Estimate) -> None:
+        """Store one estimate (GUI thread)."""
+        if len(est.probabilities) != self._p.shape[0]:
+            return
+        if self.n == self.capacity:  # compact: keep the newest half
+            half = self.capacity // 2
+            self._t[:half] = self._t[self.n - half : self.n]
+            self._p[:, :half] = self._p[:, self.n - half : self.n]
+            self._ok[:half] = self._ok[self.n - half : self.n]
+            self.n = half
+        i = self.n
+        self._t[i] = est.t_end
+        self._p[:, i] = np.nan if est.withheld else est.probabilities
+        self._ok[i] = (not est.withheld) and est.quality.ok
+        self.n += 1
+        self.count += 1
+        self.latest = est
+
+    def refresh(self, t_ref: float) -> None:
+        """Redraw the curves (x relative to ``t_ref``), the plane and the current values."""
+        n = self.n
+        if n == 0:
+            return
+        t = self._t[:n]
+        start = int(np.searchsorted(t, t_ref - self.history_s - 1.0))
+        x = self._xbuf[start:n]
+        np.subtract(t[start:], t_ref, out=x)
+        p = self._p[:, start:n]
+        ok = self._ok[start:n]
+        any_finite = bool(np.isfinite(p).any())  # all withheld: draw nothing (no NaN bounds)
+        for i, c in enumerate(self.curves):
+            if any_finite:
+                c.setData(x, p[i])
+            else:
+                c.setData([], [])
+        bad = ~ok
+        if bad.any():  # gated but not withheld (withheld ones are NaN: nothing to draw)
+            xs = np.repeat(x[bad], len(self.curves))
+            ys = p[:, bad].T.ravel()
+            fin = np.isfinite(ys)
+            self.gated.setData(xs[fin], ys[fin])
+        else:
+            self.gated.setData([], [])
+        vi, ai = self._plane_axes
+        k0 = max(n - self.trail, 0)
+        tx, ty = self._p[vi, k0:n], self._p[ai, k0:n]
+        fin = np.isfinite(tx) & np.isfinite(ty)  # withheld estimates leave the trail
+        self.trail_curve.setData(tx[fin], ty[fin])
+        est = self.latest
+        if est is None or est is self._shown:
+            return
+        self._shown = est
+        gated = est.withheld or not est.quality.ok
+        if est.withheld:
+            self.current.setData([], [])
+        else:
+            brush = pg.mkBrush(GREY if gated else "#d1495b")
+            self.current.setData([self._p[vi, n - 1]], [self._p[ai, n - 1]], brush=brush)
+        for i in range(len(self.targets)):
+            v = None if est.withheld else est.probabilities[i]
+            self._style_value(i, v, gated)
+        q = est.quality.summary()
+        if est.withheld:
+            self.quality_label.setText(f"withheld: {est.reason or q}")
+            self.quality_label.setStyleSheet("QLabel { color: #b00020; }")
+        elif not est.quality.ok:
+            self.quality_label.setText(f"quality: {q} (estimate shown grey)")
+            self.quality_label.setStyleSheet("QLabel { color: #b36b00; }")
+        else:
+            self.quality_label.setText(
+                f"quality: ok · latency {est.latency * 1000:.0f} ms · window {est.window_index}"
+            )
+            self.quality_label.setStyleSheet("QLabel { color: #2a7f3f; }")
+
+
+def status_chip(text: str = "") -> QtWidgets.QLabel:
+    """A label for the status bar with a little padding."""
+    lab = QtWidgets.QLabel(text)
+    lab.setContentsMargins(6, 0, 6, 0)
+    lab.setTextFormat(QtCore.Qt.TextFormat.RichText)
+    return lab
+
+
+def key_sequence(text: str) -> QtGui.QKeySequence:
+    return QtGui.QKeySequence(text)
