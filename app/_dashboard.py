@@ -34,6 +34,7 @@ from ._dashboard_widgets import (
     configure_pyqtgraph,
     status_chip,
 )
+from ._format import fmt_bytes, fmt_ms
 from ._session import Session
 
 __all__ = ["Dashboard", "run_dashboard"]
@@ -49,15 +50,11 @@ FRAME_MS = 33
 
 
 def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000.0
-    return f"{n:.1f} GB"
+    return fmt_bytes(n, " ")
 
 
 def _ms(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x * 1000:.0f} ms"
+    return fmt_ms(x, " ")
 
 
 def _ensure_running(session: Session) -> Session:

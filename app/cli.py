@@ -11,11 +11,12 @@ checkpoints. Errors a user can fix are printed as one line, without a traceback,
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 import threading
 import time
+
+from physio_live.app._format import fmt_bytes, fmt_ms
 
 __all__ = ["main"]
 
@@ -63,25 +64,13 @@ def _fmt_rate(st) -> str:
     return f"{st[0]:.0f}/{st[1]:g}Hz" if st[1] > 0 else f"{st[0]:.1f}/s"
 
 
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1000.0
-    return f"{n}B"
-
-
-def _ms(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x * 1000:.0f}ms"
-
-
 def _status_line(st) -> str:
     rates = " ".join(f"{name}={_fmt_rate(r)}" for name, r in st.rates.items())
-    rec = f"rec={_fmt_bytes(st.recording_bytes)}" if st.recording else "rec=off"
+    rec = f"rec={fmt_bytes(st.recording_bytes)}" if st.recording else "rec=off"
     return (
         f"[{st.elapsed:6.1f}s] {rates} | win/s={st.windows_per_s:.1f} est/s="
-        f"{st.estimates_per_s:.1f} | latency p50={_ms(st.latency_p50)} p99={_ms(st.latency_p99)}"
-        f" | dropped={st.dropped} | {rec}"
+        f"{st.estimates_per_s:.1f} | latency p50={fmt_ms(st.latency_p50)} "
+        f"p99={fmt_ms(st.latency_p99)} | dropped={st.dropped} | {rec}"
     )
 
 
@@ -271,8 +260,8 @@ def run_stream(args: argparse.Namespace) -> int:
     print(
         f"summary: {st.elapsed:.1f} s, {total} samples, {st.lost_samples} lost, "
         f"{st.windows} windows, {st.estimates} estimates, {st.dropped} dropped, "
-        f"latency p50={_ms(st.latency_p50)} p99={_ms(st.latency_p99)}"
-        + (f", recording {rec.path} ({_fmt_bytes(rec.bytes_written)})" if rec else ""),
+        f"latency p50={fmt_ms(st.latency_p50)} p99={fmt_ms(st.latency_p99)}"
+        + (f", recording {rec.path} ({fmt_bytes(rec.bytes_written)})" if rec else ""),
         flush=True,
     )
     if rec is not None and rec.error:

@@ -21,9 +21,7 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,30 +29,17 @@ os.environ.setdefault("LSLAPICFG", str(ROOT / "tests" / "lsl_api.cfg"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
+from _outlets import start_outlets  # noqa: E402
 
 
-def start_outlets(n_ch: int, rate: float, seconds: float) -> tuple[subprocess.Popen, list[str]]:
-    tag = uuid.uuid4().hex[:8]
-    spec = {
-        "streams": [
-            {"name": f"dash-EEG-{tag}", "type": "EEG", "n_ch": n_ch, "srate": rate},
-            {"name": f"dash-ECG-{tag}", "type": "ECG", "n_ch": 2, "srate": 256.0, "unit": "mV"},
+def outlets(n_ch: int, rate: float, seconds: float) -> tuple[subprocess.Popen, list[str]]:
+    proc, spec = start_outlets(
+        [
+            {"name": "dash-EEG", "type": "EEG", "n_ch": n_ch, "srate": rate},
+            {"name": "dash-ECG", "type": "ECG", "n_ch": 2, "srate": 256.0, "unit": "mV"},
         ],
-        "duration": seconds,
-        "push_interval": 0.02,
-    }
-    for s in spec["streams"]:
-        s["source_id"] = s["name"]
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "lsl_outlets.py"), json.dumps(spec)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
+        seconds,
     )
-    line = proc.stdout.readline() if proc.stdout else ""
-    if not line.startswith("READY"):
-        proc.kill()
-        raise SystemExit(f"outlet process failed to start: {line!r}")
     return proc, [s["name"] for s in spec["streams"]]
 
 
@@ -74,9 +59,7 @@ def main() -> None:
     from physio_live.app._session import Session
     from physio_live.core import config_from_dict
 
-    proc, (eeg_name, ecg_name) = start_outlets(
-        args.channels, args.rate, args.warmup + args.seconds + 30
-    )
+    proc, (eeg_name, ecg_name) = outlets(args.channels, args.rate, args.warmup + args.seconds + 30)
     cfg = config_from_dict(
         {
             "sources": [

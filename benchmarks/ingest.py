@@ -17,49 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("LSLAPICFG", str(ROOT / "tests" / "lsl_api.cfg"))
+from _outlets import start_outlets  # sets LSLAPICFG before pylsl is imported
 
 
-def start_outlets(eeg_ch: int, eeg_rate: float, ecg_ch: int, ecg_rate: float, seconds: float):
-    tag = uuid.uuid4().hex[:8]
-    spec = {
-        "streams": [
-            {
-                "name": f"bench-EEG-{tag}",
-                "type": "EEG",
-                "n_ch": eeg_ch,
-                "srate": eeg_rate,
-                "source_id": f"bench-eeg-{tag}",
-            },
-            {
-                "name": f"bench-ECG-{tag}",
-                "type": "ECG",
-                "n_ch": ecg_ch,
-                "srate": ecg_rate,
-                "source_id": f"bench-ecg-{tag}",
-                "unit": "millivolts",
-            },
+def outlets(eeg_ch: int, eeg_rate: float, ecg_ch: int, ecg_rate: float, seconds: float):
+    return start_outlets(
+        [
+            {"name": "bench-EEG", "type": "EEG", "n_ch": eeg_ch, "srate": eeg_rate},
+            {"name": "bench-ECG", "type": "ECG", "n_ch": ecg_ch, "srate": ecg_rate,
+             "unit": "millivolts"},
         ],
-        "duration": seconds,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "lsl_outlets.py"), json.dumps(spec)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        raise SystemExit(f"outlets did not start: {line!r}")
-    return proc, spec
+        seconds,
+    )  # fmt: skip
 
 
 def run_ours(spec: dict, seconds: float) -> dict:
@@ -152,9 +123,7 @@ def main() -> None:
     args = ap.parse_args()
 
     total = 3 * args.seconds + 30
-    proc, spec = start_outlets(
-        args.eeg_channels, args.eeg_rate, args.ecg_channels, args.ecg_rate, total
-    )
+    proc, spec = outlets(args.eeg_channels, args.eeg_rate, args.ecg_channels, args.ecg_rate, total)
     try:
         ours = run_ours(spec, args.seconds)
         mne_matched = mne_default = None

@@ -18,48 +18,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("LSLAPICFG", str(ROOT / "tests" / "lsl_api.cfg"))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
+from _outlets import start_outlets  # sets LSLAPICFG before pylsl is imported
 
 
-def start_outlets(seconds: float):
-    tag = uuid.uuid4().hex[:8]
-    spec = {
-        "streams": [
-            {"name": f"lat-EEG-{tag}", "type": "EEG", "n_ch": 32, "srate": 250.0},
-            {
-                "name": f"lat-ECG-{tag}",
-                "type": "ECG",
-                "n_ch": 2,
-                "srate": 256.0,
-                "unit": "millivolts",
-            },
+def outlets(seconds: float):
+    return start_outlets(
+        [
+            {"name": "lat-EEG", "type": "EEG", "n_ch": 32, "srate": 250.0},
+            {"name": "lat-ECG", "type": "ECG", "n_ch": 2, "srate": 256.0, "unit": "millivolts"},
         ],
-        "duration": seconds,
-        "push_interval": 0.005,
-    }
-    for s in spec["streams"]:
-        s["source_id"] = s["name"]
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "lsl_outlets.py"), json.dumps(spec)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
+        seconds,
+        push_interval=0.005,
     )
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        raise SystemExit(f"outlets did not start: {line!r}")
-    return proc, spec
 
 
 def pct(x: list[float]) -> dict[str, float]:
@@ -80,7 +54,8 @@ def run_app(spec: dict, seconds: float, device: str) -> tuple[dict, object]:
                 {"kind": "lsl", "role": "eeg", "name": eeg["name"], "channels": 32},
                 {"kind": "lsl", "role": "ecg", "name": ecg["name"], "channels": 2},
             ],
-            "aligner": {"window": 4.0, "hop": 0.25},
+            # the outlets carry a sample counter and impulses: not physiology, so no gate here
+            "aligner": {"window": 4.0, "hop": 0.25, "gate": {"enabled": False}},
             "model": {"device": device},
             "recording": {"enabled": False},
             "outlet": {"enabled": False},
@@ -159,7 +134,7 @@ def main() -> None:
     ap.add_argument("--skip-peer", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    proc, spec = start_outlets(2 * args.seconds + 60)
+    proc, spec = outlets(2 * args.seconds + 60)
     try:
         app, model = run_app(spec, args.seconds, args.device)
         peer = None if args.skip_peer else run_peer(spec, args.seconds, model, args.device)
