@@ -288,8 +288,8 @@ def _read_xdf(path: Path, roles: dict[str, str]) -> Recording:
         last = max((float(s.timestamps[-1]) for s in out if len(s.timestamps)), default=0.0)
         first = min((float(s.timestamps[0]) for s in out if len(s.timestamps)), default=0.0)
         warnings.append(
-            f"{path}: the file is damaged ({damaged[0]}); replaying what could be read "
-            f"({last - first:.1f} s)"
+            f"{path}: the file is damaged ({damaged[0]}); the readable data stops "
+            f"{last - first:.1f} s into the recording: replaying what could be read"
         )
     return Recording(path, out, skipped, warnings, ours)
 
