@@ -14,10 +14,18 @@ def builtin_config_path(name: str) -> Path:
     return Path(str(resources.files(__name__).joinpath(fname)))
 
 
-def list_builtin_configs() -> list[str]:
-    """Names (without extension) of all shipped configs."""
-    return sorted(
+#: prefixes of the trainer's recipes (``physio-train``); the rest are app configs
+TRAIN_PREFIXES = ("pretrain_", "finetune_")
+
+
+def list_builtin_configs(kind: str = "app") -> list[str]:
+    """Names (without extension) of the shipped configs: ``app`` ones, ``train`` ones or ``all``."""
+    names = sorted(
         p.name[: -len(".yaml")]
         for p in resources.files(__name__).iterdir()
         if p.name.endswith(".yaml")
     )
+    if kind == "all":
+        return names
+    is_train = [n.startswith(TRAIN_PREFIXES) for n in names]
+    return [n for n, t in zip(names, is_train, strict=True) if t == (kind == "train")]

@@ -566,26 +566,26 @@ def config_from_dict(data: dict, path: str = "<dict>") -> Config:
     return cfg
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config (default: the built-in ``demo``) with optional dotted overrides.
+def read_config_file(
+    path: str | Path, overrides: list[str] | None = None, *, kind: str = "app"
+) -> tuple[dict, Path]:
+    """The raw mapping of a YAML config file (or a built-in config's name), overrides applied.
 
-    ``path`` may also name a built-in config (``demo``) instead of a file.
+    ``kind`` names which built-in configs the error message offers (``app`` or ``train``).
+    Every problem is one :class:`ConfigError` line naming the file and the fix.
     """
     from physio_live.configs import builtin_config_path, list_builtin_configs
 
-    if path is None:
-        path = builtin_config_path("demo")
     p = Path(path)
-    if not p.exists() and str(path) in list_builtin_configs():
+    if not p.exists() and str(path) in list_builtin_configs("all"):
         p = builtin_config_path(str(path))
     if not p.exists():
         raise ConfigError(
             f"{path}: config file not found; give a path to a YAML file or one of the built-in "
-            f"configs: {', '.join(list_builtin_configs())}"
+            f"configs: {', '.join(list_builtin_configs(kind))}"
         )
     try:
-        text = p.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -595,8 +595,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(f"{p}: cannot read the config file ({exc})") from None
     if data is None:
         data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the file must hold a mapping of settings")
     if overrides:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: the file must hold a mapping of settings")
         apply_overrides(data, overrides)
+    return data, p
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (default: the built-in ``demo``) with optional dotted overrides.
+
+    ``path`` may also name a built-in config (``demo``) instead of a file.
+    """
+    data, p = read_config_file("demo" if path is None else path, overrides)
     return config_from_dict(data, str(p))

@@ -1,4 +1,10 @@
-"""``physio-train``: pretraining and fine-tuning entry point."""
+"""``physio-train``: pretraining of the encoders (fine-tuning and evaluation are not there yet).
+
+``physio-train pretrain --config X [--resume] [--set key=value ...]`` runs (or resumes) a
+pretraining; ``physio-train preprocess --config X`` only builds the corpus cache (do this once
+before a multi-node run). Errors a user can cause print one line ``physio-train: error: ...`` and
+exit 1.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +14,73 @@ import sys
 __all__ = ["main"]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="physio-train",
         description="Pretrain (ECG dual masking, EEG masked patches) and fine-tune the encoders.",
     )
-    parser.add_argument("command", nargs="?", choices=["pretrain", "finetune", "evaluate"])
+    sub = parser.add_subparsers(dest="command", metavar="{pretrain,preprocess,finetune,evaluate}")
+    for name, text in (
+        ("pretrain", "self-supervised pretraining of an encoder (runs under torchrun too)"),
+        ("preprocess", "only build the preprocessed corpus cache of a pretraining config"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument(
+            "--config", required=True, help="YAML recipe, e.g. configs/pretrain_ecg_smoke.yaml"
+        )
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config value, e.g. --set data.root=/data/ptb-xl (repeatable)",
+        )
+        p.add_argument("--quiet", action="store_true", help="no progress output")
+        if name == "pretrain":
+            p.add_argument(
+                "--resume", action="store_true", help="continue from <out_dir>/checkpoint.pt"
+            )
+    for name in ("finetune", "evaluate"):
+        p = sub.add_parser(name, help="not yet implemented")
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    print(f"physio-train {args.command}: not yet implemented", file=sys.stderr)
-    return 2
+    if args.command in ("finetune", "evaluate"):
+        print(f"physio-train {args.command}: not yet implemented", file=sys.stderr)
+        return 2
+
+    from physio_live.core import PhysioLiveError
+    from physio_live.models import CheckpointError
+
+    try:
+        from physio_live.trainer import build_cache, load_pretrain_config, pretrain
+
+        cfg = load_pretrain_config(args.config, args.overrides)
+        if args.command == "preprocess":
+            build_cache(cfg.data, progress=not args.quiet, log=_stderr)
+            return 0
+        result = pretrain(cfg, resume=args.resume, progress=not args.quiet)
+    except (PhysioLiveError, CheckpointError) as exc:
+        print(f"physio-train: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("physio-train: interrupted (resume with --resume)", file=sys.stderr)
+        return 130
+    if result.encoder is not None and not args.quiet:
+        _stderr(f"pretrain: encoder written to {result.encoder}")
+    return 0
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""Dual masking (intra-/inter-lead), CBraMod patch masking, the masked loss and the baselines."""
+
+from __future__ import annotations
+
+import torch
+
+from physio_live.trainer import (
+    MaskBatch,
+    MaskingConfig,
+    baseline_interp,
+    dual_mask,
+    make_mask,
+    masked_mse,
+    patch_mask,
+)
+
+
+def _g(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_intra_lead_exact_ratio_per_lead():
+    mb = dual_mask((64, 3, 10), ratio=0.3, inter_prob=0.0, generator=_g())
+    assert not mb.inter.any()
+    assert (mb.mask.sum(dim=2) == 3).all()  # exactly 30 % of the patches of every lead
+    # positions differ between leads and samples
+    assert len({tuple(row.tolist()) for row in mb.mask.view(-1, 10)}) > 50
+
+
+def test_inter_lead_hides_whole_leads():
+    mb = dual_mask((64, 4, 6), inter_prob=1.0, inter_ratio=0.5, generator=_g(1))
+    assert mb.inter.all()
+    per_lead = mb.mask.sum(dim=2)
+    assert ((per_lead == 0) | (per_lead == 6)).all()  # a lead is hidden whole or not at all
+    assert (mb.mask.all(dim=2).sum(dim=1) == 2).all()  # half the leads
+    # at least one lead stays visible even when asked to hide all
+    mb = dual_mask((16, 2, 5), inter_prob=1.0, inter_ratio=1.0, generator=_g(2))
+    assert (mb.mask.all(dim=2).sum(dim=1) == 1).all()
+
+
+def test_mix_between_modes_and_single_lead():
+    mb = dual_mask((4000, 2, 5), inter_prob=0.25, generator=_g(3))
+    assert abs(mb.inter.float().mean().item() - 0.25) < 0.03
+    intra = mb.mask[~mb.inter]
+    assert (intra.sum(dim=2) == 2).all()  # round(0.5 * 5) = 2 patches per lead
+    assert (mb.mask[mb.inter].all(dim=2).sum(dim=1) == 1).all()
+    # a single lead cannot be masked inter-lead
+    assert not dual_mask((100, 1, 5), inter_prob=1.0, generator=_g()).inter.any()
+
+
+def test_cbramod_patch_mask_ratio_and_determinism():
+    mb = patch_mask((256, 19, 30), 0.5, _g(4))
+    assert abs(mb.mask.float().mean().item() - 0.5) < 0.01
+    again = make_mask((256, 19, 30), MaskingConfig(kind="patch", ratio=0.5), _g(4))
+    assert torch.equal(mb.mask, again.mask)
+
+
+def test_loss_counts_masked_patches_only():
+    x = torch.randn(4, 2, 5, 200)
+    mb = dual_mask((4, 2, 5), generator=_g(5))
+    pred = torch.randn_like(x, requires_grad=True)
+    loss = masked_mse(pred, x, mb.mask)
+    manual = ((pred - x) ** 2)[mb.mask].mean()
+    torch.testing.assert_close(loss, manual)
+    loss.backward()
+    assert (pred.grad[~mb.mask] == 0).all() and (pred.grad[mb.mask] != 0).any()
+    # whatever is predicted on visible patches does not change the loss
+    other = pred.detach().clone()
+    other[~mb.mask] = 1e6
+    torch.testing.assert_close(masked_mse(other, x, mb.mask), loss.detach())
+
+
+def test_interp_baseline():
+    # a straight line is rebuilt exactly from the visible patches of the same lead
+    t = torch.arange(5 * 200, dtype=torch.float32).view(1, 1, 5, 200) / 100
+    x = torch.cat([t, -t], dim=1)
+    mask = torch.tensor([[[False, True, True, False, False], [False, False, True, False, True]]])
+    pred = baseline_interp(x, MaskBatch(mask, torch.tensor([False])))
+    torch.testing.assert_close(pred[0, 0], x[0, 0])
+    # after the last visible patch the value is held
+    assert torch.allclose(pred[0, 1, 4], x[0, 1, 3, -1].expand(200))
+    # inter-lead: a hidden lead is the mean of the visible ones
+    x = torch.randn(1, 3, 2, 200)
+    mask = torch.tensor([[[True, True], [False, False], [False, False]]])
+    pred = baseline_interp(x, MaskBatch(mask, torch.tensor([True])))
+    torch.testing.assert_close(pred[0, 0], (x[0, 1] + x[0, 2]) / 2)
+    torch.testing.assert_close(pred[0, 1:], x[0, 1:])

@@ -1,0 +1,284 @@
+"""Typed pretraining configs: YAML (``yaml.safe_load``) into validated dataclasses.
+
+Same conventions as :mod:`physio_live.core._config`: unknown keys, wrong types and bad values
+give one :class:`~physio_live.core.ConfigError` line naming the file, the key and the fix;
+command-line overrides use dotted keys (``--set optim.lr=3e-4``) and go through the same checks.
+
+Relative paths in a config (``data.root``, ``data.cache_dir``, ``train.out_dir``, ``model.init``)
+are resolved against the current working directory (the repository root in the docs and tests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from physio_live.core import ConfigError, PhysioLiveError
+from physio_live.core._config import _build, read_config_file
+
+__all__ = [
+    "AugmentConfig",
+    "DataConfig",
+    "MaskingConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "PretrainConfig",
+    "RunConfig",
+    "TrainError",
+    "load_pretrain_config",
+    "pretrain_config_from_dict",
+]
+
+
+class TrainError(PhysioLiveError):
+    """A training run cannot go on (empty corpus, checkpoint that does not fit ...); the text
+    says how to fix it."""
+
+
+@dataclass
+class DataConfig:
+    """Where the corpus is and how it is preprocessed into the cache."""
+
+    #: ``wfdb`` (ECG records, ``.hea``) or ``edf`` (EEG, ``.edf``/``.bdf``)
+    kind: Literal["wfdb", "edf"]
+    #: folder scanned recursively for records (relative: to the working directory)
+    root: str
+    #: glob patterns (relative to ``root``) restricting the records; empty: every record
+    include: list[str] = field(default_factory=list)
+    #: where the preprocessed shards and the manifest go (one sub-folder per parameter set)
+    cache_dir: str = "runs/cache"
+    #: channel (lead) names to use, in model order; null: the first ``n_channels`` of the right
+    #: type in each record. Matching ignores case and ``EEG ``/``ECG ``/``Lead `` prefixes, and
+    #: MLII/MLI/MLIII count as II/I/III.
+    channels: list[str] | None = None
+    #: channels per sample (records with fewer are skipped and listed in the manifest)
+    n_channels: int = 2
+    #: band-pass edges in Hz (causal Butterworth at the native rate, as the live aligner does)
+    bandpass: list[float] = field(default_factory=lambda: [0.5, 45.0])
+    #: notch in Hz (50 or 60) or null
+    notch: float | None = 50.0
+    order: int = 4
+    #: model sampling rate and patch length (CBraMod: 200 Hz, 200-sample patches)
+    rate: float = 200.0
+    patch_size: int = 200
+    #: patches per sample (ECG: 10 = 10 s; CBraMod EEG: 30 = 30 s) and hop between samples
+    sample_patches: int = 10
+    hop_patches: int | None = None
+    #: microvolts per model unit (CBraMod: 100 uV)
+    unit_uv: float = 100.0
+    #: drop samples whose |amplitude| reaches this (uV) on any channel (CBraMod EEG: 100);
+    #: null: keep all
+    max_abs_uv: float | None = None
+    #: NaN runs up to this long are interpolated; longer ones split the record
+    max_gap_s: float = 0.05
+    #: seconds dropped after each start (filter settling)
+    settle_s: float = 1.0
+    #: storage type of the shards
+    dtype: Literal["float16", "float32"] = "float16"
+    #: samples per shard file
+    shard_samples: int = 4096
+    #: validation split: records matching these globs (relative to ``root``); when empty, a
+    #: stable hash of the patient id (or record) puts ``val_fraction`` of them in validation
+    val_records: list[str] = field(default_factory=list)
+    val_fraction: float = 0.1
+    #: regex whose first group (or whole match) on the record path gives the patient id
+    patient_regex: str | None = None
+    #: worker processes for preprocessing (0: in this process)
+    workers: int = 0
+
+    def validate(self, where: str) -> None:
+        if self.n_channels < 1:
+            raise ConfigError(f"{where}.n_channels: must be >= 1, got {self.n_channels}")
+        if self.channels is not None and len(self.channels) < self.n_channels:
+            raise ConfigError(
+                f"{where}.channels: lists {len(self.channels)} names but n_channels is "
+                f"{self.n_channels}; list at least n_channels names or set channels: null"
+            )
+        if len(self.bandpass) != 2 or not 0 <= self.bandpass[0] < self.bandpass[1]:
+            raise ConfigError(f"{where}.bandpass: give [low, high] Hz, 0 <= low < high")
+        if self.bandpass[1] >= self.rate / 2:
+            raise ConfigError(
+                f"{where}.bandpass: high edge {self.bandpass[1]} Hz must be below {self.rate / 2} "
+                f"Hz (it is the anti-aliasing filter before resampling to {self.rate:g} Hz)"
+            )
+        if self.notch is not None and not 0 < self.notch < self.rate / 2:
+            raise ConfigError(f"{where}.notch: must be between 0 and {self.rate / 2} Hz or null")
+        if self.sample_patches < 1 or (self.hop_patches is not None and self.hop_patches < 1):
+            raise ConfigError(f"{where}.sample_patches/hop_patches: must be >= 1")
+        if self.unit_uv <= 0:
+            raise ConfigError(f"{where}.unit_uv: must be > 0 microvolts per model unit")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"{where}.val_fraction: must be in [0, 1), got {self.val_fraction}")
+        if self.shard_samples < 1 or self.workers < 0:
+            raise ConfigError(f"{where}.shard_samples must be >= 1 and workers >= 0")
+
+
+@dataclass
+class MaskingConfig:
+    """Masking objective (see :mod:`physio_live.trainer._masking` for the exact scheme)."""
+
+    #: ``patch``: CBraMod (each patch masked with probability ``ratio``); ``dual``: ECG dual masking
+    kind: Literal["patch", "dual"] = "patch"
+    #: patch masking probability (``patch``) / exact fraction of patches per lead (``dual`` intra)
+    ratio: float = 0.5
+    #: ``dual``: probability that a sample is masked inter-lead (whole leads) instead of intra-lead
+    inter_prob: float = 0.5
+    #: ``dual``: fraction of leads hidden in an inter-lead sample (at least 1, at most all but one)
+    inter_ratio: float = 0.5
+
+    def validate(self, where: str) -> None:
+        for name in ("ratio", "inter_prob", "inter_ratio"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise ConfigError(f"{where}.{name}: must be in [0, 1], got {v}")
+        if self.ratio == 0:
+            raise ConfigError(f"{where}.ratio: must be > 0 (nothing would be masked)")
+
+
+@dataclass
+class AugmentConfig:
+    """Per-sample augmentation of training batches (all channels of a sample alike, so the
+    relations between leads stay intact; validation is never augmented)."""
+
+    #: amplitude factor drawn log-uniformly from [low, high] per sample; null: none
+    scale: list[float] | None = None
+    #: probability of flipping the sign of a whole sample
+    flip: float = 0.0
+
+    def validate(self, where: str) -> None:
+        if self.scale is not None and (
+            len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]
+        ):
+            raise ConfigError(f"{where}.scale: give [low, high] with 0 < low <= high, or null")
+        if not 0 <= self.flip <= 1:
+            raise ConfigError(f"{where}.flip: must be a probability in [0, 1]")
+
+
+@dataclass
+class ModelConfig:
+    """The encoder: CBraMod architecture and its initialisation."""
+
+    #: ``random``, or a checkpoint to start from (ours ``.safetensors`` or an official ``.pth``)
+    init: str = "random"
+    embed_dim: int = 200
+    depth: int = 12
+    num_heads: int = 8
+    mlp_dim: int = 800
+    pos_kernel: list[int] = field(default_factory=lambda: [19, 7])
+    drop_rate: float = 0.1
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup and cosine decay (a pure function of the step)."""
+
+    lr: float = 5e-4
+    min_lr: float = 1e-5
+    weight_decay: float = 5e-2
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 1000
+    #: total optimizer steps
+    steps: int = 100000
+    #: samples per process per micro-batch; global batch = batch_size x world size x accum_steps
+    batch_size: int = 64
+    accum_steps: int = 1
+    #: gradient-norm clipping (0: none)
+    grad_clip: float = 1.0
+
+    def validate(self, where: str) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.accum_steps < 1:
+            raise ConfigError(f"{where}: steps, batch_size and accum_steps must be >= 1")
+        if self.warmup_steps < 0 or self.lr <= 0 or not 0 <= self.min_lr <= self.lr:
+            raise ConfigError(f"{where}: need warmup_steps >= 0 and 0 <= min_lr <= lr, lr > 0")
+        if len(self.betas) != 2:
+            raise ConfigError(f"{where}.betas: give two numbers, e.g. [0.9, 0.999]")
+
+
+@dataclass
+class RunConfig:
+    """Run bookkeeping: output folder, seeds, logging, checkpoints, device."""
+
+    out_dir: str = "runs/pretrain"
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 500
+    #: validation batches per evaluation (0: the whole validation split)
+    eval_batches: int = 20
+    ckpt_every: int = 500
+    #: stop after this many steps in this invocation (checkpoint first), e.g. for job time limits
+    stop_after: int | None = None
+    #: ``auto``: CUDA when present, else CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: ``auto``: bf16 autocast on CUDA, float32 on CPU
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    compile: bool = False
+    #: TensorBoard event files too (``auto``: when the tensorboard package is installed)
+    tensorboard: Literal["auto", "on", "off"] = "auto"
+    #: batches read ahead by a background thread
+    prefetch: int = 2
+
+
+@dataclass
+class PretrainConfig:
+    """A whole pretraining recipe (``configs/pretrain_*.yaml``)."""
+
+    modality: Literal["ecg", "eeg"]
+    data: DataConfig
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    path: str = "<dict>"
+
+    def validate(self) -> None:
+        w = self.path
+        self.data.validate(f"{w}: data")
+        self.masking.validate(f"{w}: masking")
+        self.augment.validate(f"{w}: augment")
+        self.optim.validate(f"{w}: optim")
+        if self.masking.kind == "dual" and self.data.n_channels < 2 and self.masking.inter_prob:
+            raise ConfigError(
+                f"{w}: masking.inter_prob: inter-lead masking needs data.n_channels >= 2; "
+                "set masking.inter_prob: 0 or use more leads"
+            )
+        if self.data.patch_size != 200:
+            raise ConfigError(f"{w}: data.patch_size: CBraMod patches are 200 samples")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("path")
+        return d
+
+
+_SCI = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _fix_scientific(data: Any) -> Any:
+    """YAML 1.1 reads ``5e-4`` (no dot) as a string; read it as the number it means."""
+    if isinstance(data, dict):
+        return {k: _fix_scientific(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_fix_scientific(v) for v in data]
+    if isinstance(data, str) and _SCI.match(data.strip()):
+        return float(data)
+    return data
+
+
+def pretrain_config_from_dict(data: Any, path: str = "<dict>") -> PretrainConfig:
+    """Build and validate a :class:`PretrainConfig` from a raw mapping."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the file must hold a mapping (modality:, data:, optim: ...)")
+    cfg = _build(PretrainConfig, _fix_scientific(data), f"{path}:")
+    cfg.path = path
+    cfg.validate()
+    return cfg
+
+
+def load_pretrain_config(path: str | Path, overrides: list[str] | None = None) -> PretrainConfig:
+    """Load a pretraining YAML (a path, or a shipped name like ``pretrain_ecg_smoke``)."""
+    data, p = read_config_file(path, overrides, kind="train")
+    return pretrain_config_from_dict(data, str(p))
