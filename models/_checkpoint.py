@@ -87,12 +87,13 @@ def _one_line(e: BaseException, limit: int = 160) -> str:
 def _sniff(path: Path) -> Literal["torch", "safetensors"] | None:
     with path.open("rb") as f:
         head = f.read(9)
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch zip / legacy pickle
-        return "torch"
+    # safetensors first: its 8-byte header length may start with 0x80 like a pickle does
     if len(head) == 9 and head[8:9] == b"{":
         n = int.from_bytes(head[:8], "little")
         if 0 < n < path.stat().st_size:
             return "safetensors"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch zip / legacy pickle
+        return "torch"
     return None
 
 

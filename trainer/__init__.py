@@ -30,6 +30,25 @@ from ._corpus import (
     normalize_channel_name,
     preprocess_record,
 )
+from ._dreamer import (
+    WindowSet,
+    load_dreamer,
+    load_exported_windows,
+    read_dreamer,
+    write_synthetic_dreamer,
+)
+from ._finetune import (
+    FinetuneConfig,
+    accuracy,
+    auroc,
+    finetune_config_from_dict,
+    kfold_splits,
+    load_finetune_config,
+    loso_splits,
+    macro_f1,
+    run_evaluate,
+    run_finetune,
+)
 from ._loop import BatchPlan, PretrainResult, build_model, evaluate, lr_at, pretrain
 from ._masking import (
     MaskBatch,
@@ -45,6 +64,7 @@ __all__ = [
     "BatchPlan",
     "Corpus",
     "DataConfig",
+    "FinetuneConfig",
     "MaskBatch",
     "MaskingConfig",
     "ModelConfig",
@@ -53,6 +73,9 @@ __all__ = [
     "PretrainResult",
     "RunConfig",
     "TrainError",
+    "WindowSet",
+    "accuracy",
+    "auroc",
     "baseline_interp",
     "baseline_zeros",
     "build_cache",
@@ -62,8 +85,15 @@ __all__ = [
     "dual_mask",
     "evaluate",
     "find_records",
+    "finetune_config_from_dict",
+    "kfold_splits",
+    "load_dreamer",
+    "load_exported_windows",
+    "load_finetune_config",
     "load_pretrain_config",
+    "loso_splits",
     "lr_at",
+    "macro_f1",
     "make_mask",
     "masked_mse",
     "normalize_channel_name",
@@ -71,4 +101,8 @@ __all__ = [
     "preprocess_record",
     "pretrain",
     "pretrain_config_from_dict",
+    "read_dreamer",
+    "run_evaluate",
+    "run_finetune",
+    "write_synthetic_dreamer",
 ]

@@ -23,11 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("pretrain", "self-supervised pretraining of an encoder (runs under torchrun too)"),
         ("preprocess", "only build the preprocessed corpus cache of a pretraining config"),
+        ("finetune", "fine-tune and cross-validate the fused emotion model (DREAMER, own data)"),
+        ("evaluate", "score a fused checkpoint on labelled data, no training"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument(
             "--config", required=True, help="YAML recipe, e.g. configs/pretrain_ecg_smoke.yaml"
-        )
+        )  # (finetune/evaluate: configs/finetune_dreamer*.yaml)
         p.add_argument(
             "--set",
             dest="overrides",
@@ -41,9 +43,6 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--resume", action="store_true", help="continue from <out_dir>/checkpoint.pt"
             )
-    for name in ("finetune", "evaluate"):
-        p = sub.add_parser(name, help="not yet implemented")
-        p.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -53,12 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command in ("finetune", "evaluate"):
-        print(f"physio-train {args.command}: not yet implemented", file=sys.stderr)
-        return 2
-
     from physio_live.core import PhysioLiveError
     from physio_live.models import CheckpointError
+
+    if args.command in ("finetune", "evaluate"):
+        try:
+            from physio_live.trainer import load_finetune_config, run_evaluate, run_finetune
+
+            fcfg = load_finetune_config(args.config, args.overrides)
+            run = run_finetune if args.command == "finetune" else run_evaluate
+            out = run(fcfg, log=None if args.quiet else _stderr)
+        except (PhysioLiveError, CheckpointError) as exc:
+            print(f"physio-train: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 1
+        _stderr(f"{args.command}: results in {out / 'results.md'}")
+        return 0
 
     try:
         from physio_live.trainer import build_cache, load_pretrain_config, pretrain

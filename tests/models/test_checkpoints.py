@@ -358,3 +358,15 @@ def test_describe_official_file(hub_cache: Path) -> None:
     assert info["kind"] == "official_cbramod_state_dict"
     assert info["keys"] == 211 and info["parameters"] == 4_923_800
     assert "models pull cbramod" in format_checkpoint_info(info)
+
+
+def test_safetensors_header_length_starting_with_0x80_is_not_taken_for_a_pickle(tmp_path):
+    """A valid file whose 8-byte header length begins with byte 0x80 still loads."""
+    from physio_live.models._checkpoint import _sniff
+
+    path = tmp_path / "x.safetensors"
+    header = b'{"__metadata__":{"a":"' + b"b" * (0x80 - 25) + b'"}}'
+    header += b" " * (-len(header) % 8)
+    assert len(header) % 256 == 0x80
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    assert _sniff(path) == "safetensors"
