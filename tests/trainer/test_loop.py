@@ -66,8 +66,8 @@ def test_cli_errors_and_stubs(capsys, tmp_path):
     out = tmp_path / "run"
     assert main(["pretrain", "--config", str(cfg), "--resume", "--set", f"run.out_dir={out}"]) == 1
     assert "no checkpoint" in capsys.readouterr().err
-    assert main(["finetune"]) == 2 and "not yet implemented" in capsys.readouterr().err
-    assert main(["evaluate", "x"]) == 2
+    assert main(["finetune", "--config", str(tmp_path / "nope.yaml")]) == 1
+    assert "config file not found" in capsys.readouterr().err
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
