@@ -20,6 +20,16 @@ from physio_live.app._format import fmt_bytes, fmt_ms
 
 __all__ = ["main"]
 
+_PRINT_LOCK = threading.Lock()
+
+
+def _say(line: str, err: bool = False) -> None:
+    """One whole line per call, even when the worker, aligner and main threads print at once."""
+    stream = sys.stderr if err else sys.stdout
+    with _PRINT_LOCK:
+        stream.write(line + "\n")
+        stream.flush()
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -181,16 +191,16 @@ def run_replay(args: argparse.Namespace) -> int:
         if exporter is not None:
             session.pipeline.on_window(exporter.add)
         if args.windows:
-            session.pipeline.on_window(lambda w: print(_fmt_window(w), flush=True))
+            session.pipeline.on_window(lambda w: _say(_fmt_window(w)))
         if args.estimates:
-            session.on_estimate(lambda e: print(_fmt_estimate(e), flush=True))
+            session.on_estimate(lambda e: _say(_fmt_estimate(e)))
         session.start()
         next_status = time.monotonic() + 1.0
         while not stop.is_set() and not session.finished.is_set():
             session.finished.wait(min(0.2, max(0.0, next_status - time.monotonic())))
             if time.monotonic() >= next_status:
                 next_status += 1.0
-                print(_status_line(session.status()), flush=True)
+                _say(_status_line(session.status()))
     finally:
         session.close()
         writer.close()
@@ -234,9 +244,9 @@ def run_stream(args: argparse.Namespace) -> int:
 
             print(f"physio-live: WARNING: {UNTRAINED_WARNING}", file=sys.stderr, flush=True)
         if args.windows:
-            pipe.on_window(lambda w: print(_fmt_window(w), flush=True))
+            pipe.on_window(lambda w: _say(_fmt_window(w)))
         if args.estimates:
-            session.on_estimate(lambda e: print(_fmt_estimate(e), flush=True))
+            session.on_estimate(lambda e: _say(_fmt_estimate(e)))
         session.start()
         t_start = time.monotonic()
         next_status = t_start + 1.0
@@ -248,7 +258,7 @@ def run_stream(args: argparse.Namespace) -> int:
             if time.monotonic() >= next_status:
                 next_status += 1.0
                 st = session.status()
-                print(_status_line(st), flush=True)
+                _say(_status_line(st))
                 for msg in st.errors[n_err:]:
                     print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
                 n_err = len(st.errors)
