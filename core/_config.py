@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -564,6 +565,20 @@ def config_from_dict(data: dict, path: str = "<dict>") -> Config:
     cfg.path = path
     cfg.validate()
     return cfg
+
+
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def scientific_numbers(data: Any) -> Any:
+    """YAML 1.1 reads ``5e-4`` (no dot) as a string; read such strings as the numbers they mean."""
+    if isinstance(data, dict):
+        return {k: scientific_numbers(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [scientific_numbers(v) for v in data]
+    if isinstance(data, str) and _SCIENTIFIC.match(data.strip()):
+        return float(data)
+    return data
 
 
 def read_config_file(

@@ -11,13 +11,12 @@ are resolved against the current working directory (the repository root in the d
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from physio_live.core import ConfigError, PhysioLiveError
-from physio_live.core._config import _build, read_config_file
+from physio_live.core._config import _build, read_config_file, scientific_numbers
 
 __all__ = [
     "AugmentConfig",
@@ -254,25 +253,11 @@ class PretrainConfig:
         return d
 
 
-_SCI = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
-
-
-def _fix_scientific(data: Any) -> Any:
-    """YAML 1.1 reads ``5e-4`` (no dot) as a string; read it as the number it means."""
-    if isinstance(data, dict):
-        return {k: _fix_scientific(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_fix_scientific(v) for v in data]
-    if isinstance(data, str) and _SCI.match(data.strip()):
-        return float(data)
-    return data
-
-
 def pretrain_config_from_dict(data: Any, path: str = "<dict>") -> PretrainConfig:
     """Build and validate a :class:`PretrainConfig` from a raw mapping."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the file must hold a mapping (modality:, data:, optim: ...)")
-    cfg = _build(PretrainConfig, _fix_scientific(data), f"{path}:")
+    cfg = _build(PretrainConfig, scientific_numbers(data), f"{path}:")
     cfg.path = path
     cfg.validate()
     return cfg

@@ -32,7 +32,6 @@ import csv
 import dataclasses
 import json
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -45,7 +44,7 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from physio_live.core import ConfigError
-from physio_live.core._config import _build, read_config_file
+from physio_live.core._config import _build, read_config_file, scientific_numbers
 from physio_live.models import (
     CBraMod,
     CheckpointError,
@@ -195,25 +194,11 @@ class FinetuneConfig:
                 )
 
 
-_SCI = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
-
-
-def _numbers(data: Any) -> Any:
-    """YAML 1.1 reads ``1e-3`` (no dot) as a string; read it as the number it means."""
-    if isinstance(data, dict):
-        return {k: _numbers(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_numbers(v) for v in data]
-    if isinstance(data, str) and _SCI.match(data.strip()):
-        return float(data)
-    return data
-
-
 def finetune_config_from_dict(data: Any, path: str = "<dict>") -> FinetuneConfig:
     """Build and validate a :class:`FinetuneConfig` from a raw mapping."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the file must hold a mapping (data:, model:, train: ...)")
-    cfg = _build(FinetuneConfig, _numbers(data), f"{path}:")
+    cfg = _build(FinetuneConfig, scientific_numbers(data), f"{path}:")
     cfg.path = path
     cfg.validate()
     return cfg
