@@ -395,6 +395,16 @@ def test_cli_finetune_smoke_then_evaluate(tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert (out / "results.md").exists() and (out / "model.safetensors").exists()
+    # the fine-tuned checkpoint runs in the app (demo montage = DREAMER's), 2-s windows as trained
+    r = subprocess.run(
+        [sys.executable, "-m", "physio_live.app.cli", "--stream", "--duration", "7", "--no-record",
+         "--checkpoint", str(out / "model.safetensors"), "--set", "aligner.window=2",
+         "--estimates"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "untrained" not in r.stderr.lower() and "estimate t_end=" in r.stdout
+    assert "model cbramod-fusion-smoke-" in r.stdout
     r = subprocess.run(
         [sys.executable, "-m", "physio_live.trainer.cli", "finetune", "--config", "nope.yaml"],
         capture_output=True, text=True, timeout=60,
