@@ -11,9 +11,27 @@ import numpy as np
 
 from physio_live.core import Estimate, StreamInfo
 
-from ._demo import make_outlet
+__all__ = ["EstimateOutlet", "estimate_stream_info", "make_outlet"]
 
-__all__ = ["EstimateOutlet", "estimate_stream_info"]
+
+def make_outlet(info: StreamInfo, chunk_size: int = 0, extra: dict[str, str] | None = None):
+    """A pylsl outlet for ``info`` with channel labels/units/types in ``desc``."""
+    import pylsl
+
+    fmt = pylsl.cf_string if info.channel_format == "string" else pylsl.cf_float32
+    sinfo = pylsl.StreamInfo(
+        info.name, info.type, info.n_channels, info.nominal_srate, fmt, info.source_id
+    )
+    chans = sinfo.desc().append_child("channels")
+    types = info.channel_types or (info.type,) * info.n_channels
+    for label, unit, ctype in zip(info.channel_labels, info.channel_units, types, strict=True):
+        ch = chans.append_child("channel")
+        ch.append_child_value("label", label)
+        ch.append_child_value("unit", unit)
+        ch.append_child_value("type", ctype)
+    for key, value in (extra or {}).items():
+        sinfo.desc().append_child_value(key, value)
+    return pylsl.StreamOutlet(sinfo, chunk_size=chunk_size, max_buffered=360)
 
 
 def estimate_stream_info(

@@ -32,8 +32,8 @@ from physio_live.core import (
 from physio_live.core._filters import unit_scale_uv
 from physio_live.core._replay import Recording
 
-from ._demo import DemoOutlets, bind_demo_sources, make_outlet
-from ._outlet import EstimateOutlet, estimate_stream_info
+from ._demo import DemoOutlets, bind_demo_sources
+from ._outlet import EstimateOutlet, estimate_stream_info, make_outlet
 from ._physio import READOUT_KEYS, PhysioMonitor, readout_stream_info
 from ._worker import InferenceWorker, pick_device
 

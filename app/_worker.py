@@ -188,31 +188,23 @@ class InferenceWorker:
 
     def _predict(self, batch: list[Window]):
         """Probabilities [B, targets] and missing flags of the windows (one forward pass)."""
-        patch = 200
         cfg = getattr(self.model, "config", None)
-        if cfg is not None:
-            patch = cfg.eeg.patch_size
-        has_eeg = [w.eeg is not None for w in batch]
-        has_ecg = [w.ecg is not None for w in batch]
-        eeg = ecg = None
-        eeg_present = ecg_present = None
-        if any(has_eeg):
-            ref = next(w.eeg for w in batch if w.eeg is not None)
-            eeg = self._stack(
-                [w.eeg if w.eeg is not None else np.zeros_like(ref) for w in batch], "eeg", patch
-            )
-            if not all(has_eeg):
-                eeg_present = torch.tensor(has_eeg)
-        if any(has_ecg):
-            ref = next(w.ecg for w in batch if w.ecg is not None)
-            ecg = self._stack(
-                [w.ecg if w.ecg is not None else np.zeros_like(ref) for w in batch], "ecg", patch
-            )
-            if not all(has_ecg):
-                ecg_present = torch.tensor(has_ecg)
+        patch = cfg.eeg.patch_size if cfg is not None else 200
+        inputs: dict[str, torch.Tensor | None] = {}
+        for mod in ("eeg", "ecg"):
+            arrays = [getattr(w, mod) for w in batch]
+            present = [a is not None for a in arrays]
+            inputs[mod] = inputs[f"{mod}_present"] = None
+            if any(present):
+                ref = next(a for a in arrays if a is not None)
+                filled = [a if a is not None else np.zeros_like(ref) for a in arrays]
+                inputs[mod] = self._stack(filled, mod, patch)
+                if not all(present):  # absent windows take the model's missing-modality path
+                    inputs[f"{mod}_present"] = torch.tensor(present)
         pred = self.model.predict(
-            eeg, ecg, eeg_present=eeg_present, ecg_present=ecg_present, bf16=self.bf16
-        )
+            inputs["eeg"], inputs["ecg"], eeg_present=inputs["eeg_present"],
+            ecg_present=inputs["ecg_present"], bf16=self.bf16,
+        )  # fmt: skip
         return (
             pred.probabilities.float().cpu().numpy(),
             pred.eeg_missing.cpu().numpy(),

@@ -60,8 +60,7 @@ class _GridStream:
         self.prev_t: float | None = None
         self.prev_y = np.zeros(n_ch)
         self.prev_f = np.zeros(n_ch, np.uint8)
-        self.last_finite = np.zeros(n_ch)
-        self.have_finite = np.zeros(n_ch, bool)
+        self.last_finite = np.zeros(n_ch)  # before any finite sample, NaNs become 0
         self.samples_in = 0
 
     def _clean(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,10 +74,9 @@ class _GridStream:
                 good = ~bad[:, ch]
                 idx = np.where(good, np.arange(len(col)), -1)
                 np.maximum.accumulate(idx, out=idx)
-                fill = self.last_finite[ch] if self.have_finite[ch] else 0.0
+                fill = self.last_finite[ch]
                 col[:] = np.where(idx >= 0, col[np.maximum(idx, 0)], fill)
-        self.last_finite = np.where(np.isfinite(x[-1]), x[-1], self.last_finite)
-        self.have_finite |= True
+        self.last_finite = x[-1].copy()  # finite: NaNs were filled above
         if self.saturation_uv is not None:
             flags[np.abs(x) >= self.saturation_uv] |= _SAT
         return x, flags

@@ -31,7 +31,7 @@ def _pylsl():
     return pylsl
 
 
-def parse_lsl_info(xml: str, role: str, fallback_unit: str = "uV") -> dict:
+def parse_lsl_info(xml: str) -> dict:
     """Channel labels, units and types from an LSL stream's full XML description."""
     root = ET.fromstring(xml)
     labels, units, types = [], [], []
@@ -121,7 +121,7 @@ class LSLSource(Source):
                 f"LSL stream {full.name()!r} has an irregular rate (nominal_srate 0) but role "
                 f"{self.cfg.role!r} needs a regular sampling rate"
             )
-        meta = parse_lsl_info(full.as_xml(), self.cfg.role, self.cfg.unit)
+        meta = parse_lsl_info(full.as_xml())
         labels = list(meta["labels"]) if len(meta["labels"]) == n_ch else []
         if self.cfg.labels is not None:
             if len(self.cfg.labels) != n_ch:
