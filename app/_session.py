@@ -10,6 +10,7 @@ threads.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +39,20 @@ from ._physio import READOUT_KEYS, PhysioMonitor, readout_stream_info
 from ._worker import InferenceWorker, pick_device
 
 __all__ = ["Session", "build_model"]
+
+#: old and new 10-20 names of the same positions
+_LABEL_ALIASES = {"t3": "t7", "t4": "t8", "t5": "p7", "t6": "p8"}
+#: labels that name no position: a stream without channel names
+_GENERIC_LABEL = re.compile(r"^(ch|chan|channel|eeg|ecg|ekg|exg|e|index)?[ _-]?\d*$")
+
+
+def _norm_label(label: str) -> str:
+    low = label.strip().lower()
+    for prefix in ("eeg ", "ecg ", "ekg "):
+        low = low.removeprefix(prefix)
+    for suffix in ("-ref", "-le", "-ar", "-avg", "-a1", "-a2", "-m1", "-m2"):
+        low = low.removesuffix(suffix)
+    return _LABEL_ALIASES.get(low, low)
 
 
 def build_model(cfg: Config, eeg_labels: tuple[str, ...], ecg_labels: tuple[str, ...]):
@@ -158,6 +173,7 @@ class Session:
         self.physio: PhysioMonitor | None = None
         self._closing = False
         self._running = False
+        self.recording_status: RecorderStatus | None = None  # the last closed recording's
         self.estimates: list[Estimate] = []
         self._keep_estimates = 10_000
         self._estimate_info: StreamInfo | None = None
@@ -170,7 +186,9 @@ class Session:
     def on_estimate(self, fn) -> None:
         self._listeners.append(fn)
 
-    def open(self) -> None:
+    def open(self, stop: threading.Event | None = None, on_wait=None) -> None:
+        """Open sources (a source with ``on_missing: wait`` waits for its stream or device,
+        reporting to ``on_wait``, until ``stop`` is set), model, worker, recorder and outlets."""
         cfg = self.cfg
         try:
             if cfg.demo.enabled and self._sources is None and self.replay is None:
@@ -185,7 +203,8 @@ class Session:
                 self.pipeline.prepare(self.replay.infos)
             else:
                 self.pipeline = Pipeline(cfg, self._sources)
-                self.pipeline.open()  # resolves streams; aligner rebuilt once units are known
+                # resolves streams; aligner rebuilt once units are known
+                self.pipeline.open(stop, on_wait)
             eeg = tuple(
                 lab for s in self.pipeline.streams if s.role == "eeg" for lab in s.channel_labels
             )
@@ -204,12 +223,19 @@ class Session:
                 bf16=cfg.model.bf16,
             )
             targets = tuple(self.model.config.targets)
-            sid = f"physio-live-{os.getpid()}-estimates"
+            # the app's own streams; a replay of a file this process recorded holds streams of
+            # the same source ids, so the replaying session's own get a distinct one
+            base = f"physio-live-{os.getpid()}"
+            if self.replay is not None and any(
+                i.source_id.startswith(f"{base}-") for i in self.replay.infos
+            ):
+                base += "-replay"
+            sid = f"{base}-estimates"
             self._estimate_info = estimate_stream_info(
                 cfg.outlet.name, cfg.outlet.type, targets, sid
             )
             self._readout_info = readout_stream_info(
-                f"{cfg.outlet.name}-readouts", f"physio-live-{os.getpid()}-readouts"
+                f"{cfg.outlet.name}-readouts", f"{base}-readouts"
             )
             self._marker_info = StreamInfo(
                 name=f"{cfg.outlet.name}-markers",
@@ -218,7 +244,7 @@ class Session:
                 channel_labels=("marker",),
                 channel_units=("",),
                 nominal_srate=0.0,
-                source_id=f"physio-live-{os.getpid()}-markers",
+                source_id=f"{base}-markers",
                 channel_format="string",
             )
             # app markers go to the windows and the file; this also rebuilds the aligner with
@@ -268,7 +294,10 @@ class Session:
     def stop_recording(self) -> RecorderStatus | None:
         """Close the current recording (footers written); acquisition goes on."""
         rec, self.recorder = self.recorder, None
-        return rec.close() if rec is not None else None
+        if rec is None:
+            return None
+        self.recording_status = rec.close()
+        return self.recording_status
 
     def insert_marker(self, text: str, timestamp: float | None = None) -> float:
         """A marker now (or at ``timestamp``): recorded, put in windows, sent on the LSL outlet."""
@@ -288,6 +317,12 @@ class Session:
             rec.write(chunk)
 
     def _check_channels(self, eeg: tuple[str, ...], ecg: tuple[str, ...]) -> None:
+        """The streams must give the channels the model was trained on, in its order.
+
+        Another count is refused. Same count, other EEG names (10-20 positions; T3/T7, T4/T8,
+        T5/P7, T6/P8 count as the same) or another order is refused too: the encoder's spatial
+        attention is tied to the montage. Unnamed channels (``ch1``...) and other ECG lead names
+        (device-specific) are accepted with a warning in the status."""
         mc = self.model.config
         for mod, have in (("eeg", eeg), ("ecg", ecg)):
             want = getattr(mc, mod).channels
@@ -297,6 +332,40 @@ class Session:
                     f"the {mod.upper()} streams give {len(have)} ({', '.join(have)}); pick the "
                     "matching streams or a checkpoint trained on these channels"
                 )
+            if not want or not have:
+                continue
+            w, h = [_norm_label(x) for x in want], [_norm_label(x) for x in have]
+            if w == h:
+                continue
+            up = mod.upper()
+            if all(_GENERIC_LABEL.match(x) for x in h) or all(_GENERIC_LABEL.match(x) for x in w):
+                self.pipeline.errors.append(
+                    f"{up} channels unnamed ({', '.join(have[:3])} ...): assuming they are the "
+                    f"model's {', '.join(want)} in this order; name them (sources[N].labels) to "
+                    "have them checked"
+                )
+                continue
+            if sorted(w) == sorted(h):
+                problem = (
+                    f"the {up} streams give the model's {len(want)} channels in another order "
+                    f"({', '.join(have)}; the model takes {', '.join(want)})"
+                )
+            else:
+                missing = [a for a, b in zip(want, w, strict=True) if b not in h]
+                extra = [a for a, b in zip(have, h, strict=True) if b not in w]
+                problem = (
+                    f"the model was trained on {up} channels {', '.join(want)} but the {up} "
+                    f"streams give {', '.join(have)} (not in the streams: "
+                    f"{', '.join(missing) or '-'}; not the model's: {', '.join(extra) or '-'})"
+                )
+            if mod == "ecg":  # lead names differ between devices for the same placement
+                self.pipeline.errors.append(f"{problem}; check that the leads correspond")
+                continue
+            raise ConfigError(
+                f"{problem}; pick streams with the model's channels in its order, rename "
+                "channels that are only named differently with sources[N].labels, or use a "
+                "checkpoint trained on these channels"
+            )
 
     def _on_estimate(self, est: Estimate) -> None:
         self.estimates.append(est)
@@ -375,8 +444,10 @@ class Session:
             p50 = p99 = float("nan")
         rec = self.recorder.status() if self.recorder is not None else None
         errors = list(pipe.errors) + list(worker.errors)
-        if rec is not None and rec.error:
-            errors.append(f"recording: {rec.error}")
+        if rec is not None:
+            errors.extend(f"recording: {msg}" for msg in rec.notices + rec.stream_errors)
+            if rec.error:
+                errors.append(f"recording: {rec.error}")
         if self.demo is not None and self.demo.error:
             errors.append(self.demo.error)
         return SessionStatus(

@@ -45,13 +45,22 @@ def pick_device(spec: str = "auto") -> torch.device:
 
 @dataclass
 class WorkerStats:
-    """Counters for status lines; latencies of the last few hundred estimates."""
+    """Counters for status lines; latencies of the last few hundred estimates.
+
+    Every submitted window is accounted for exactly once: ``submitted == processed + dropped +
+    failed + pending`` (``pending``: queued or in the batch being run, see
+    :meth:`InferenceWorker.counts`). ``processed`` includes the ``withheld`` windows (they get an
+    estimate of NaNs); ``failed`` windows were in a batch whose inference raised (see ``errors``).
+    ``max_queued`` is the longest the queue has been.
+    """
 
     submitted: int = 0
     processed: int = 0
     dropped: int = 0
+    failed: int = 0
     withheld: int = 0
     batches: int = 0
+    max_queued: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=600))
     compute: deque[float] = field(default_factory=lambda: deque(maxlen=600))
 
@@ -98,6 +107,7 @@ class InferenceWorker:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._busy = False
+        self._inflight = 0  # windows popped from the queue and not yet emitted or failed
         self._pinned: dict[str, torch.Tensor] = {}
 
     def on_estimate(self, fn: Callable[[Estimate], None]) -> None:
@@ -115,7 +125,27 @@ class InferenceWorker:
                 self.stats.dropped += 1
             self._queue.append(window)
             self.stats.submitted += 1
+            self.stats.max_queued = max(self.stats.max_queued, len(self._queue))
             self._cond.notify_all()
+
+    @property
+    def pending(self) -> int:
+        """Windows submitted but not yet estimated, dropped or failed (queued or running)."""
+        with self._cond:
+            return len(self._queue) + self._inflight
+
+    def counts(self) -> dict[str, int]:
+        """A consistent snapshot: submitted == processed + dropped + failed + pending."""
+        with self._cond:
+            st = self.stats
+            return {
+                "submitted": st.submitted,
+                "processed": st.processed,
+                "dropped": st.dropped,
+                "failed": st.failed,
+                "pending": len(self._queue) + self._inflight,
+                "max_queued": st.max_queued,
+            }
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -153,6 +183,7 @@ class InferenceWorker:
                 n = min(len(self._queue), self.max_batch)
                 batch = [self._queue.popleft() for _ in range(n)]
                 self._busy = True
+                self._inflight = n
                 self._cond.notify_all()
             try:
                 self._run(batch)
@@ -162,6 +193,8 @@ class InferenceWorker:
                     self.errors.append(msg)
             finally:
                 with self._cond:
+                    self.stats.failed += self._inflight  # windows of the batch never emitted
+                    self._inflight = 0
                     self._busy = False
                     self._cond.notify_all()
 
@@ -242,7 +275,14 @@ class InferenceWorker:
                     ecg_missing=bool(c_miss[k]), reason="; ".join(w.notes), readouts=w.readouts,
                 )  # fmt: skip
                 k += 1
-            self.stats.processed += 1
+            with self._cond:
+                self.stats.processed += 1
+                self._inflight -= 1
             self.stats.latencies.append(est.latency)
             for fn in self._listeners:
-                fn(est)
+                try:
+                    fn(est)
+                except Exception as exc:  # a sink's failure costs neither windows nor sinks
+                    msg = f"estimate sink {getattr(fn, '__qualname__', fn)} failed: {exc!r}"
+                    if msg not in self.errors:
+                        self.errors.append(msg)

@@ -148,6 +148,26 @@ def _parse_speed(text: str) -> float | None:
     return speed
 
 
+def _check_replay_span(rec, cfg, args: argparse.Namespace) -> None:
+    """Refuse a replay that cannot give one window: windows are cut only where every EEG/ECG
+    stream has data, so the common span must hold one window."""
+    from physio_live.core import SourceError
+
+    spans = [
+        (float(s.timestamps[0]), float(s.timestamps[-1]))
+        for s in rec.streams
+        if s.info.role in ("eeg", "ecg") and len(s.timestamps)
+    ]
+    common = min(b for _, b in spans) - max(a for a, _ in spans) if spans else 0.0
+    if common < cfg.aligner.window:
+        part = " (the part chosen by --start/--duration)" if args.start or args.duration else ""
+        raise SourceError(
+            f"{rec.path}: only {max(common, 0.0):.1f} s of EEG/ECG signal{part}, less than one "
+            f"{cfg.aligner.window:g}-s window, so there is nothing to estimate; replay a longer "
+            "recording or part"
+        )
+
+
 def run_replay(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -160,6 +180,9 @@ def run_replay(args: argparse.Namespace) -> int:
     rec = open_recording(args.replay, cfg.replay.roles).select(args.start, args.duration)
     for w in rec.warnings:
         print(f"physio-live: warning: {w}", file=sys.stderr, flush=True)
+    _check_replay_span(rec, cfg, args)
+    if args.export_windows:  # fail now, not after the whole replay
+        Path(args.export_windows).expanduser().parent.mkdir(parents=True, exist_ok=True)
     if not args.record_dir:
         cfg.recording.enabled = False
     src = Path(args.replay)
@@ -168,6 +191,9 @@ def run_replay(args: argparse.Namespace) -> int:
     stop = _install_stop_signals()
     session = Session(cfg, recording=rec, speed=speed)
     session.open()
+    early = list(session.pipeline.errors)  # e.g. channel-name warnings: say them now
+    for msg in early:
+        print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
     exporter = WindowExporter(cfg) if args.export_windows else None
     writer = EstimateCSV(csv_path, tuple(session.model.config.targets))
     try:
@@ -214,7 +240,7 @@ def run_replay(args: argparse.Namespace) -> int:
     if exporter is not None:
         path = exporter.save(args.export_windows)
         print(f"physio-live: {len(exporter.windows)} windows exported to {path}", flush=True)
-    for msg in st.errors:
+    for msg in st.errors[len(early) :]:
         print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
     return 0
 
@@ -225,7 +251,13 @@ def run_stream(args: argparse.Namespace) -> int:
     cfg = _load_cfg(args)
     stop = _install_stop_signals()
     session = Session(cfg)
-    session.open()
+    from physio_live.core import StoppedWaitingError
+
+    try:  # a source with on_missing: wait reports each attempt; Ctrl-C ends the wait cleanly
+        session.open(stop, on_wait=lambda msg: _say(f"physio-live: {msg}", err=True))
+    except StoppedWaitingError as exc:
+        print(f"physio-live: {exc}", file=sys.stderr, flush=True)
+        return 0
     try:
         pipe, model = session.pipeline, session.model
         names = ", ".join(
@@ -306,7 +338,9 @@ def run_models(argv: list[str]) -> int:
         "--out", default="cbramod-base.safetensors", help="where to write our checkpoint"
     )
     pull.add_argument("--cache-dir", default=None, help="Hugging Face cache folder")
-    pull.add_argument("--source", default=None, help="a local pretrained_weights.pth to convert")
+    pull.add_argument(
+        "--source", "--from", default=None, help="a local pretrained_weights.pth to convert"
+    )
     args = p.parse_args(argv)
     from physio_live import models
 
@@ -332,10 +366,20 @@ def main(argv: list[str] | None = None) -> int:
             return run_stream(args)
         return run_gui(args)
     except PhysioLiveError as exc:
-        print(f"physio-live: error: {exc}", file=sys.stderr)
+        print(f"physio-live: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file or folder we were told to use (--out, --export-windows ...)
+        print(f"physio-live: error: {_os_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for a file-system error, naming the path and what to do."""
+    what = exc.strerror or " ".join(str(exc).split())
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{what}; check that the path exists and is writable/readable by you"
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from ._errors import (
     ConfigError,
     PhysioLiveError,
     SourceError,
+    StoppedWaitingError,
     StreamNotFoundError,
 )
 from ._filters import StreamingFilter, design_sos
@@ -91,6 +92,7 @@ __all__ = [
     "RingBuffer",
     "Source",
     "SourceError",
+    "StoppedWaitingError",
     "StreamInfo",
     "StreamNotFoundError",
     "StreamStats",

@@ -62,6 +62,7 @@ class _GridStream:
         self.prev_f = np.zeros(n_ch, np.uint8)
         self.last_finite = np.zeros(n_ch)  # before any finite sample, NaNs become 0
         self.samples_in = 0
+        self.pending_gaps: list[tuple[int, int]] = []  # grid index ranges still to be flagged
 
     def _clean(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Replace non-finite samples by the last finite value per channel; return flags."""
@@ -134,10 +135,27 @@ class _GridStream:
                 flags[-self.capacity :],
                 gap[-self.capacity :],
             )
+        if self.pending_gaps:
+            gap = gap.copy()
+            for g0, g1 in self.pending_gaps:
+                gap |= (ks >= g0) & (ks <= g1)
+            self.pending_gaps = [g for g in self.pending_gaps if g[1] > ks[-1]]
         pos = ks % self.capacity
         self.vals[pos] = vals
         self.flags[pos] = flags
         self.gap[pos] = gap
+
+    def mark_gap(self, t_from: float, t_to: float) -> None:
+        """Flag the grid samples around ``t_from .. t_to`` (LSL time) as a gap."""
+        g0 = math.floor(t_from * self.rate)
+        g1 = max(math.ceil(t_to * self.rate), g0 + 1)
+        if self.k_next is not None and self.k_first is not None and g0 < self.k_next:
+            lo = max(g0, self.k_first, self.k_next - self.capacity)
+            hi = min(g1, self.k_next - 1)
+            if lo <= hi:  # already on the grid (not yet cut into windows, in all likelihood)
+                self.gap[np.arange(lo, hi + 1) % self.capacity] = True
+        if self.k_next is None or g1 >= self.k_next:
+            self.pending_gaps.append((g0, g1))
 
     def _reset(self) -> None:
         self.filter.reset()
@@ -204,6 +222,12 @@ class Aligner:
     @property
     def streams(self) -> list[StreamInfo]:
         return [g.info for g in self._grid.values()]
+
+    def mark_gap(self, key: str, t_from: float, t_to: float) -> None:
+        """Flag stream ``key``'s grid samples between ``t_from`` and ``t_to`` as a gap (a source
+        found its timeline broken there, e.g. a device clock reset); unknown keys are ignored."""
+        if key in self._grid:
+            self._grid[key].mark_gap(t_from, t_to)
 
     def push(self, chunk: Chunk) -> None:
         """Feed one chunk of any known stream (unknown streams are ignored)."""

@@ -3,25 +3,30 @@
 Rows are cut into streams by role (EEG, ECG ...) with BrainFlow's channel-role getters, or by the
 rows the config names (the synthetic board reports the same rows for EEG and ECG, so a demo names
 them). BrainFlow's Unix timestamps are mapped onto the LSL clock and dejittered (see ``_clock``).
+A board that does not start fails at once, or with ``on_missing: wait`` is tried again every
+``retry`` seconds (one line each) until it starts, ``wait_max`` passes or the stop event is set.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
 from ._clock import Dejitter, unix_to_lsl_offset
 from ._config import BrainFlowSourceConfig
-from ._errors import ConfigError, SourceError
+from ._errors import ConfigError, SourceError, StoppedWaitingError
 from ._source import Source
 from ._types import Chunk, StreamInfo
 
 __all__ = ["BrainFlowSource", "resolve_board_id"]
 
 _ROLE_GETTERS = {"eeg": "get_eeg_channels", "ecg": "get_ecg_channels"}
+log = logging.getLogger("physio_live")
 
 
 def _bf():
@@ -89,7 +94,66 @@ class BrainFlowSource(Source):
             setattr(params, key, value)
         return params
 
+    def _start(
+        self,
+        board_name: str,
+        stop: threading.Event | None,
+        on_wait: Callable[[str], None] | None,
+    ):
+        """A prepared, streaming BoardShim; retried while ``on_missing: wait`` allows."""
+        _, BoardShim, _ = _bf()
+        cfg, t0 = self.cfg, time.monotonic()
+        while True:
+            if stop is not None and stop.is_set():
+                raise StoppedWaitingError(
+                    f"stopped while waiting for BrainFlow board {board_name} "
+                    f"({time.monotonic() - t0:.0f} s)"
+                )
+            board = BoardShim(self.board_id, self._params())  # ConfigError: not worth a retry
+            try:
+                board.prepare_session()
+                board.start_stream(cfg.ring_size)
+                return board
+            except Exception as exc:  # BrainFlowError and friends
+                reason = str(exc)
+                try:
+                    if board.is_prepared():
+                        board.release_session()
+                except Exception:
+                    pass
+            waited = time.monotonic() - t0
+            if cfg.on_missing == "fail":
+                raise SourceError(
+                    f"BrainFlow board {board_name} could not start ({reason}); check the device "
+                    "is on and the params (serial_port, ip_address ...) in the config (or set "
+                    "on_missing: wait)"
+                )
+            if cfg.wait_max is not None and waited >= cfg.wait_max:
+                raise SourceError(
+                    f"BrainFlow board {board_name} did not start after waiting "
+                    f"{cfg.wait_max:g} s ({reason}); check the device is on and the params "
+                    "(serial_port, ip_address ...) in the config, or raise wait_max"
+                )
+            (on_wait or log.warning)(
+                f"waiting for BrainFlow board {board_name} ({waited:.0f} s so far; {reason}); "
+                "switch it on and check its params (serial_port, ip_address ...)"
+            )
+            pause = cfg.retry
+            if cfg.wait_max is not None:
+                pause = max(0.0, min(pause, cfg.wait_max - waited))
+            if stop is not None:
+                stop.wait(pause)
+            else:
+                time.sleep(pause)
+
     def open(self) -> None:
+        self.open_waiting()
+
+    def open_waiting(
+        self,
+        stop: threading.Event | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         _, BoardShim, _ = _bf()
         BoardShim.disable_board_logger()
         bid = self.board_id
@@ -143,17 +207,7 @@ class BrainFlowSource(Source):
                 )
             )
             rows.append(np.asarray(sel, dtype=np.intp))
-        try:
-            board = BoardShim(bid, self._params())
-            board.prepare_session()
-            board.start_stream(self.cfg.ring_size)
-        except ConfigError:
-            raise
-        except Exception as exc:  # BrainFlowError and friends
-            raise SourceError(
-                f"BrainFlow board {board_name} could not start ({exc}); check the device is on "
-                "and the params (serial_port, ip_address ...) in the config"
-            ) from None
+        board = self._start(board_name, stop, on_wait)
         self._board = board
         self._streams = tuple(streams)
         self._rows = rows

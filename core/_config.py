@@ -63,6 +63,15 @@ class LSLSourceConfig:
     unit: str = "uV"
     #: inlet buffer, seconds
     max_buffered: float = 360.0
+    #: the stream is not there at start: ``fail`` after ``timeout``, or ``wait`` for it (one
+    #: line every ``timeout`` seconds) until it appears, ``wait_max`` passes or the app stops
+    on_missing: Literal["fail", "wait"] = "fail"
+    #: with ``on_missing: wait``: give up after this many seconds (null: wait until stopped)
+    wait_max: float | None = None
+    #: ``lsl``: the stamps are on the outlet's LSL clock (liblsl's clocksync maps them);
+    #: ``device``: the device stamps samples with its own clock (offset, drift, resets), so
+    #: they are mapped onto this machine's clock from their arrival times (regular streams)
+    timestamps: Literal["lsl", "device"] = "lsl"
 
     def validate(self, where: str) -> None:
         if not (self.name or self.type or self.source_id or self.predicate):
@@ -71,6 +80,12 @@ class LSLSourceConfig:
             )
         if self.timeout <= 0:
             raise ConfigError(f"{where}.timeout: must be > 0 seconds, got {self.timeout}")
+        _validate_wait(self.on_missing, self.wait_max, where)
+        if self.timestamps == "device" and self.role == "markers":
+            raise ConfigError(
+                f"{where}.timestamps: device needs a regular stream (role eeg, ecg or misc); "
+                "use timestamps: lsl for markers"
+            )
         if self.channels is not None and self.channels <= 0:
             raise ConfigError(f"{where}.channels: must be a positive count, got {self.channels}")
         if (
@@ -122,13 +137,37 @@ class BrainFlowSourceConfig:
     params: dict[str, Any] = field(default_factory=dict)
     #: samples in BrainFlow's ring buffer
     ring_size: int = 450000
+    #: the board does not start (off, unplugged): ``fail`` at once, or ``wait``: try again
+    #: every ``retry`` seconds until it starts, ``wait_max`` passes or the app stops
+    on_missing: Literal["fail", "wait"] = "fail"
+    #: with ``on_missing: wait``: give up after this many seconds (null: wait until stopped)
+    wait_max: float | None = None
+    #: seconds between attempts to start the board with ``on_missing: wait``
+    retry: float = 2.0
 
     def validate(self, where: str) -> None:
         if not self.streams:
             raise ConfigError(f"{where}.streams: list at least one stream (role: eeg, ecg ...)")
+        _validate_wait(self.on_missing, self.wait_max, where)
+        if self.retry <= 0:
+            raise ConfigError(f"{where}.retry: must be > 0 seconds, got {self.retry}")
 
     def describe(self) -> str:
         return f"BrainFlow board {self.board}"
+
+
+def _validate_wait(on_missing: str, wait_max: float | None, where: str) -> None:
+    if wait_max is None:
+        return
+    if on_missing != "wait":
+        raise ConfigError(
+            f"{where}.wait_max: only used with on_missing: wait; set on_missing: wait or remove "
+            "wait_max"
+        )
+    if wait_max <= 0:
+        raise ConfigError(
+            f"{where}.wait_max: must be > 0 seconds (or null to wait until stopped), got {wait_max}"
+        )
 
 
 SourceConfig = LSLSourceConfig | BrainFlowSourceConfig
@@ -234,7 +273,9 @@ class AlignerConfig:
         if not (0 <= self.gate.max_bad_fraction <= 1 and 0 <= self.gate.max_gap_fraction <= 1):
             raise ConfigError(f"{where}.gate: max_bad_fraction and max_gap_fraction must be 0..1")
         if self.rate <= 0:
-            raise ConfigError(f"{where}.rate: must be > 0 Hz, got {self.rate}")
+            raise ConfigError(
+                f"{where}.rate: must be > 0 Hz, got {self.rate}; the models take 200 (Hz)"
+            )
         n_win = self.window * self.rate
         n_hop = self.hop * self.rate
         if self.window <= 0 or abs(n_win - round(n_win)) > 1e-9:
@@ -499,15 +540,12 @@ def _build(cls: type, data: dict, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
     kwargs = {}
     for key, value in data.items():
+        sub = f"{where} {key}" if where.endswith(":") else f"{where}.{key}"  # file: a.b
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ConfigError(
-                f"{where}.{key}: unknown key; {hint}(allowed: {', '.join(fields)})".replace(
-                    ": .", ": "
-                )
-            )
-        kwargs[key] = _convert(value, hints[key], f"{where}.{key}")
+            raise ConfigError(f"{sub}: unknown key; {hint}(allowed: {', '.join(fields)})")
+        kwargs[key] = _convert(value, hints[key], sub)
     missing = [
         name
         for name, f in fields.items()
@@ -516,7 +554,7 @@ def _build(cls: type, data: dict, where: str) -> Any:
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ConfigError(f"{where}: missing required key {missing[0]!r}")
+        raise ConfigError(f"{where.rstrip(':')}: missing required key {missing[0]!r}")
     return cls(**kwargs)
 
 

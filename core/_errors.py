@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "PhysioLiveError",
     "SourceError",
+    "StoppedWaitingError",
     "StreamNotFoundError",
 ]
 
@@ -29,6 +30,10 @@ class SourceError(PhysioLiveError):
 
 class StreamNotFoundError(SourceError):
     """No LSL stream matched the query within the timeout."""
+
+
+class StoppedWaitingError(SourceError):
+    """The app was stopped (Ctrl-C, a stop event) while a source waited for its stream/device."""
 
 
 class ChannelMismatchError(SourceError):

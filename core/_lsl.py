@@ -6,19 +6,33 @@ streams such as markers), so timestamps are on this machine's LSL clock. Channel
 types come from the stream's ``desc/channels``. liblsl's own recovery (``recover=True``) reconnects
 to an outlet with the same source_id that vanishes and returns; a stream without source_id that is
 lost is resolved again by the same query.
+
+``on_missing: wait`` keeps looking for a stream that is not there at start (one line every
+``timeout`` seconds) until it appears, ``wait_max`` passes or the stop event is set.
+``timestamps: device`` is for devices that stamp samples with their own clock: the inlet then runs
+without post-processing and :class:`~physio_live.core._clock.DeviceClock` maps the raw stamps onto
+this machine's LSL clock from their arrival times (offset, drift, resets). In the default ``lsl``
+mode a stream whose stamps stay far from their arrival time is reported once
+(:class:`~physio_live.core._clock.ArrivalCheck`).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 
 import numpy as np
 
+from ._clock import ArrivalCheck, DeviceClock
 from ._config import LSLSourceConfig
-from ._errors import ChannelMismatchError, SourceError, StreamNotFoundError
+from ._errors import ChannelMismatchError, SourceError, StoppedWaitingError, StreamNotFoundError
 from ._source import Source
 from ._types import Chunk, StreamInfo
+
+log = logging.getLogger("physio_live")
 
 __all__ = ["LSLSource", "parse_lsl_info"]
 
@@ -54,6 +68,9 @@ class LSLSource(Source):
         self._info: StreamInfo | None = None
         self._buf: np.ndarray | None = None
         self.lost_count = 0
+        self.clock: DeviceClock | None = None  # timestamps: device
+        self._check: ArrivalCheck | None = None  # timestamps: lsl, regular streams
+        self._warnings: list[str] = []
 
     @property
     def streams(self) -> tuple[StreamInfo, ...]:
@@ -75,25 +92,97 @@ class LSLSource(Source):
             ) from None
         return found
 
-    def open(self) -> None:
+    @staticmethod
+    def _names(infos) -> str:
+        return ", ".join(f"{s.name()} ({s.type()}, {s.channel_count()} ch)" for s in infos)
+
+    def _wait_for(self, stop: threading.Event | None, on_wait: Callable[[str], None] | None):
+        """``on_missing: wait``: poll a continuous resolver until the stream shows up."""
         pylsl = _pylsl()
-        found = self._resolve(self.cfg.timeout)
+        pred, cfg = self.cfg.predicate_xpath(), self.cfg
+        found = self._resolve(0.2)  # a malformed XPath fails here, at once
+        if found:
+            return found
+        note = on_wait or log.warning
+        resolver = pylsl.ContinuousResolver(pred=pred)
+        everything = None
+        t0 = time.monotonic()
+        next_note = t0 + cfg.timeout
+        try:
+            while True:
+                found = resolver.results()
+                if found:
+                    return list(found)
+                waited = time.monotonic() - t0
+                if stop is not None and stop.is_set():
+                    raise StoppedWaitingError(
+                        f"stopped while waiting for LSL stream [{pred}] ({waited:.0f} s)"
+                    )
+                if cfg.wait_max is not None and waited >= cfg.wait_max:
+                    visible = self._names(pylsl.resolve_streams(0.5)) or "none"
+                    raise StreamNotFoundError(
+                        f"no LSL stream matched [{pred}] after waiting {cfg.wait_max:g} s "
+                        f"(on_missing: wait; visible: {visible}); start the stream's outlet, fix "
+                        "name/type/source_id in the config or raise wait_max"
+                    )
+                if time.monotonic() >= next_note:
+                    everything = everything or pylsl.ContinuousResolver()
+                    visible = self._names(everything.results()) or "none"
+                    note(
+                        f"waiting for LSL stream [{pred}] ({waited:.0f} s so far; visible: "
+                        f"{visible}); start its outlet"
+                    )
+                    next_note += cfg.timeout
+                if stop is not None:
+                    stop.wait(0.1)
+                else:
+                    time.sleep(0.1)
+        finally:
+            del resolver, everything
+
+    def open(self) -> None:
+        self.open_waiting()
+
+    def open_waiting(
+        self,
+        stop: threading.Event | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        pylsl = _pylsl()
+        if self.cfg.on_missing == "wait":
+            found = self._wait_for(stop, on_wait)
+        else:
+            found = self._resolve(self.cfg.timeout)
         if not found:
-            visible = pylsl.resolve_streams(0.5)
-            names = ", ".join(f"{s.name()} ({s.type()}, {s.channel_count()} ch)" for s in visible)
+            names = self._names(pylsl.resolve_streams(0.5))
             raise StreamNotFoundError(
                 f"no LSL stream matched [{self.cfg.predicate_xpath()}] within {self.cfg.timeout} s "
                 f"(visible: {names or 'none'}); start the stream's outlet or fix name/type/"
-                "source_id in the config"
+                "source_id in the config (or set on_missing: wait)"
             )
+        self._connect(found)
+
+    def _connect(self, found: list) -> None:
+        """Open an inlet on the first of the resolved streams and read its description."""
+        pylsl = _pylsl()
         if len(found) > 1:
             # several matches: take the first, deterministically by source id
             found = sorted(found, key=lambda s: (s.source_id(), s.uid()))
         sinfo = found[0]
         irregular = sinfo.nominal_srate() == pylsl.IRREGULAR_RATE
+        device = self.cfg.timestamps == "device"
+        if device and irregular:
+            raise SourceError(
+                f"LSL stream {sinfo.name()!r} has an irregular rate; timestamps: device needs a "
+                "regular stream, use timestamps: lsl for it"
+            )
         flags = pylsl.proc_clocksync | pylsl.proc_monotonize | pylsl.proc_threadsafe
         if not irregular:
             flags |= pylsl.proc_dejitter
+        if device:
+            # raw device stamps: liblsl's dejitter and monotonize would smear a clock reset over
+            # minutes; DeviceClock dejitters, maps and keeps them monotonic itself
+            flags = pylsl.proc_threadsafe
         inlet = pylsl.StreamInlet(
             sinfo,
             max_buflen=max(1, round(self.cfg.max_buffered)),
@@ -119,7 +208,8 @@ class LSLSource(Source):
             inlet.close_stream()
             raise SourceError(
                 f"LSL stream {full.name()!r} has an irregular rate (nominal_srate 0) but role "
-                f"{self.cfg.role!r} needs a regular sampling rate"
+                f"{self.cfg.role!r} needs a regular sampling rate; pick the amplifier's signal "
+                "stream (nominal_srate > 0), or use role: misc"
             )
         meta = parse_lsl_info(full.as_xml())
         labels = list(meta["labels"]) if len(meta["labels"]) == n_ch else []
@@ -149,6 +239,10 @@ class LSLSource(Source):
         )
         self._inlet = inlet
         self._numeric = fmt != "string"
+        if device and self.clock is None:  # kept across a reopen: stamps stay monotonic
+            self.clock = DeviceClock(self._info.nominal_srate)
+        if not device and not irregular and self._check is None:
+            self._check = ArrivalCheck()  # kept across a reopen too: one warning per source
         if self._numeric:
             dtype = {
                 "double64": np.float64,
@@ -187,6 +281,7 @@ class LSLSource(Source):
                 self.lost_count += 1
                 self._reopen()
                 return out
+            arrival = pylsl.local_clock()
             n = len(ts)
             if n == 0:
                 return out
@@ -198,10 +293,44 @@ class LSLSource(Source):
                 )
             else:
                 block = np.array(data, dtype=object).reshape(n, self._info.n_channels)
-            out.append(Chunk(self._info, block, np.asarray(ts, dtype=np.float64)))
+            out.extend(self._stamp(block, np.asarray(ts, dtype=np.float64), arrival))
             if n < self.max_chunk:
                 return out
             deadline_wait = 0.0  # more may be waiting: drain without blocking
+
+    def _stamp(self, block: np.ndarray, ts: np.ndarray, arrival: float) -> list[Chunk]:
+        """Chunks of one pull: device stamps mapped (split where the clock was reset)."""
+        assert self._info is not None
+        if self.clock is None:
+            if self._check is not None:
+                off = self._check(float(ts[-1]), arrival)
+                if off is not None:
+                    side = "ahead of" if off < 0 else "behind"
+                    self._warnings.append(
+                        f"its timestamps run {abs(off):.2f} s {side} their arrival time on this "
+                        "machine; if the device stamps samples with its own clock, set "
+                        "timestamps: device for this source"
+                    )
+            return [Chunk(self._info, block, ts)]
+        mapped = self.clock(ts, arrival)
+        resets = self.clock.pop_resets()
+        chunks, i0 = [], 0
+        for k, r in enumerate(resets):
+            if r.index > i0:
+                part = slice(i0, r.index)
+                chunks.append(Chunk(self._info, block[part], mapped[part], gap_before=k > 0))
+            i0 = r.index
+            self._warnings.append(
+                f"the device clock jumped by {r.jump:+.2f} s (clock reset): its timestamps are "
+                "mapped afresh from their arrival times; the gap is flagged and alignment "
+                "settles again within a few seconds"
+            )
+        chunks.append(Chunk(self._info, block[i0:], mapped[i0:], gap_before=bool(resets)))
+        return chunks
+
+    def pop_warnings(self) -> list[str]:
+        out, self._warnings = self._warnings, []
+        return out
 
     def _reopen(self) -> None:
         """The stream was lost for good (no source_id to recover by): resolve it again."""
@@ -211,7 +340,7 @@ class LSLSource(Source):
             return
         info = self._info
         self.close()
-        self.open()
+        self._connect(found)  # no waiting here: the reader thread tries again on the next read
         if self._info != info:
             raise SourceError(
                 f"LSL stream {info.name!r} came back with another layout; restart the session"

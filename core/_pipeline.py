@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -75,6 +76,7 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._gaps: deque[tuple[str, float, float]] = deque()  # (stream key, t_from, t_to)
         self._cursors: dict[str, int] = {}
         self._infos: dict[str, StreamInfo] = {}
         self.windows_out = 0
@@ -92,12 +94,21 @@ class Pipeline:
     def streams(self) -> list[StreamInfo]:
         return list(self._infos.values())
 
-    def open(self) -> None:
-        """Open every source (raises the first source's error) and build buffers and aligner."""
+    def open(
+        self,
+        stop: threading.Event | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        """Open every source (raises the first source's error) and build buffers and aligner.
+
+        A source configured with ``on_missing: wait`` waits for its stream or device, passing one
+        progress line per attempt to ``on_wait``; setting ``stop`` ends such a wait with
+        :class:`StoppedWaitingError`.
+        """
         opened: list[Source] = []
         try:
             for src in self.sources:
-                src.open()
+                src.open_waiting(stop, on_wait)
                 opened.append(src)
         except BaseException:
             for src in opened:
@@ -163,8 +174,10 @@ class Pipeline:
         key = chunk.info.key
         if len(chunk) == 0:
             return
-        self.buffers[key].write(chunk.data, chunk.timestamps)
         st = self.stats[key]
+        if chunk.gap_before and st.last_time is not None:  # before the write: step() sees it
+            self._gaps.append((key, st.last_time, float(chunk.timestamps[0])))
+        self.buffers[key].write(chunk.data, chunk.timestamps)
         st.samples += len(chunk)
         st.chunks += 1
         if st.first_time is None:
@@ -175,7 +188,7 @@ class Pipeline:
         while len(st.rate_window) > 2 and now - st.rate_window[0][0] > 5.0:
             st.rate_window.pop(0)
         for fn in self._chunk_listeners:
-            fn(chunk)
+            self._call(fn, chunk)  # a failing sink costs no sample of the buffers or other sinks
         self._wake.set()
 
     def _read_loop(self, src: Source) -> None:
@@ -192,6 +205,8 @@ class Pipeline:
                 continue
             for chunk in chunks:
                 self.ingest(chunk)
+            for msg in src.pop_warnings():
+                self._report(f"{src.describe()}: {msg}")
             if isinstance(src, ArraySource) and src.exhausted:
                 return
 
@@ -202,19 +217,30 @@ class Pipeline:
     def step(self) -> list[Window]:
         """Move everything new from the buffers into the aligner; return finished windows."""
         assert self.aligner is not None
+        new = []
         for key, buf in self.buffers.items():
             data, ts, nxt, lost = buf.read_from(self._cursors[key])
             self._cursors[key] = nxt
             if lost:
                 self.stats[key].lost_in_buffer += lost
             if len(ts):
-                self.aligner.push(Chunk(self._infos[key], data, ts))
+                new.append(Chunk(self._infos[key], data, ts))
+        while self._gaps:  # after the reads: every gap of the samples just read is here
+            self.aligner.mark_gap(*self._gaps.popleft())
+        for chunk in new:
+            self.aligner.push(chunk)
         windows = self.aligner.pop_windows()
         for w in windows:
             self.windows_out += 1
             for fn in self._window_listeners:
-                fn(w)
+                self._call(fn, w)  # a failing listener costs no window of the others
         return windows
+
+    def _call(self, fn: Callable, item: object) -> None:
+        try:
+            fn(item)
+        except Exception as exc:
+            self._report(f"{getattr(fn, '__qualname__', fn)} failed: {type(exc).__name__}: {exc}")
 
     def _align_loop(self) -> None:
         while True:

@@ -24,6 +24,8 @@ from ._xdf import RecordingError, XDFWriter
 __all__ = ["Recorder", "RecorderStatus"]
 
 logger = logging.getLogger(__name__)
+# reported through status()/on_error: no stderr copy from logging's last-resort handler
+logger.addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class RecorderStatus:
     sample_counts: dict[str, int] = field(default_factory=dict)
     dropped_samples: int = 0
     stream_errors: tuple[str, ...] = ()
+    #: problems that were repaired without loss (e.g. the folder removed and the file restored)
+    notices: tuple[str, ...] = ()
 
 
 class Recorder:
@@ -147,6 +151,7 @@ class Recorder:
             sample_counts=per_key,
             dropped_samples=dropped + self.writer.dropped_samples,
             stream_errors=errors,
+            notices=tuple(self.writer.notices),
         )
 
     # -- internals ---------------------------------------------------------------------------

@@ -22,9 +22,13 @@ Supported inputs:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
+import os
 import re
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +91,8 @@ class Recording:
         if start is not None and t0 > self.t_last:
             raise SourceError(
                 f"{self.path}: --start {start} s is past the end of the recording "
-                f"({self.t_last - self.t_first:.1f} s long)"
+                f"({self.t_last - self.t_first:.1f} s long); give a --start below "
+                f"{self.t_last - self.t_first:.1f}"
             )
         out = []
         for s in self.streams:
@@ -196,7 +201,10 @@ def _read_xdf(path: Path, roles: dict[str, str]) -> Recording:
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not head.startswith(b"XDF:"):
-        raise SourceError(f"{path}: not an XDF file (no 'XDF:' magic); check the file")
+        raise SourceError(
+            f"{path}: not an XDF file (no 'XDF:' magic at its start); check that it is the "
+            "recording itself, or copy it again"
+        )
     ours = b"<writer>physio-live</writer>" in head
     catcher = _LogCatcher()
     logger = logging.getLogger("pyxdf")
@@ -207,8 +215,8 @@ def _read_xdf(path: Path, roles: dict[str, str]) -> Recording:
         )
     except Exception as exc:  # pyxdf raises many kinds on damage
         raise SourceError(
-            f"{path}: unreadable XDF ({type(exc).__name__}: {exc}); the file is damaged before "
-            "its first stream header"
+            f"{path}: unreadable XDF ({_short(exc)}); the file is damaged before its first "
+            "stream header, so nothing can be replayed: copy it again from its source"
         ) from None
     finally:
         logger.removeHandler(catcher)
@@ -219,11 +227,11 @@ def _read_xdf(path: Path, roles: dict[str, str]) -> Recording:
     for s in streams:
         info = s["info"]
         name = info["name"][0]
-        stype = info["type"][0] if info.get("type") else ""
+        stype = (info.get("type") or [""])[0] or ""
         fmt = info["channel_format"][0]
         n_ch = int(info["channel_count"][0])
         srate = float(info["nominal_srate"][0])
-        sid = info["source_id"][0] if info.get("source_id") else ""
+        sid = (info.get("source_id") or [""])[0] or ""  # pyxdf gives None for an empty tag
         ts = np.asarray(s["time_stamps"], np.float64)
         chans = _xdf_desc_channels(info)
         labels = [c.get("label", "") for c in chans] if len(chans) == n_ch else [""] * n_ch
@@ -255,8 +263,9 @@ def _read_xdf(path: Path, roles: dict[str, str]) -> Recording:
             )
         if srate <= 0:
             raise SourceError(
-                f"{path}: stream {name!r} ({role}) has no nominal sampling rate; EEG/ECG "
-                "streams must be regular"
+                f"{path}: stream {name!r} ({role}) has an irregular rate (nominal_srate 0) but "
+                f"EEG/ECG must be regularly sampled; set replay.roles: {{'{name}': misc}} to "
+                "leave it out"
             )
         x = np.asarray(s["time_series"], np.float32).reshape(len(ts), n_ch)
         # channels may say they are ECG inside an EEG stream (and vice versa): split them
@@ -298,15 +307,106 @@ def _read_xdf(path: Path, roles: dict[str, str]) -> Recording:
 # EDF / BDF
 
 
+@contextlib.contextmanager
+def _quiet_c_output() -> Iterator[None]:
+    """Silence what C libraries print on file descriptors 1 and 2 (our messages say it better)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # no real descriptors (embedded): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def _edf_complete_records(path: Path) -> tuple[Path, str] | None:
+    """A truncated EDF/BDF (its last data records cut off, e.g. a copy or a recorder that died):
+    a temporary copy holding only the complete records, with the record count in its header
+    fixed, and the warning to show; None when the file is complete or not EDF at all."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(256)
+            if len(head) < 256:
+                return None
+            n_bytes = int(head[184:192].strip())
+            n_records = int(head[236:244].strip())
+            duration = float(head[244:252].strip())
+            ns = int(head[252:256].strip())
+            rest = f.read(n_bytes - 256)
+    except (OSError, ValueError):
+        return None  # the reader gives the clear message
+    if ns <= 0 or len(rest) != n_bytes - 256 or n_bytes != 256 * (ns + 1):
+        return None
+    at = ns * (16 + 80 + 8 + 8 + 8 + 8 + 8 + 80)
+    try:
+        spr = [int(rest[at + 8 * i : at + 8 * (i + 1)].strip()) for i in range(ns)]
+    except ValueError:
+        return None
+    record_bytes = sum(spr) * (3 if head[:1] == b"\xff" else 2)
+    if record_bytes <= 0:
+        return None
+    complete = (size - n_bytes) // record_bytes
+    if complete <= 0 or (n_records >= 0 and complete >= n_records):
+        return None
+    if n_records < 0 and (size - n_bytes) % record_bytes == 0:
+        return None  # record count unknown (-1) and the file ends on a record boundary
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=".physio-live-repaired-")
+    try:
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            out.write(head[:236] + f"{complete:<8d}".encode("ascii") + head[244:] + rest)
+            left = complete * record_bytes
+            src.seek(n_bytes)
+            while left > 0:
+                block = src.read(min(left, 1 << 22))
+                if not block:
+                    break
+                out.write(block)
+                left -= len(block)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        return None
+    said = f"{n_records}" if n_records >= 0 else "more"
+    note = (
+        f"{path}: the file is truncated (its header says {said} data records, it holds "
+        f"{complete} complete ones); replaying the first {complete * duration:g} s that could "
+        "be read"
+    )
+    return Path(tmp), note
+
+
 def _read_edf(path: Path, roles: dict[str, str]) -> Recording:
     import pyedflib
 
+    warnings: list[str] = []
+    repaired = _edf_complete_records(path)
+    if repaired is not None:
+        readable, note = repaired
+        warnings.append(note)
+    else:
+        readable = path
     try:
-        f = pyedflib.EdfReader(str(path))
+        with _quiet_c_output():  # edflib prints its complaints on the process's stdout
+            f = pyedflib.EdfReader(str(readable))
     except OSError as exc:
+        why = str(exc).replace(f"{readable}: ", "").strip() or "read error"
         raise SourceError(
-            f"{path}: unreadable EDF/BDF ({exc}); the file is damaged or not EDF"
+            f"{path}: unreadable EDF/BDF ({why}); the file is damaged or not EDF/BDF: copy it "
+            "again from its source (or check it in EDFbrowser)"
         ) from None
+    finally:
+        if repaired is not None:
+            repaired[0].unlink(missing_ok=True)
     try:
         labels = f.getSignalLabels()
         groups: dict[tuple[str, float], list[int]] = {}
@@ -347,7 +447,7 @@ def _read_edf(path: Path, roles: dict[str, str]) -> Recording:
             out.append(ReplayStream(info, data, np.asarray(onsets, np.float64)))
     finally:
         f.close()
-    return Recording(path, out, skipped, [])
+    return Recording(path, out, skipped, warnings)
 
 
 # ------------------------------------------------------------------------------------------
@@ -358,14 +458,23 @@ def _read_wfdb(path: Path, roles: dict[str, str]) -> Recording:
     import wfdb
 
     base = path.with_suffix("") if path.suffix in (".hea", ".dat") else path
+    hea = base.with_suffix(".hea")
+    try:
+        header = wfdb.rdheader(str(base))
+    except Exception as exc:  # wfdb raises a variety on a damaged header
+        raise SourceError(
+            f"{hea}: unreadable WFDB record: not a valid WFDB header ({_short(exc)}); the .hea "
+            "file is damaged or of another kind: copy the record again from its source"
+        ) from None
+    sampto, warnings = _wfdb_readable_frames(hea, header)
     try:
         # frames may hold several samples of a fast signal (ECG at 4x the frame rate): read
         # every signal at its own rate rather than averaging within frames
-        rec = wfdb.rdrecord(str(base), physical=True, m2s=True, smooth_frames=False)
+        rec = wfdb.rdrecord(str(base), sampto=sampto, physical=True, m2s=True, smooth_frames=False)
     except Exception as exc:  # wfdb raises a variety
         raise SourceError(
-            f"{path}: unreadable WFDB record ({type(exc).__name__}: {exc}); check that the "
-            ".hea file and its signal files are complete and side by side"
+            f"{path}: unreadable WFDB record ({_short(exc)}); check that the .hea file and its "
+            "signal files are complete and side by side (copy the record again)"
         ) from None
     names = list(rec.sig_name or [])
     units = list(rec.units or [""] * len(names))
@@ -384,7 +493,7 @@ def _read_wfdb(path: Path, roles: dict[str, str]) -> Recording:
         skipped += [names[i] for i in idx if spf[i] != rates[-1]]
         idx = keep
     if not idx:
-        return Recording(path, [], skipped, [])
+        return Recording(path, [], skipped, warnings)
     fs = float(rec.fs) * spf[idx[0]]
     info = StreamInfo(
         name=f"{base.name}-ecg",
@@ -399,7 +508,66 @@ def _read_wfdb(path: Path, roles: dict[str, str]) -> Recording:
     data = np.ascontiguousarray(
         np.stack([np.asarray(rec.e_p_signal[i][:n]) for i in idx], axis=1), dtype=np.float32
     )
-    return Recording(path, [ReplayStream(info, data, np.arange(len(data)) / fs)], skipped, [])
+    streams = [ReplayStream(info, data, np.arange(len(data)) / fs)]
+    return Recording(path, streams, skipped, warnings)
+
+
+#: bytes per sample of the WFDB storage formats
+_WFDB_BYTES = {
+    "8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5,
+    "310": 4 / 3, "311": 4 / 3,
+}  # fmt: skip
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split()) or "no details"
+    return f"{type(exc).__name__}: {text[:limit]}"
+
+
+def _wfdb_readable_frames(hea: Path, header) -> tuple[int | None, list[str]]:
+    """How many frames the signal files of a single-segment record really hold.
+
+    A missing or empty signal file is an error; a truncated one (shorter than the header's
+    ``sig_len``) gives the frames that can be read and a warning, so the record is replayed up
+    to the damage like a truncated XDF or EDF."""
+    files = list(getattr(header, "file_name", None) or [])
+    sig_len = getattr(header, "sig_len", None)
+    if not files or not sig_len or getattr(header, "seg_name", None):
+        return None, []  # multi-segment or no signals: wfdb checks the segments itself
+    fmts = list(header.fmt or [])
+    spf = list(header.samps_per_frame or [1] * len(files))
+    offsets = list(header.byte_offset or [None] * len(files))
+    readable = sig_len
+    short: list[str] = []
+    for name in dict.fromkeys(files):
+        f = hea.parent / name
+        if not f.is_file():
+            raise SourceError(
+                f"{hea}: unreadable WFDB record: its signal file {name} is missing; put it "
+                "beside the .hea file (copy the whole record)"
+            )
+        idx = [i for i, n in enumerate(files) if n == name]
+        per_frame = sum(spf[i] * _WFDB_BYTES.get(str(fmts[i]), 0.0) for i in idx)
+        if per_frame <= 0:
+            continue  # a format we cannot size: let wfdb decide
+        start = offsets[idx[0]] or 0
+        frames = int(max(0, f.stat().st_size - start) // per_frame)
+        if frames == 0:
+            raise SourceError(
+                f"{hea}: unreadable WFDB record: its signal file {name} holds no samples; "
+                "copy the record again"
+            )
+        if frames < sig_len:
+            short.append(f"{name} holds {frames} of {sig_len} samples")
+            readable = min(readable, frames)
+    if not short:
+        return None, []
+    fs = float(getattr(header, "fs", 0) or 0)
+    span = f" ({readable / fs:.1f} s)" if fs > 0 else ""
+    return readable, [
+        f"{hea}: the record is truncated ({'; '.join(short)}); replaying the first "
+        f"{readable} samples{span} that could be read"
+    ]
 
 
 # ------------------------------------------------------------------------------------------
@@ -416,6 +584,10 @@ def open_recording(path: str | Path, roles: dict[str, str] | None = None) -> Rec
     suffix = p.suffix.lower()
     if not p.exists() and not (p.with_suffix(".hea").exists() and suffix in ("", ".dat")):
         raise SourceError(f"{p}: no such file; give the path of an XDF, EDF/BDF or WFDB record")
+    if p.is_file() and p.stat().st_size == 0:
+        raise SourceError(
+            f"{p}: the file is empty (0 bytes); nothing was written to it: replay another copy"
+        )
     if suffix == ".xdf" or suffix == ".xdfz":
         if suffix == ".xdfz":
             raise SourceError(f"{p}: compressed XDF is not supported; decompress it first")
@@ -437,6 +609,9 @@ def open_recording(path: str | Path, roles: dict[str, str] | None = None) -> Rec
             "e.g. --set \"replay.roles={'StreamName': eeg}\""
         )
     if all(len(s.timestamps) == 0 for s in signals):
-        raise SourceError(f"{p}: the EEG/ECG streams hold no samples; nothing to replay")
+        raise SourceError(
+            f"{p}: the EEG/ECG streams hold no samples (only their headers were recorded); "
+            "replay a recording that holds data"
+        )
     rec.streams = [s for s in rec.streams if len(s.timestamps) > 0 or s.info.role == "markers"]
     return rec

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from ._types import Chunk, StreamInfo
 
@@ -37,6 +39,20 @@ class Source(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def open_waiting(
+        self,
+        stop: threading.Event | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        """``open``, for a source whose config may wait for a missing stream or device
+        (``on_missing: wait``): ``stop`` ends the wait (:class:`StoppedWaitingError`),
+        ``on_wait`` gets one progress line per attempt. Sources that never wait just open."""
+        self.open()
+
+    def pop_warnings(self) -> list[str]:
+        """Warnings found while reading (once each), for the pipeline's error list."""
+        return []
 
     def describe(self) -> str:
         return type(self).__name__

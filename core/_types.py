@@ -65,6 +65,9 @@ class Chunk:
     info: StreamInfo
     data: np.ndarray
     timestamps: np.ndarray
+    #: the stream's timeline is broken just before this chunk (a device clock reset): the
+    #: pipeline flags the grid samples between the previous chunk and this one as a gap
+    gap_before: bool = False
 
     def __post_init__(self) -> None:
         if self.data.ndim != 2:

@@ -26,10 +26,16 @@ Choices made here, and why:
   interval, and it is readable because only whole chunks are handed to the kernel (short of a
   kill landing inside the ``write`` system call itself, after which readers skip the cut chunk).
   Acquisition threads only encode and append under a lock; they never wait for the disk.
-* **Failures never reach the acquisition threads.** A failed write (disk full, file or folder
-  removed) is stored in :attr:`XDFWriter.error` (and passed to ``on_error``); the writer stops and
-  the file keeps what was written. Starting, on the other hand, raises :class:`RecordingError` with
-  the fix in its text, because that is where the user can still act.
+* **Failures never reach the acquisition threads.** A failed write (disk full, file size limit)
+  is stored in :attr:`XDFWriter.error` (and passed to ``on_error``); the writer stops and the file
+  is cut back to its last whole chunk, so it stays readable with everything written before.
+  Starting, on the other hand, raises :class:`RecordingError` with the fix in its text, because
+  that is where the user can still act.
+* **A removed file or folder loses nothing.** The file is opened read-write and stays open, so
+  after ``rm -rf`` of its folder its bytes are still reachable through the descriptor. The flusher
+  notices (link count 0 after its fsync), recreates the folder, copies those bytes into a new file
+  at the same path (the next free ``_1`` name if another file took it) and goes on writing there;
+  the event is kept in :attr:`XDFWriter.notices`.
 * **Never overwrite.** The file is created with ``O_EXCL``; if the name exists, ``_1``, ``_2`` ...
   are appended before the extension.
 """
@@ -58,6 +64,8 @@ from ._types import StreamInfo
 __all__ = ["FORMATS", "RecordingError", "XDFWriter", "unique_path"]
 
 logger = logging.getLogger(__name__)
+# reported through status()/on_error: no stderr copy from logging's last-resort handler
+logger.addHandler(logging.NullHandler())
 
 #: XDF channel formats and the little-endian NumPy dtype of their values (``None``: strings).
 FORMATS: dict[str, str | None] = {
@@ -83,6 +91,21 @@ BOUNDARY_UUID = bytes.fromhex("43A546DCCBF5410FB30ED5467383CBE4")
 
 #: Wake the flusher early once this much is waiting in memory.
 _EARLY_FLUSH_BYTES = 8 << 20
+
+#: errno values that mean "no more room": disk full, quota, file size limit (RLIMIT_FSIZE).
+_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _pread(fd: int, n: int, offset: int) -> bytes:
+    """``n`` bytes at ``offset`` without moving the write position (os.pread where it exists)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, n, offset)
+    here = os.lseek(fd, 0, os.SEEK_CUR)  # pragma: no cover - Windows keeps removed files anyway
+    try:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.read(fd, n)
+    finally:
+        os.lseek(fd, here, os.SEEK_SET)
 
 
 class RecordingError(PhysioLiveError):
@@ -204,7 +227,9 @@ class XDFWriter:
         self.on_error = on_error
         self._clock = clock
         self.error: RecordingError | None = None
+        self.notices: list[str] = []  # things that went wrong and were repaired (file restored)
         self.bytes_written = 0
+        self._good_size = 0  # file size after the last complete flush (whole chunks only)
         self.dropped_samples = 0
         self._streams: dict[int, _Stream] = {}
         self._pending = bytearray()
@@ -240,7 +265,7 @@ class XDFWriter:
                 "choose a folder you can write to (e.g. --record-dir ~/recordings)"
             ) from exc
         fd, path = None, self.requested_path
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         for candidate in _candidates(self.requested_path):
             try:
                 fd = os.open(candidate, flags, 0o644)
@@ -267,6 +292,7 @@ class XDFWriter:
             self._write_all(fd, b"XDF:" + _chunk(TAG_FILE_HEADER, _xml_bytes(header)))
             if self.fsync:
                 os.fsync(fd)
+            self._good_size = self.bytes_written
         except OSError as exc:
             os.close(fd)
             self._fd = None
@@ -399,12 +425,11 @@ class XDFWriter:
                     self._write_all(fd, buf)
                 if self.fsync:
                     os.fsync(fd)
+                self._good_size = self.bytes_written
                 if os.fstat(fd).st_nlink == 0:
-                    raise FileNotFoundError(
-                        errno.ENOENT,
-                        "the file was deleted while recording (was its folder removed?)",
-                    )
+                    self._restore(fd)
             except OSError as exc:
+                self._cut_back(fd, buf)
                 self._fail(exc)
             finally:
                 self._inflight_samples = 0
@@ -486,17 +511,98 @@ class XDFWriter:
 
     _os_write = staticmethod(os.write)  # indirection so tests can simulate a full disk
 
+    def _cut_back(self, fd: int, buf: bytes | bytearray) -> None:
+        """After a failed write of ``buf`` (whole chunks): cut the file after the last chunk
+        that made it whole, so it ends on a complete chunk."""
+        done = self.bytes_written - self._good_size  # bytes of buf that reached the file
+        end = 0
+        while end < done:
+            width = buf[end]
+            n = 1 + width + int.from_bytes(buf[end + 1 : end + 1 + width], "little")
+            if end + n > done:
+                break
+            end += n
+        if end == done:
+            return
+        try:
+            os.ftruncate(fd, self._good_size + end)
+            self.bytes_written = self._good_size + end
+        except OSError:  # readers skip a cut last chunk anyway
+            pass
+
+    def _restore(self, fd: int) -> None:
+        """The open file lost its name (its folder was removed): recreate the folder, copy the
+        file's bytes from the open descriptor into a new file there, and write on into that one.
+        Raises OSError when that is impossible (caller records the failure)."""
+        old_path = self.path
+        size = os.fstat(fd).st_size
+        try:
+            old_path.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            for candidate in _candidates(old_path):
+                try:
+                    new = os.open(candidate, flags, 0o644)
+                except FileExistsError:
+                    continue
+                break
+        except OSError as exc:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                "the file was deleted while recording (its folder removed?) and could not be "
+                f"recreated: {exc.strerror or exc}",
+            ) from exc
+        try:
+            pos = 0
+            while pos < size:
+                block = _pread(fd, min(4 << 20, size - pos), pos)
+                if not block:
+                    raise OSError(errno.EIO, f"read {pos} of {size} bytes from the open file")
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(new, view) :]
+                pos += len(block)
+            if self.fsync:
+                os.fsync(new)
+        except OSError:
+            os.close(new)
+            os.unlink(candidate)
+            raise
+        with self._lock:
+            self._fd, self.path = new, candidate
+        os.close(fd)
+        where = (
+            f"restored {str(candidate)!r}"
+            if candidate == old_path
+            else f"restored it as {str(candidate)!r} ({old_path.name} was taken)"
+        )
+        msg = (
+            f"the recording folder {str(old_path.parent)!r} (or the file in it) was removed "
+            "while recording; "
+            f"recreated it and {where} from the still-open file ({size / 1e6:.2f} MB), nothing "
+            "lost; recording continues"
+        )
+        self.notices.append(msg)
+        logger.warning("%s", msg)
+
     def _fail(self, exc: BaseException) -> None:
         """Record the first write failure, stop writing, keep what is on disk."""
         reason = getattr(exc, "strerror", None) or str(exc)
-        if isinstance(exc, FileNotFoundError):
-            fix = "keep the recording folder in place while recording"
+        if getattr(exc, "errno", None) in _FULL:
+            err = RecordingError(
+                f"disk full or file size limit reached at {self.bytes_written / 1e6:.2f} MB "
+                f"({reason}); recording stopped, acquisition and estimates continue; "
+                f"{str(self.path)!r} keeps what was written before and stays readable; free "
+                "disk space (or raise the file size limit) or record to another folder"
+            )
         else:
-            fix = "free disk space or record to another folder"
-        err = RecordingError(
-            f"writing {str(self.path)!r} failed ({reason}); recording stopped, the file keeps "
-            f"what was written before; {fix}"
-        )
+            if isinstance(exc, FileNotFoundError):
+                fix = "keep the recording folder in place while recording"
+            else:
+                fix = "free disk space or record to another folder"
+            err = RecordingError(
+                f"writing {str(self.path)!r} failed ({reason}); recording stopped, the file "
+                f"keeps what was written before; {fix}"
+            )
         err.__cause__ = exc
         with self._lock:
             if self.error is not None:

@@ -232,7 +232,22 @@ def save_checkpoint(
 def _read_metadata(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file; check the path")
-    if _sniff(path) != "safetensors":
+    kind = _sniff(path)
+    if kind == "torch":
+        # what is it? read_state_dict never unpickles objects: a payload is refused with its
+        # own message, a foreign model's weights are named as such
+        sd = read_state_dict(path)
+        try:
+            config_from_official(sd)  # CBraMod weights (official names or ours)?
+        except CheckpointError:
+            keys = list(sd)
+            shown = ", ".join(keys[:3]) or "none"
+            raise CheckpointError(
+                f"{path} holds the weights of another model ({len(keys)} tensors, e.g. {shown}), "
+                f"not a physio-live checkpoint: give a fused model written by `physio-train "
+                f"finetune` (model.safetensors), or leave model.checkpoint empty"
+            ) from None
+    if kind != "safetensors":
         raise CheckpointError(
             f"{path} is not a physio-live checkpoint (.safetensors): convert official CBraMod "
             f"weights with `physio-live models pull cbramod --from {path}`"
@@ -293,7 +308,10 @@ def load_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu")
         raise CheckpointError(
             f"{path} is corrupt or truncated ({_one_line(e)}): copy or save it again"
         ) from e
-    load_strict(model, tensors, what=what)
+    try:
+        load_strict(model, tensors, what=what)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     model_id = meta.get("model_id") or path.stem
     if isinstance(model, FusedEmotionModel):
         model._model_id = model_id

@@ -5,8 +5,14 @@ source_id, chunk [s], unit) and optionally ``event_period`` / ``event_offset`` (
 stamped ``t0 + i / srate`` on the LSL clock; channel 0 is the sample index ``i``; channel 1 holds an
 impulse of ``event_amp`` uV on the sample nearest each common event time
 ``t0 + event_offset + e * event_period`` (the same LSL time in every stream); the other channels are
-sines of different frequencies. Prints ``READY <t0>`` once the outlets exist, then pushes in real
-time until ``duration`` (default 600 s) or until terminated.
+sines of different frequencies. A stream with ``burst`` [s] is pushed in chunks of random length,
+1 sample to ``burst`` seconds (``seed`` fixes the draws); its stamps stay exact. A stream may
+simulate a device that stamps with its own clock: its sample ``i`` (true time ``T = t0 + i /
+srate``, when it is pushed) is stamped ``T + clock_offset + drift_ppm * 1e-6 * (T - t0) + noise``
+(``jitter_ms``: Gaussian noise, standard deviation in ms), plus ``reset_jump`` [s] from
+``reset_at`` [s after t0] on (a clock reset). Its data, events included, stay at true time. Prints
+``READY <t0>`` once the outlets exist, then pushes in real time until ``duration`` (default 600 s)
+or until terminated.
 """
 
 from __future__ import annotations
@@ -52,6 +58,17 @@ def block(s: dict, i0: int, i1: int, t0: float, events: dict) -> np.ndarray:
     return out
 
 
+def device_stamps(s: dict, idx: np.ndarray, t0: float, rng: np.random.Generator) -> np.ndarray:
+    """Stamps of samples ``idx``: the true LSL time, or a simulated device clock (see above)."""
+    rel = idx / s["srate"]
+    stamps = t0 + rel + s.get("clock_offset", 0.0) + s.get("drift_ppm", 0.0) * 1e-6 * rel
+    if s.get("jitter_ms"):
+        stamps = stamps + rng.normal(0.0, s["jitter_ms"] * 1e-3, len(idx))
+    if "reset_at" in s:
+        stamps = stamps + np.where(rel >= s["reset_at"], s.get("reset_jump", 0.0), 0.0)
+    return stamps
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
     streams = spec["streams"]
@@ -68,6 +85,11 @@ def main() -> None:
             events[s["name"]] = np.array([], np.int64)
     print(f"READY {t0!r}", flush=True)
     sent = [0] * len(streams)
+    # burst [s]: push chunks whose lengths are drawn at random from 1 sample .. burst seconds
+    rng = np.random.default_rng(spec.get("seed"))
+    burst = [int(s.get("burst", 0) * s["srate"]) for s in streams]
+    held = [int(rng.integers(1, b + 1)) if b else 1 for b in burst]
+    jitter_rng = np.random.default_rng(spec.get("seed"))
     while True:
         now = pylsl.local_clock()
         if now - t0 > duration:
@@ -76,8 +98,12 @@ def main() -> None:
             due = int((now - t0) * s["srate"]) + 1
             if due <= sent[k]:
                 continue
+            if burst[k]:
+                if due - sent[k] < held[k]:
+                    continue
+                due, held[k] = sent[k] + held[k], int(rng.integers(1, burst[k] + 1))
             data = block(s, sent[k], due, t0, events)
-            stamps = (t0 + np.arange(sent[k], due) / s["srate"]).tolist()
+            stamps = device_stamps(s, np.arange(sent[k], due), t0, jitter_rng).tolist()
             outlet.push_chunk(data, stamps)
             sent[k] = due
         time.sleep(float(spec.get("push_interval", 0.02)))

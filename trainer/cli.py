@@ -1,4 +1,4 @@
-"""``physio-train``: pretraining of the encoders (fine-tuning and evaluation are not there yet).
+"""``physio-train``: pretraining of the encoders, fine-tuning and evaluation of the fused model.
 
 ``physio-train pretrain --config X [--resume] [--set key=value ...]`` runs (or resumes) a
 pretraining; ``physio-train preprocess --config X`` only builds the corpus cache (do this once
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         except (PhysioLiveError, CheckpointError) as exc:
             print(f"physio-train: error: {' '.join(str(exc).split())}", file=sys.stderr)
             return 1
+        except OSError as exc:
+            print(f"physio-train: error: {_os_error(exc)}", file=sys.stderr)
+            return 1
         _stderr(f"{args.command}: results in {out / 'results.md'}")
         return 0
 
@@ -79,12 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     except (PhysioLiveError, CheckpointError) as exc:
         print(f"physio-train: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+    except OSError as exc:  # out_dir / cache_dir not writable, disk full ...
+        print(f"physio-train: error: {_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("physio-train: interrupted (resume with --resume)", file=sys.stderr)
         return 130
     if result.encoder is not None and not args.quiet:
         _stderr(f"pretrain: encoder written to {result.encoder}")
     return 0
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for a file-system error, naming the path and what to do."""
+    what = exc.strerror or " ".join(str(exc).split())
+    where = f"{exc.filename}: " if exc.filename else ""
+    return (
+        f"{where}{what}; check the path (data.root, run.out_dir, data.cache_dir) and its "
+        "permissions"
+    )
 
 
 def _stderr(msg: str) -> None:
