@@ -35,7 +35,7 @@ from ._dashboard_widgets import (
     status_chip,
 )
 from ._format import fmt_bytes, fmt_ms
-from ._session import Session
+from ._session import STREAM_LOST_AFTER_S, Session
 
 __all__ = ["Dashboard", "run_dashboard"]
 
@@ -44,8 +44,9 @@ EEG_SCALES_UV = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 #: ECG amplitude scales offered, millivolts per lead spacing
 ECG_SCALES_MV = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 REPLAY_SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0)
-#: a regular stream with no chunk for this long is shown as lost, seconds
-LOST_AFTER_S = 2.0
+#: a regular stream with no chunk for this long is shown as lost, seconds (the session marks
+#: the same loss in the recording)
+LOST_AFTER_S = STREAM_LOST_AFTER_S
 FRAME_MS = 33
 
 
@@ -716,15 +717,7 @@ class Dashboard(QtWidgets.QMainWindow):
                 state, colour, rate = "ok", "#2a7f3f", stats.effective_rate
             prev = self.stream_states.get(key)
             short = state.split(" ")[0]
-            if prev != short:
-                if short == "lost":
-                    self.message(
-                        f"stream {info.name} lost: no data for {LOST_AFTER_S:g} s "
-                        "(waiting for it to come back)",
-                        error=True,
-                    )
-                elif short == "ok" and prev == "lost":
-                    self.message(f"stream {info.name} is back")
+            if prev != short:  # the session logs the loss and the return (and records them)
                 self.stream_states[key] = short
             chip.setText(
                 f"<b>{info.name}</b> {rate:.0f}/{info.nominal_srate:g} Hz "
@@ -750,7 +743,7 @@ class Dashboard(QtWidgets.QMainWindow):
         if len(st.errors) < self._n_errors:
             self._n_errors = 0
         for msg in st.errors[self._n_errors :]:
-            self.message(msg, error=True)
+            self.message(msg, error=" is back after " not in msg)
         self._n_errors = len(st.errors)
         self._headers()
 

@@ -38,7 +38,10 @@ from ._outlet import EstimateOutlet, estimate_stream_info, make_outlet
 from ._physio import READOUT_KEYS, PhysioMonitor, readout_stream_info
 from ._worker import InferenceWorker, pick_device
 
-__all__ = ["Session", "build_model"]
+__all__ = ["STREAM_LOST_AFTER_S", "Session", "build_model"]
+
+#: a live regular stream with no chunk for this long is marked lost, seconds
+STREAM_LOST_AFTER_S = 2.0
 
 #: old and new 10-20 names of the same positions
 _LABEL_ALIASES = {"t3": "t7", "t4": "t8", "t5": "p7", "t6": "p8"}
@@ -160,6 +163,7 @@ class Session:
         self.mode = "replay" if recording is not None else mode
         self.finished = threading.Event()  # set when a replay has been fed completely
         self._replay_thread: threading.Thread | None = None
+        self._watch_thread: threading.Thread | None = None
         self._sources = sources
         self.demo: DemoOutlets | None = None
         self.pipeline: Pipeline | None = None
@@ -400,11 +404,58 @@ class Session:
         self.worker.start()
         if self.replay is None:
             self.pipeline.start()
+            self._watch_thread = threading.Thread(
+                target=self._watch_loop, name="stream-watch", daemon=True
+            )
+            self._watch_thread.start()
         else:
             self._replay_thread = threading.Thread(
                 target=self._replay_loop, name="replay", daemon=True
             )
             self._replay_thread.start()
+
+    def _watch_loop(self) -> None:
+        """Mark a live stream that stops delivering, and its return, in the recording.
+
+        A regular stream with no chunk for ``STREAM_LOST_AFTER_S`` gets a marker
+        ``physio-live: stream NAME lost ...`` (on the app's marker stream: recorded, in the
+        windows, on the LSL marker outlet) and a warning; when data flows again, a marker
+        ``physio-live: stream NAME back ...``. The gap itself is flagged by the aligner in every
+        window that spans it.
+        """
+        import pylsl
+
+        assert self.pipeline is not None
+        lost: dict[str, float] = {}  # stream key -> monotonic time its last chunk arrived
+        while not self._closing:
+            time.sleep(0.2)
+            now = time.monotonic()
+            for key, st in list(self.pipeline.stats.items()):
+                if not st.info.is_regular or not st.rate_window:
+                    continue
+                last_wall = st.rate_window[-1][0]
+                name = st.info.name
+                if key not in lost and now - last_wall > STREAM_LOST_AFTER_S:
+                    lost[key] = last_wall
+                    t_last = st.last_time if st.last_time is not None else pylsl.local_clock()
+                    msg = (
+                        f"stream {name} lost: no data for {STREAM_LOST_AFTER_S:g} s after "
+                        f"t={t_last:.3f} (waiting for it to come back)"
+                    )
+                    self.pipeline.errors.append(msg)
+                    self._mark(f"physio-live: {msg}")
+                elif key in lost and last_wall > lost[key]:
+                    away = last_wall - lost.pop(key)
+                    msg = f"stream {name} is back after {away:.1f} s without data"
+                    self.pipeline.errors.append(msg)
+                    self._mark(f"physio-live: {msg}")
+
+    def _mark(self, text: str) -> None:
+        try:
+            self.insert_marker(text)
+        except Exception as exc:  # a marker must never stop the watch
+            if self.pipeline is not None:
+                self.pipeline.errors.append(f"marker {text!r} not written: {exc}")
 
     def _replay_loop(self) -> None:
         """Feed the recording's Chunks in time order, paced at ``speed`` (deadline scheduling
@@ -475,6 +526,8 @@ class Session:
         self._running = False
         if self._replay_thread is not None:
             self._replay_thread.join(timeout=30.0)
+        if self._watch_thread is not None:
+            self._watch_thread.join(timeout=2.0)
         if self.pipeline is not None:
             self.pipeline.stop()
         if self.worker is not None:

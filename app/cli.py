@@ -258,6 +258,7 @@ def run_stream(args: argparse.Namespace) -> int:
     except StoppedWaitingError as exc:
         print(f"physio-live: {exc}", file=sys.stderr, flush=True)
         return 0
+    said: set[str] = set()  # each warning is printed once
     try:
         pipe, model = session.pipeline, session.model
         names = ", ".join(
@@ -282,7 +283,6 @@ def run_stream(args: argparse.Namespace) -> int:
         session.start()
         t_start = time.monotonic()
         next_status = t_start + 1.0
-        n_err = 0
         while not stop.is_set():
             if args.duration is not None and time.monotonic() - t_start >= args.duration:
                 break
@@ -291,13 +291,14 @@ def run_stream(args: argparse.Namespace) -> int:
                 next_status += 1.0
                 st = session.status()
                 _say(_status_line(st))
-                for msg in st.errors[n_err:]:
-                    print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
-                n_err = len(st.errors)
+                for msg in st.errors:
+                    if msg not in said:
+                        said.add(msg)
+                        print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
     finally:
         session.close()
     st = session.status()
-    rec = session.recorder.status() if session.recorder else None
+    rec = session.recording_status  # the recording closed by session.close()
     total = sum(s.samples for s in session.pipeline.stats.values())
     print(
         f"summary: {st.elapsed:.1f} s, {total} samples, {st.lost_samples} lost, "
@@ -306,8 +307,13 @@ def run_stream(args: argparse.Namespace) -> int:
         + (f", recording {rec.path} ({fmt_bytes(rec.bytes_written)})" if rec else ""),
         flush=True,
     )
+    late = list(st.errors)  # and what went wrong while closing
     if rec is not None and rec.error:
-        print(f"physio-live: warning: recording: {rec.error}", file=sys.stderr, flush=True)
+        late.append(f"recording: {rec.error}")
+    for msg in late:
+        if msg not in said:
+            said.add(msg)
+            print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
     return 0
 
 

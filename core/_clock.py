@@ -20,7 +20,14 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["ArrivalCheck", "ClockReset", "Dejitter", "DeviceClock", "unix_to_lsl_offset"]
+__all__ = [
+    "ArrivalCheck",
+    "ClockReset",
+    "Dejitter",
+    "DeviceClock",
+    "SegmentDejitter",
+    "unix_to_lsl_offset",
+]
 
 
 def unix_to_lsl_offset(n: int = 5) -> float:
@@ -77,6 +84,52 @@ class Dejitter:
         slope = cov / var if var > 1e-12 else 1.0 / self.srate
         self.n += m
         return self.t0 + my + slope * (x - mx)
+
+
+class SegmentDejitter:
+    """:class:`Dejitter` per segment of continuous stamps, for streams already on the LSL clock.
+
+    liblsl's own dejitter fits the stamps against the sample count, so when an outlet dies and a
+    new one comes back (or a device skips seconds), it keeps counting through the gap and stamps
+    the new samples up to the whole gap too early, correcting itself only over minutes. Here a
+    step between consecutive stamps that differs from one sample period by more than ``break_s``
+    (default the larger of 50 ms and 10 periods) starts a new fit, as pyxdf splits a stream into
+    segments at breaks before it dejitters each. Output stamps never decrease.
+    """
+
+    def __init__(self, srate: float, halftime: float = 90.0, break_s: float | None = None):
+        self.srate = float(srate)
+        self.period = 1.0 / self.srate
+        self.halftime = halftime
+        self.break_s = max(0.05, 10 * self.period) if break_s is None else break_s
+        self._fit: Dejitter | None = None
+        self._last_raw: float | None = None
+        self._last_out = -math.inf
+        #: segments started after the first (gaps and restarts seen)
+        self.breaks = 0
+
+    def __call__(self, stamps: np.ndarray) -> np.ndarray:
+        s = np.asarray(stamps, np.float64)
+        m = len(s)
+        if m == 0:
+            return s.copy()
+        prev = s[0] - self.period if self._last_raw is None else self._last_raw
+        steps = np.diff(s, prepend=prev)
+        cuts = [int(b) for b in np.flatnonzero(np.abs(steps - self.period) > self.break_s)]
+        if self._last_raw is None:
+            cuts = [c for c in cuts if c > 0]
+        bounds = sorted({0, *cuts, m})
+        out = np.empty(m)
+        for i0, i1 in itertools.pairwise(bounds):
+            if self._fit is None or i0 in cuts:
+                if self._fit is not None:
+                    self.breaks += 1
+                self._fit = Dejitter(self.srate, self.halftime)
+            seg = np.maximum.accumulate(np.maximum(self._fit(s[i0:i1]), self._last_out))
+            out[i0:i1] = seg
+            self._last_out = float(seg[-1])
+        self._last_raw = float(s[-1])
+        return out
 
 
 class ClockReset:

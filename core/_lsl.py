@@ -1,8 +1,10 @@
 """LSL inlet source (pylsl).
 
 Streams are resolved by name, type, source_id or an XPath predicate with a timeout. The inlet runs
-with ``clocksync | dejitter | monotonize`` post-processing (``clocksync | monotonize`` for irregular
-streams such as markers), so timestamps are on this machine's LSL clock. Channel labels, units and
+with ``clocksync | monotonize`` post-processing, so timestamps are on this machine's LSL clock;
+regular streams are then dejittered per segment of continuous stamps
+(:class:`~physio_live.core._clock.SegmentDejitter`: unlike liblsl's dejitter, it does not carry
+its fit across the gap when an outlet dies and comes back). Channel labels, units and
 types come from the stream's ``desc/channels``. liblsl's own recovery (``recover=True``) reconnects
 to an outlet with the same source_id that vanishes and returns; a stream without source_id that is
 lost is resolved again by the same query.
@@ -26,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._clock import ArrivalCheck, DeviceClock
+from ._clock import ArrivalCheck, DeviceClock, SegmentDejitter
 from ._config import LSLSourceConfig
 from ._errors import ChannelMismatchError, SourceError, StoppedWaitingError, StreamNotFoundError
 from ._source import Source
@@ -70,6 +72,7 @@ class LSLSource(Source):
         self.lost_count = 0
         self.clock: DeviceClock | None = None  # timestamps: device
         self._check: ArrivalCheck | None = None  # timestamps: lsl, regular streams
+        self._dejitter: SegmentDejitter | None = None  # timestamps: lsl, regular streams
         self._warnings: list[str] = []
 
     @property
@@ -176,9 +179,9 @@ class LSLSource(Source):
                 f"LSL stream {sinfo.name()!r} has an irregular rate; timestamps: device needs a "
                 "regular stream, use timestamps: lsl for it"
             )
+        # regular streams are dejittered here, per segment (SegmentDejitter): liblsl's dejitter
+        # would stamp the samples of a restarted outlet seconds too early for minutes
         flags = pylsl.proc_clocksync | pylsl.proc_monotonize | pylsl.proc_threadsafe
-        if not irregular:
-            flags |= pylsl.proc_dejitter
         if device:
             # raw device stamps: liblsl's dejitter and monotonize would smear a clock reset over
             # minutes; DeviceClock dejitters, maps and keeps them monotonic itself
@@ -243,6 +246,8 @@ class LSLSource(Source):
             self.clock = DeviceClock(self._info.nominal_srate)
         if not device and not irregular and self._check is None:
             self._check = ArrivalCheck()  # kept across a reopen too: one warning per source
+        if not device and not irregular and self._dejitter is None:
+            self._dejitter = SegmentDejitter(self._info.nominal_srate)
         if self._numeric:
             dtype = {
                 "double64": np.float64,
@@ -302,6 +307,8 @@ class LSLSource(Source):
         """Chunks of one pull: device stamps mapped (split where the clock was reset)."""
         assert self._info is not None
         if self.clock is None:
+            if self._dejitter is not None:
+                ts = self._dejitter(ts)
             if self._check is not None:
                 off = self._check(float(ts[-1]), arrival)
                 if off is not None:
