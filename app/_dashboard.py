@@ -58,10 +58,13 @@ def _ms(x: float) -> str:
     return fmt_ms(x, " ")
 
 
-def _ensure_running(session: Session) -> Session:
-    """Open and start ``session`` unless that already happened (replay may hand over either)."""
+def _ensure_running(session: Session, stop=None, on_wait=None) -> Session:
+    """Open and start ``session`` unless that already happened (replay may hand over either).
+
+    A source with ``on_missing: wait`` reports each attempt to ``on_wait`` and gives up when
+    ``stop`` is set (the window closes, or another choice is made)."""
     if session.pipeline is None:
-        session.open()
+        session.open(stop, on_wait=on_wait)
     if not session.running:
         try:
             session.start()
@@ -95,6 +98,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self._estimates: queue.SimpleQueue = queue.SimpleQueue()
         self._opened: queue.SimpleQueue = queue.SimpleQueue()
         self._opener: threading.Thread | None = None
+        self._open_stop = threading.Event()  # ends a pending open's wait for a missing source
         self._closing = False
         self._t_ref: float | None = None
         self._dirty = True
@@ -385,8 +389,13 @@ class Dashboard(QtWidgets.QMainWindow):
     def _reopen(self, factory: Callable[[], Session], what: str) -> bool:
         """Close the current session and open another in a thread; the frame timer attaches it."""
         if self._opener is not None and self._opener.is_alive():
-            self.message("still opening the previous choice; try again in a moment", error=True)
+            self._open_stop.set()  # e.g. waiting for a stream that never comes: give up on it
+            self.message(
+                "still opening the previous choice (its wait is cancelled); try again in a moment",
+                error=True,
+            )
             return False
+        self._open_stop = stop = threading.Event()
         old = self.session if self.owns_session else None
         self._detach()
         self.owns_session = True
@@ -399,7 +408,10 @@ class Dashboard(QtWidgets.QMainWindow):
                 except Exception as exc:
                     self._opened.put(("msg", f"closing the previous session: {exc}"))
             try:
-                self._opened.put(("ok", _ensure_running(factory()), what))
+                session = _ensure_running(
+                    factory(), stop, on_wait=lambda msg: self._opened.put(("msg", msg))
+                )
+                self._opened.put(("ok", session, what))
             except PhysioLiveError as exc:
                 self._opened.put(("error", f"{what} failed: {exc}"))
             except Exception as exc:
@@ -752,6 +764,7 @@ class Dashboard(QtWidgets.QMainWindow):
         """Stop the timer, close the session (footers written), wait for a pending open."""
         self._closing = True
         self.timer.stop()
+        self._open_stop.set()
         if self._opener is not None:
             self._opener.join(timeout=30.0)
         while not self._opened.empty():

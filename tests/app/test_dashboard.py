@@ -222,3 +222,68 @@ def test_replay_of_a_real_recording_in_the_window(qtbot, data_dir):
     assert len(win.eeg_plot.labels) == 19 and win.ecg_plot.labels == ["ECG"]
     qtbot.waitUntil(lambda: win.estimates.count >= 2, timeout=30_000)
     win.close()
+
+
+def test_waiting_for_a_missing_stream_shows_progress_and_ends_when_it_appears(lsl_outlets, qtbot):
+    tag = uuid.uuid4().hex[:8]
+    specs = [
+        {"name": f"waitEEG-{tag}", "type": "EEG", "n_ch": 4, "srate": 200.0},
+        {"name": f"waitECG-{tag}", "type": "ECG", "n_ch": 2, "srate": 200.0},
+    ]
+    cfg = config_from_dict(
+        {
+            "sources": [
+                {
+                    "kind": "lsl",
+                    "role": "eeg",
+                    "name": specs[0]["name"],
+                    "timeout": 1,
+                    "on_missing": "wait",
+                },
+                {"kind": "lsl", "role": "ecg", "name": specs[1]["name"], "timeout": 5},
+            ],
+            "aligner": {"window": 2.0, "hop": 1.0},
+            "model": {"size": "tiny", "device": "cpu"},
+            "recording": {"enabled": False},
+            "outlet": {"enabled": False},
+        }
+    )
+    win = Dashboard()
+    qtbot.addWidget(win)
+    win.show()
+    assert win.open_config(cfg)
+    waiting = lambda: any("waiting for LSL stream" in m for m in win.messages)  # noqa: E731
+    qtbot.waitUntil(waiting, timeout=10_000)
+    assert win.session is None  # nothing attached while it waits
+    lsl_outlets([dict(s) for s in specs], unique=False)
+    qtbot.waitUntil(lambda: win.session is not None and win.session.running, timeout=20_000)
+    key = next(s.key for s in win.session.pipeline.streams if s.role == "eeg")
+    qtbot.waitUntil(lambda: win.stream_states.get(key) == "ok", timeout=10_000)
+    win.close()
+
+
+def test_closing_the_window_ends_a_wait_that_never_ends(qtbot):
+    cfg = config_from_dict(
+        {
+            "sources": [
+                {
+                    "kind": "lsl",
+                    "role": "eeg",
+                    "name": f"never-{uuid.uuid4().hex[:8]}",
+                    "timeout": 1,
+                    "on_missing": "wait",
+                }
+            ],
+            "model": {"size": "tiny", "device": "cpu"},
+            "recording": {"enabled": False},
+            "outlet": {"enabled": False},
+        }
+    )
+    win = Dashboard()
+    qtbot.addWidget(win)
+    win.show()
+    assert win.open_config(cfg)
+    waiting = lambda: any("waiting for LSL stream" in m for m in win.messages)  # noqa: E731
+    qtbot.waitUntil(waiting, timeout=10_000)
+    win.close()  # sets the stop event and joins the opener (30 s at most)
+    assert not win._opener.is_alive(), "the wait went on after the window closed"
