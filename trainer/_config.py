@@ -87,6 +87,11 @@ class DataConfig:
     patient_regex: str | None = None
     #: worker processes for preprocessing (0: in this process)
     workers: int = 0
+    #: training sampler: 0 draws every training sample equally often (a long record dominates);
+    #: 1 draws every record equally often; in between, a record's share of the batches is
+    #: proportional to its sample count to the power ``1 - balance``. With ``balance > 0`` the
+    #: batches are drawn with replacement (seeded by the step, so resuming stays exact).
+    balance: float = 0.0
 
     def validate(self, where: str) -> None:
         if self.n_channels < 1:
@@ -111,6 +116,8 @@ class DataConfig:
             raise ConfigError(f"{where}.unit_uv: must be > 0 microvolts per model unit")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"{where}.val_fraction: must be in [0, 1), got {self.val_fraction}")
+        if not 0 <= self.balance <= 1:
+            raise ConfigError(f"{where}.balance: must be in [0, 1], got {self.balance}")
         if self.shard_samples < 1 or self.workers < 0:
             raise ConfigError(f"{where}.shard_samples must be >= 1 and workers >= 0")
 
@@ -139,21 +146,37 @@ class MaskingConfig:
 
 @dataclass
 class AugmentConfig:
-    """Per-sample augmentation of training batches (all channels of a sample alike, so the
-    relations between leads stay intact; validation is never augmented)."""
+    """Augmentation of training batches (validation is never augmented). ``scale`` and ``flip``
+    treat all channels of a sample alike, so the relations between leads stay intact; the
+    ``lead_*`` ones change each lead on its own."""
 
     #: amplitude factor drawn log-uniformly from [low, high] per sample; null: none
     scale: list[float] | None = None
     #: probability of flipping the sign of a whole sample
     flip: float = 0.0
+    #: extra amplitude factor per lead, log-uniform from [low, high] (leads differ in gain
+    #: between patients and electrode placements); null: none
+    lead_scale: list[float] | None = None
+    #: probability of flipping the sign of each lead on its own
+    lead_flip: float = 0.0
+    #: probability of putting the leads of a sample in a random order (lead order is a
+    #: property of the record, not of the heart)
+    lead_shuffle: float = 0.0
+    #: time scaling: each sample is resampled by a factor drawn log-uniformly from [low, high]
+    #: (> 1: faster rhythm, the content of a longer stretch squeezed into the sample; < 1:
+    #: slower) from a random start (a random time shift). The stretch may run into the next
+    #: sample of the same record when the two are contiguous (the factor is capped at what is
+    #: available). null: none
+    time_scale: list[float] | None = None
 
     def validate(self, where: str) -> None:
-        if self.scale is not None and (
-            len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]
-        ):
-            raise ConfigError(f"{where}.scale: give [low, high] with 0 < low <= high, or null")
-        if not 0 <= self.flip <= 1:
-            raise ConfigError(f"{where}.flip: must be a probability in [0, 1]")
+        for name in ("scale", "lead_scale", "time_scale"):
+            v = getattr(self, name)
+            if v is not None and (len(v) != 2 or not 0 < v[0] <= v[1]):
+                raise ConfigError(f"{where}.{name}: give [low, high] with 0 < low <= high, or null")
+        for name in ("flip", "lead_flip", "lead_shuffle"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{where}.{name}: must be a probability in [0, 1]")
 
 
 @dataclass

@@ -68,7 +68,7 @@ __all__ = [
 CACHE_FORMAT = "physio-live-pretrain-cache"
 CACHE_VERSION = 1
 #: DataConfig fields that do not change the preprocessed samples (not part of the cache key)
-_NOT_IN_KEY = ("cache_dir", "val_records", "val_fraction", "patient_regex", "workers")
+_NOT_IN_KEY = ("cache_dir", "val_records", "val_fraction", "patient_regex", "workers", "balance")
 _ALIASES = {"mlii": "ii", "mli": "i", "mliii": "iii"}
 _PREFIX = re.compile(r"^(eeg|ecg|ekg|lead)[\s_-]+", re.IGNORECASE)
 _SUFFIX = re.compile(r"[-_](ref|le|avg|ar)$", re.IGNORECASE)
@@ -496,6 +496,13 @@ class Corpus:
         return [
             (r, r["start"], r["start"] + r["n_samples"]) for r in self.records if r["n_samples"]
         ]
+
+    def record_of(self, indices: np.ndarray) -> np.ndarray:
+        """Position in :attr:`records` of the record each sample index comes from."""
+        ranges = [(i, r["start"]) for i, r in enumerate(self.records) if r["n_samples"]]
+        pos = np.array([i for i, _ in ranges], dtype=np.int64)
+        starts = np.array([a for _, a in ranges], dtype=np.int64)
+        return pos[np.searchsorted(starts, np.asarray(indices), side="right") - 1]
 
     def split(
         self,

@@ -24,6 +24,8 @@ import pytest
 from physio_live.trainer import Corpus, evaluate, load_pretrain_config, pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the run takes ~15 s on a quiet 2-core CPU, but several minutes when the cores are shared
+pytestmark = pytest.mark.timeout(900)
 PARTS = ("", "_intra", "_inter")
 
 
