@@ -86,6 +86,18 @@ class Dejitter:
         return self.t0 + my + slope * (x - mx)
 
 
+def _breaks(
+    s: np.ndarray, last: float | None, period: float, break_s: float
+) -> tuple[np.ndarray, list[int]]:
+    """Steps between consecutive stamps (the first from ``last``, the previous chunk's final
+    stamp) and the indices where a step differs from one ``period`` by more than ``break_s``; a
+    stream's very first stamp is never a break."""
+    prev = s[0] - period if last is None else last
+    steps = np.diff(s, prepend=prev)
+    cuts = [int(b) for b in np.flatnonzero(np.abs(steps - period) > break_s)]
+    return steps, cuts
+
+
 class SegmentDejitter:
     """:class:`Dejitter` per segment of continuous stamps, for streams already on the LSL clock.
 
@@ -113,11 +125,7 @@ class SegmentDejitter:
         m = len(s)
         if m == 0:
             return s.copy()
-        prev = s[0] - self.period if self._last_raw is None else self._last_raw
-        steps = np.diff(s, prepend=prev)
-        cuts = [int(b) for b in np.flatnonzero(np.abs(steps - self.period) > self.break_s)]
-        if self._last_raw is None:
-            cuts = [c for c in cuts if c > 0]
+        _, cuts = _breaks(s, self._last_raw, self.period, self.break_s)
         bounds = sorted({0, *cuts, m})
         out = np.empty(m)
         for i0, i1 in itertools.pairwise(bounds):
@@ -222,10 +230,8 @@ class DeviceClock:
         m = len(s)
         if m == 0:
             return s.copy()
-        prev = s[0] - self.period if self._last_raw is None else self._last_raw
-        steps = np.diff(s, prepend=prev)
-        breaks = np.flatnonzero(np.abs(steps - self.period) > self.break_s)
-        bounds = [0, *(int(b) for b in breaks if b > 0), m]
+        steps, breaks = _breaks(s, self._last_raw, self.period, self.break_s)
+        bounds = [0, *(b for b in breaks if b > 0), m]
         out = np.empty(m)
         for i0, i1 in itertools.pairwise(bounds):
             arr = arrival - (m - i1) * self.period  # latest arrival of the segment's last sample
