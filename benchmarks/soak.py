@@ -192,6 +192,12 @@ def main() -> None:
         "p99_ms_per_minute_min": min(steady) if steady else None,
         "p99_ms_per_minute_max": max(steady) if steady else None,
         "latency_per_minute": per_min,
+        "rss_mb_per_minute": [
+            round(next((r for t, r in rss if t >= 60 * m), rss[-1][1]), 1)
+            for m in range(1, int(seconds // 60) + 1)
+        ]
+        if rss
+        else [],
         "app_warnings": [e for e in lines_err if "UNTRAINED" not in e.upper() and "INFO|" not in e][
             :10
         ],
