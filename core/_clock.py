@@ -105,15 +105,18 @@ class SegmentDejitter:
     new one comes back (or a device skips seconds), it keeps counting through the gap and stamps
     the new samples up to the whole gap too early, correcting itself only over minutes. Here a
     step between consecutive stamps that differs from one sample period by more than ``break_s``
-    (default the larger of 50 ms and 10 periods) starts a new fit, as pyxdf splits a stream into
-    segments at breaks before it dejitters each. Output stamps never decrease.
+    (default the larger of 1 s and 10 periods) starts a new fit, as pyxdf splits a stream into
+    segments at breaks (there at max(1 s, 500 samples)) before it dejitters each. The threshold
+    stays well above the packet jitter of wireless amplifiers (tens of ms), so their stamps keep
+    being smoothed over the long fit; an outlet that dies and returns leaves a gap of more than a
+    second (liblsl alone needs about that long to reconnect). Output stamps never decrease.
     """
 
     def __init__(self, srate: float, halftime: float = 90.0, break_s: float | None = None):
         self.srate = float(srate)
         self.period = 1.0 / self.srate
         self.halftime = halftime
-        self.break_s = max(0.05, 10 * self.period) if break_s is None else break_s
+        self.break_s = max(1.0, 10 * self.period) if break_s is None else break_s
         self._fit: Dejitter | None = None
         self._last_raw: float | None = None
         self._last_out = -math.inf

@@ -266,3 +266,20 @@ def test_segment_dejitter_smooths_jitter_and_restarts_at_a_gap():
         assert np.max(np.abs(out[seg] - true[seg])) < 1.5e-3
     # the first samples after the restart sit at their own time, not a period after the old ones
     assert abs(out[2560] - true[2560]) < 0.01
+
+
+def test_segment_dejitter_keeps_one_fit_through_wireless_packet_jitter():
+    from physio_live.core._clock import SegmentDejitter
+
+    rng = np.random.default_rng()
+    srate = 256.0
+    true = float(rng.uniform(100, 1000)) + np.arange(256 * 60) / srate
+    # packets of 12 samples arriving up to 120 ms late, stamped on arrival (one stamp per packet
+    # spread back over its samples): steps of tens of ms that are jitter, not breaks
+    late = np.repeat(rng.uniform(0, 0.12, len(true) // 12 + 1), 12)[: len(true)]
+    dj = SegmentDejitter(srate)
+    out = np.concatenate([dj(true[i : i + 12] + late[i : i + 12]) for i in range(0, len(true), 12)])
+    assert dj.breaks == 0
+    tail = slice(256 * 30, None)  # once the fit has seen 30 s, it removes most of the jitter
+    resid = out[tail] - true[tail]
+    assert np.std(resid) < 0.006 and np.std(late[tail]) > 0.03
