@@ -71,7 +71,9 @@ def test_no_sample_lost_windows_shaped_and_events_aligned(lsl_outlets):
         np.testing.assert_array_equal(data[:, 0], idx)
         # clocksync + dejitter keep the outlet's own stamps (same machine): within 1 ms
         stamps = np.concatenate([c.timestamps for c in seen[name]])
-        expected = outlets.t0 + idx / rate
+        # float64: a float32 index would round the expected stamps to float32 (2 ms steps once
+        # the LSL clock, i.e. the machine's uptime, passes 16384 s)
+        expected = outlets.t0 + idx.astype(np.float64) / rate
         assert np.max(np.abs(stamps - expected)) < 1e-3
         assert pipe.stats[buf_key(pipe, name)].lost_in_buffer == 0
     # 2. windows of the configured shape, hop apart
