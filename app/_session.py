@@ -434,7 +434,7 @@ class Session:
             time.sleep(0.2)
             now = time.monotonic()
             for key, st in list(self.pipeline.stats.items()):
-                if not st.info.is_regular or not st.rate_window:
+                if not st.info.is_regular or not st.rate_window or key in self.pipeline.finished:
                     continue
                 last_wall = st.rate_window[-1][0]
                 name = st.info.name

@@ -80,6 +80,8 @@ class Pipeline:
         self._cursors: dict[str, int] = {}
         self._infos: dict[str, StreamInfo] = {}
         self.windows_out = 0
+        #: keys of streams whose source has ended by design (an array played to its end)
+        self.finished: set[str] = set()
 
     # -- wiring ------------------------------------------------------------------------------
     def on_chunk(self, fn: Callable[[Chunk], None]) -> None:
@@ -208,6 +210,7 @@ class Pipeline:
             for msg in src.pop_warnings():
                 self._report(f"{src.describe()}: {msg}")
             if isinstance(src, ArraySource) and src.exhausted:
+                self.finished.update(info.key for info in src.streams)
                 return
 
     def _report(self, msg: str) -> None:

@@ -276,14 +276,20 @@ class PretrainConfig:
         return d
 
 
-def pretrain_config_from_dict(data: Any, path: str = "<dict>") -> PretrainConfig:
-    """Build and validate a :class:`PretrainConfig` from a raw mapping."""
+def recipe_from_dict(cls: type, data: Any, path: str, sections: str):
+    """Build and validate a training recipe dataclass ``cls`` (with ``path`` and ``validate()``)
+    from a raw mapping; ``sections`` names its top-level keys for the error message."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the file must hold a mapping (modality:, data:, optim: ...)")
-    cfg = _build(PretrainConfig, scientific_numbers(data), f"{path}:")
+        raise ConfigError(f"{path}: the file must hold a mapping ({sections} ...)")
+    cfg = _build(cls, scientific_numbers(data), f"{path}:")
     cfg.path = path
     cfg.validate()
     return cfg
+
+
+def pretrain_config_from_dict(data: Any, path: str = "<dict>") -> PretrainConfig:
+    """Build and validate a :class:`PretrainConfig` from a raw mapping."""
+    return recipe_from_dict(PretrainConfig, data, path, "modality:, data:, optim:")
 
 
 def load_pretrain_config(path: str | Path, overrides: list[str] | None = None) -> PretrainConfig:

@@ -44,7 +44,7 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from physio_live.core import ConfigError
-from physio_live.core._config import _build, read_config_file, scientific_numbers
+from physio_live.core._config import read_config_file
 from physio_live.models import (
     CBraMod,
     CheckpointError,
@@ -59,7 +59,7 @@ from physio_live.models import (
 )
 from physio_live.models._cbramod import load_strict
 
-from ._config import TrainError
+from ._config import TrainError, recipe_from_dict
 from ._dreamer import FinetuneDataConfig, WindowSet, load_windows
 
 __all__ = [
@@ -196,12 +196,7 @@ class FinetuneConfig:
 
 def finetune_config_from_dict(data: Any, path: str = "<dict>") -> FinetuneConfig:
     """Build and validate a :class:`FinetuneConfig` from a raw mapping."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the file must hold a mapping (data:, model:, train: ...)")
-    cfg = _build(FinetuneConfig, scientific_numbers(data), f"{path}:")
-    cfg.path = path
-    cfg.validate()
-    return cfg
+    return recipe_from_dict(FinetuneConfig, data, path, "data:, model:, train:")
 
 
 def load_finetune_config(path: str | Path, overrides: list[str] | None = None) -> FinetuneConfig:

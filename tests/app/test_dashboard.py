@@ -224,24 +224,15 @@ def test_replay_of_a_real_recording_in_the_window(qtbot, data_dir):
     win.close()
 
 
-def test_waiting_for_a_missing_stream_shows_progress_and_ends_when_it_appears(lsl_outlets, qtbot):
-    tag = uuid.uuid4().hex[:8]
-    specs = [
-        {"name": f"waitEEG-{tag}", "type": "EEG", "n_ch": 4, "srate": 200.0},
-        {"name": f"waitECG-{tag}", "type": "ECG", "n_ch": 2, "srate": 200.0},
-    ]
+def _window_waiting_for(qtbot, eeg_name: str, ecg_name: str | None = None) -> Dashboard:
+    """A Dashboard opening a config whose EEG source waits (``on_missing: wait``) for
+    ``eeg_name``; returned once its first "waiting for" line is in the window's log."""
+    sources = [{"kind": "lsl", "role": "eeg", "name": eeg_name, "timeout": 1, "on_missing": "wait"}]
+    if ecg_name:
+        sources.append({"kind": "lsl", "role": "ecg", "name": ecg_name, "timeout": 5})
     cfg = config_from_dict(
         {
-            "sources": [
-                {
-                    "kind": "lsl",
-                    "role": "eeg",
-                    "name": specs[0]["name"],
-                    "timeout": 1,
-                    "on_missing": "wait",
-                },
-                {"kind": "lsl", "role": "ecg", "name": specs[1]["name"], "timeout": 5},
-            ],
+            "sources": sources,
             "aligner": {"window": 2.0, "hop": 1.0},
             "model": {"size": "tiny", "device": "cpu"},
             "recording": {"enabled": False},
@@ -252,8 +243,19 @@ def test_waiting_for_a_missing_stream_shows_progress_and_ends_when_it_appears(ls
     qtbot.addWidget(win)
     win.show()
     assert win.open_config(cfg)
-    waiting = lambda: any("waiting for LSL stream" in m for m in win.messages)  # noqa: E731
-    qtbot.waitUntil(waiting, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: any("waiting for LSL stream" in m for m in win.messages), timeout=10_000
+    )
+    return win
+
+
+def test_waiting_for_a_missing_stream_shows_progress_and_ends_when_it_appears(lsl_outlets, qtbot):
+    tag = uuid.uuid4().hex[:8]
+    specs = [
+        {"name": f"waitEEG-{tag}", "type": "EEG", "n_ch": 4, "srate": 200.0},
+        {"name": f"waitECG-{tag}", "type": "ECG", "n_ch": 2, "srate": 200.0},
+    ]
+    win = _window_waiting_for(qtbot, specs[0]["name"], specs[1]["name"])
     assert win.session is None  # nothing attached while it waits
     lsl_outlets([dict(s) for s in specs], unique=False)
     qtbot.waitUntil(lambda: win.session is not None and win.session.running, timeout=20_000)
@@ -263,27 +265,6 @@ def test_waiting_for_a_missing_stream_shows_progress_and_ends_when_it_appears(ls
 
 
 def test_closing_the_window_ends_a_wait_that_never_ends(qtbot):
-    cfg = config_from_dict(
-        {
-            "sources": [
-                {
-                    "kind": "lsl",
-                    "role": "eeg",
-                    "name": f"never-{uuid.uuid4().hex[:8]}",
-                    "timeout": 1,
-                    "on_missing": "wait",
-                }
-            ],
-            "model": {"size": "tiny", "device": "cpu"},
-            "recording": {"enabled": False},
-            "outlet": {"enabled": False},
-        }
-    )
-    win = Dashboard()
-    qtbot.addWidget(win)
-    win.show()
-    assert win.open_config(cfg)
-    waiting = lambda: any("waiting for LSL stream" in m for m in win.messages)  # noqa: E731
-    qtbot.waitUntil(waiting, timeout=10_000)
+    win = _window_waiting_for(qtbot, f"never-{uuid.uuid4().hex[:8]}")
     win.close()  # sets the stop event and joins the opener (30 s at most)
     assert not win._opener.is_alive(), "the wait went on after the window closed"

@@ -71,3 +71,36 @@ def test_record_start_stop_and_markers_land_in_file_and_windows(tmp_path, eegmat
     hits = [w for w in windows if any(m == "stimulus 1" for _, m in w.markers)]
     assert 2 <= len(hits) <= 4
     assert all(w.t_end - 2.0 < t_mark <= w.t_end for w in hits)
+
+
+def test_an_array_played_to_its_end_is_not_reported_lost(data_dir):
+    """Only a live stream that stops unexpectedly is marked lost; an array source that has
+    delivered all its samples has ended by design."""
+    import pylsl
+
+    with pyedflib.EdfReader(str(data_dir / "eeg_ecg_eegmat" / "Subject00_1.edf")) as f:
+        fs = f.getSampleFrequency(0)
+        eeg = np.stack([f.readSignal(i)[: int(3 * fs)] for i in range(4)], 1).astype(np.float32)
+    info = StreamInfo("short-EEG", "EEG", "eeg", ("Fp1", "Fp2", "F3", "F4"), ("uV",) * 4, fs)
+    src = ArraySource(info, eeg, realtime=True, t0=pylsl.local_clock(), chunk_seconds=0.05)
+    cfg = config_from_dict(
+        {
+            "sources": [{"kind": "lsl", "role": "eeg", "name": "unused"}],
+            "aligner": {"window": 2.0, "hop": 0.5},
+            "model": {"size": "tiny", "device": "cpu"},
+            "recording": {"enabled": False},
+            "outlet": {"enabled": False},
+        }
+    )
+    session = Session(cfg, sources=[src])
+    session.open()
+    session.start()
+    try:
+        deadline = time.monotonic() + 15
+        while info.key not in session.pipeline.finished and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert info.key in session.pipeline.finished
+        time.sleep(3.0)  # longer than the 2-s loss threshold
+    finally:
+        session.close()
+    assert not [e for e in session.pipeline.errors if "lost" in e]
