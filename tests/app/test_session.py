@@ -13,6 +13,16 @@ from physio_live.app._session import Session
 from physio_live.core import ArraySource, StreamInfo, config_from_dict
 
 
+#: a session over array sources (the config's own source is not opened when sources are given)
+ARRAY_SESSION = {
+    "sources": [{"kind": "lsl", "role": "eeg", "name": "unused"}],
+    "aligner": {"window": 2.0, "hop": 0.5},
+    "model": {"size": "tiny", "device": "cpu"},
+    "recording": {"enabled": False},
+    "outlet": {"enabled": False},
+}
+
+
 @pytest.fixture
 def eegmat_sources(data_dir):
     with pyedflib.EdfReader(str(data_dir / "eeg_ecg_eegmat" / "Subject00_1.edf")) as f:
@@ -34,15 +44,7 @@ def eegmat_sources(data_dir):
 
 
 def test_record_start_stop_and_markers_land_in_file_and_windows(tmp_path, eegmat_sources):
-    cfg = config_from_dict(
-        {
-            "sources": [{"kind": "lsl", "role": "eeg", "name": "unused"}],
-            "aligner": {"window": 2.0, "hop": 0.5},
-            "model": {"size": "tiny", "device": "cpu"},
-            "recording": {"enabled": False},
-            "outlet": {"enabled": False},
-        }
-    )
+    cfg = config_from_dict(ARRAY_SESSION)
     session = Session(cfg, sources=eegmat_sources)
     windows = []
     session.open()
@@ -83,15 +85,7 @@ def test_an_array_played_to_its_end_is_not_reported_lost(data_dir):
         eeg = np.stack([f.readSignal(i)[: int(3 * fs)] for i in range(4)], 1).astype(np.float32)
     info = StreamInfo("short-EEG", "EEG", "eeg", ("Fp1", "Fp2", "F3", "F4"), ("uV",) * 4, fs)
     src = ArraySource(info, eeg, realtime=True, t0=pylsl.local_clock(), chunk_seconds=0.05)
-    cfg = config_from_dict(
-        {
-            "sources": [{"kind": "lsl", "role": "eeg", "name": "unused"}],
-            "aligner": {"window": 2.0, "hop": 0.5},
-            "model": {"size": "tiny", "device": "cpu"},
-            "recording": {"enabled": False},
-            "outlet": {"enabled": False},
-        }
-    )
+    cfg = config_from_dict(ARRAY_SESSION)
     session = Session(cfg, sources=[src])
     session.open()
     session.start()
