@@ -12,7 +12,6 @@ import pyxdf
 from physio_live.app._session import Session
 from physio_live.core import ArraySource, StreamInfo, config_from_dict
 
-
 #: a session over array sources (the config's own source is not opened when sources are given)
 ARRAY_SESSION = {
     "sources": [{"kind": "lsl", "role": "eeg", "name": "unused"}],
