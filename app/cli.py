@@ -36,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="physio-live",
         description="Live EEG + ECG from LSL and BrainFlow on one clock -> fused encoder -> "
         "valence / arousal / dominance estimates.",
-        epilog="Subcommands: 'physio-live models info PATH', 'physio-live models pull cbramod'.",
+        epilog=(
+            "Subcommands: 'physio-live models list', 'physio-live models info NAME|PATH', "
+            "'physio-live models pull cbramod'."
+        ),
     )
     p.add_argument("--stream", action="store_true", help="run headless (no dashboard)")
     p.add_argument(
@@ -55,7 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--device", default=None, help="torch device: auto, cpu, cuda, cuda:N")
-    p.add_argument("--checkpoint", default=None, help="fused model checkpoint (.safetensors)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="fused model checkpoint: a shipped name (physio-live models list) or a .safetensors",
+    )
     p.add_argument("--record-dir", default=None, help="folder for the XDF recording")
     p.add_argument("--no-record", action="store_true", help="do not record")
     p.add_argument("--windows", action="store_true", help="print every window as it is cut")
@@ -336,8 +343,11 @@ def run_gui(args: argparse.Namespace) -> int:
 def run_models(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="physio-live models", description="Inspect and fetch models.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    info = sub.add_parser("info", help="architecture, parameters, channels, targets, provenance")
-    info.add_argument("path")
+    sub.add_parser("list", help="the shipped checkpoints: name, kind, targets, size, test metrics")
+    info = sub.add_parser(
+        "info", help="architecture, parameters, channels, targets, provenance, test metrics"
+    )
+    info.add_argument("path", help="a shipped checkpoint name (see 'models list') or a file")
     pull = sub.add_parser("pull", help="download official weights and convert them to our format")
     pull.add_argument("name", choices=["cbramod"])
     pull.add_argument(
@@ -350,8 +360,17 @@ def run_models(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from physio_live import models
 
+    if args.cmd == "list":
+        shipped = models.shipped_checkpoints()
+        if not shipped:
+            print("physio-live: no shipped checkpoints are installed")
+            return 0
+        for name, path in shipped.items():
+            print(models.checkpoint_summary(name, path))
+        return 0
     if args.cmd == "info":
-        print(models.format_checkpoint_info(models.describe_checkpoint(args.path)))
+        path = models.resolve_checkpoint(args.path)
+        print(models.format_checkpoint_info(models.describe_checkpoint(path)))
         return 0
     out = models.pull_cbramod(args.out, source=args.source, cache_dir=args.cache_dir)
     print(f"physio-live: CBraMod weights converted to {out}")

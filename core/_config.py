@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import re
 import types
 import typing
@@ -335,11 +336,29 @@ class ModelConfig:
             raise ConfigError(f"{where}: max_batch and queue must be >= 1")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"{where}.device: {self.device!r}; use auto, cpu, cuda or cuda:N")
-        if self.checkpoint is not None and not Path(self.checkpoint).expanduser().exists():
+        if (
+            self.checkpoint is not None
+            and not Path(self.checkpoint).expanduser().exists()
+            and self.checkpoint.removesuffix(".safetensors") not in shipped_checkpoint_names()
+        ):
+            shipped = ", ".join(shipped_checkpoint_names()) or "none installed"
             raise ConfigError(
-                f"{where}.checkpoint: {self.checkpoint} does not exist; give the path of a "
+                f"{where}.checkpoint: {self.checkpoint} does not exist and is not a shipped "
+                f"checkpoint (shipped: {shipped}); give a shipped name, the path of a "
                 "physio-live checkpoint, or null for untrained weights"
             )
+
+
+def shipped_checkpoint_names() -> list[str]:
+    """Names of the checkpoints shipped in ``physio_live.models`` (``weights/NAME.safetensors``),
+    found without importing the models package (core does not import it)."""
+    spec = importlib.util.find_spec("physio_live.models")
+    names: set[str] = set()
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        weights = Path(folder) / "weights"
+        if weights.is_dir():
+            names.update(p.stem for p in weights.glob("*.safetensors") if p.is_file())
+    return sorted(names)
 
 
 @dataclass

@@ -4,7 +4,8 @@
   loads the official weights through :func:`checkpoint_filter_fn`.
 - :class:`FusedEmotionModel`: EEG ++ ECG embeddings -> MLP head, one logit per target.
 - Checkpoints: :func:`save_checkpoint` / :func:`load_checkpoint` (safetensors + JSON config),
-  :func:`read_state_dict` (safe ``.pth`` reading), :func:`pull_cbramod` (official weights).
+  :func:`read_state_dict` (safe ``.pth`` reading), :func:`pull_cbramod` (official weights),
+  :func:`resolve_checkpoint` (a shipped name such as ``eegmat-fused``, or a path).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ._checkpoint import (
     CBRAMOD_HUB_REPO,
     CBRAMOD_URL,
     Checkpoint,
+    checkpoint_summary,
     describe_checkpoint,
     format_checkpoint_info,
     hf_hub_cache_dir,
@@ -32,8 +34,10 @@ from ._checkpoint import (
     locate_official_cbramod,
     pull_cbramod,
     read_state_dict,
+    resolve_checkpoint,
     resolve_hub_file,
     save_checkpoint,
+    shipped_checkpoints,
 )
 from ._errors import CheckpointError, ModelInputError
 from ._fused import (
@@ -65,6 +69,7 @@ __all__ = [
     "cbramod_base",
     "cbramod_ecg",
     "checkpoint_filter_fn",
+    "checkpoint_summary",
     "config_from_official",
     "describe_checkpoint",
     "format_checkpoint_info",
@@ -76,8 +81,10 @@ __all__ = [
     "num_params",
     "pull_cbramod",
     "read_state_dict",
+    "resolve_checkpoint",
     "resolve_hub_file",
     "save_checkpoint",
+    "shipped_checkpoints",
     "to_official_state_dict",
     "weights_fingerprint",
 ]

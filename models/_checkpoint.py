@@ -39,6 +39,7 @@ __all__ = [
     "CBRAMOD_HUB_REPO",
     "CBRAMOD_URL",
     "Checkpoint",
+    "checkpoint_summary",
     "describe_checkpoint",
     "format_checkpoint_info",
     "hf_hub_cache_dir",
@@ -47,8 +48,10 @@ __all__ = [
     "locate_official_cbramod",
     "pull_cbramod",
     "read_state_dict",
+    "resolve_checkpoint",
     "resolve_hub_file",
     "save_checkpoint",
+    "shipped_checkpoints",
 ]
 
 FORMAT = "physio-live-checkpoint"
@@ -59,6 +62,10 @@ CBRAMOD_URL = f"https://huggingface.co/{CBRAMOD_HUB_REPO}/resolve/main/{CBRAMOD_
 
 Kind = Literal["fused_emotion", "cbramod_encoder"]
 PathLike = str | os.PathLike[str]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+"""Where the shipped checkpoints live: ``NAME.safetensors`` files, package data of
+``physio_live.models``."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,41 @@ class Checkpoint:
     provenance: Provenance
     model_id: str
     path: Path
+
+
+# --------------------------------------------------------------------------------------------------
+# Shipped checkpoints (names) and paths
+# --------------------------------------------------------------------------------------------------
+
+
+def shipped_checkpoints() -> dict[str, Path]:
+    """The checkpoints that ship with physio-live, by name (``NAME.safetensors`` in the package)."""
+    if not WEIGHTS_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.safetensors")) if p.is_file()}
+
+
+def resolve_checkpoint(spec: PathLike) -> Path:
+    """A shipped checkpoint's name (e.g. ``eegmat-fused``) or a path -> the file's path.
+
+    An existing file wins over a name; a spec that is neither raises one :class:`CheckpointError`
+    listing the shipped names.
+    """
+    text = os.fspath(spec).strip()
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    shipped = shipped_checkpoints()
+    name = text[: -len(".safetensors")] if text.endswith(".safetensors") else text
+    if name in shipped and not any(sep in text for sep in ("/", os.sep)):
+        return shipped[name]
+    names = ", ".join(shipped) or "none are installed"
+    if path.exists():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file: give the .safetensors")
+    raise CheckpointError(
+        f"{text!r} is neither a checkpoint file nor a shipped checkpoint name (shipped: {names}): "
+        f"give a shipped name (see `physio-live models list`) or the path of a .safetensors file"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -289,9 +331,19 @@ def _parse(meta: dict[str, str], path: Path) -> tuple[Kind, object, Provenance]:
     )
 
 
+def _shipped_or_path(spec: PathLike) -> Path:
+    """A shipped name (no folder part, no such file here) as its path; anything else unchanged."""
+    path = Path(spec)
+    if not path.exists() and len(path.parts) == 1:
+        name = path.name.removesuffix(".safetensors")
+        return shipped_checkpoints().get(name, path)
+    return path
+
+
 def load_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Rebuild a model from one of our checkpoints; returns it in eval mode with its config."""
-    path = Path(path)
+    """Rebuild a model from one of our checkpoints (a path or a shipped name); returns it in eval
+    mode with its config."""
+    path = _shipped_or_path(path)
     meta = _read_metadata(path)
     kind, config, provenance = _parse(meta, path)
     model: nn.Module
@@ -322,9 +374,10 @@ def load_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu")
 def describe_checkpoint(path: PathLike) -> dict[str, object]:
     """What ``physio-live models info PATH`` shows, read from the header without loading weights.
 
-    Official ``.pth`` files are described too (and point to ``models pull``).
+    Official ``.pth`` files are described too (and point to ``models pull``). ``path`` may be a
+    shipped name.
     """
-    path = Path(path)
+    path = _shipped_or_path(path)
     if path.is_file() and _sniff(path) == "torch":
         sd = read_state_dict(path)
         cfg = config_from_official(sd)
@@ -394,9 +447,62 @@ def format_checkpoint_info(info: Mapping[str, object]) -> str:
         if p["datasets"]:
             lines.append(f"    data: {', '.join(p['datasets'])}")
         lines.append(f"    created {p['created']} with {p['software']}")
+        notes = _parse_notes(str(p.get("notes") or ""))
+        if isinstance(notes, dict):
+            for key, value in notes.items():
+                text = value if isinstance(value, str) else json.dumps(value, default=str)
+                lines.append(f"    {key}: {text}")
+        elif notes:
+            lines.append(f"    notes: {notes}")
     if "hint" in info:
         lines.append(f"  {info['hint']}")
     return "\n".join(lines)
+
+
+def _parse_notes(notes: str) -> dict[str, object] | str:
+    """Provenance notes: the trainer writes a JSON object (metrics, preprocessing), else text."""
+    try:
+        parsed = json.loads(notes)
+    except (json.JSONDecodeError, TypeError):
+        return notes.strip()
+    return parsed if isinstance(parsed, dict) else notes.strip()
+
+
+def _fmt_num(v: object) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _metrics_summary(notes: dict[str, object]) -> str:
+    """One line of test metrics from JSON notes: the ``test`` entry if any, else every number."""
+    for key in ("test", "test_metrics", "metrics"):
+        m = notes.get(key)
+        if isinstance(m, dict) and m:
+            flat = {k: v for k, v in m.items() if isinstance(v, (int, float, str))}
+            return "test " + ", ".join(f"{k} {_fmt_num(v)}" for k, v in flat.items())
+    flat = {k: v for k, v in notes.items() if isinstance(v, (int, float))}
+    return ", ".join(f"{k} {_fmt_num(v)}" for k, v in flat.items())
+
+
+def checkpoint_summary(name: str, path: PathLike) -> str:
+    """One line for ``physio-live models list``: name, kind, targets, size, test metrics."""
+    path = Path(path)
+    meta = _read_metadata(path)
+    kind, config, provenance = _parse(meta, path)
+    size = path.stat().st_size / 1e6
+    if isinstance(config, FusedEmotionConfig):
+        what = f"targets {', '.join(config.targets)}"
+    else:
+        assert isinstance(config, ModalityConfig)
+        what = f"{config.name} encoder"
+    notes = _parse_notes(provenance.notes)
+    extra = _metrics_summary(notes) if isinstance(notes, dict) else notes.splitlines()[0:1]
+    if isinstance(extra, list):
+        extra = extra[0] if extra else ""
+    if not extra:
+        extra = provenance.source if provenance.trained else "UNTRAINED"
+    if len(extra) > 110:
+        extra = extra[:107] + "..."
+    return f"{name:<16} {kind:<16} {what:<34} {size:6.1f} MB  {extra}"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -370,3 +370,61 @@ def test_safetensors_header_length_starting_with_0x80_is_not_taken_for_a_pickle(
     assert len(header) % 256 == 0x80
     path.write_bytes(len(header).to_bytes(8, "little") + header)
     assert _sniff(path) == "safetensors"
+
+
+# -- shipped checkpoints by name -------------------------------------------------------------------
+
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch) -> Path:
+    """A stand-in for the package's weights folder holding one real checkpoint, ``tiny-test``."""
+    folder = tmp_path / "weights"
+    model = _fused()
+    model.provenance = Provenance(
+        trained=True,
+        source="unit test",
+        notes=json.dumps({"test": {"auroc": 0.8125, "accuracy": 0.75}, "hop_s": 2.0}),
+    )
+    save_checkpoint(folder / "tiny-test.safetensors", model)
+    monkeypatch.setattr(checkpoint_module, "WEIGHTS_DIR", folder)
+    return folder
+
+
+def test_resolve_checkpoint_finds_a_shipped_name_and_keeps_paths(weights_dir, tmp_path):
+    from physio_live.models import resolve_checkpoint, shipped_checkpoints
+
+    assert shipped_checkpoints() == {"tiny-test": weights_dir / "tiny-test.safetensors"}
+    assert resolve_checkpoint("tiny-test") == weights_dir / "tiny-test.safetensors"
+    assert resolve_checkpoint("tiny-test.safetensors") == weights_dir / "tiny-test.safetensors"
+    own = save_checkpoint(tmp_path / "mine.safetensors", _fused())
+    assert resolve_checkpoint(own) == own
+    assert resolve_checkpoint(str(own)) == own
+    # load and describe take the name too
+    assert load_checkpoint("tiny-test").model.config.name == "test-fusion"
+    assert describe_checkpoint("tiny-test")["path"] == str(weights_dir / "tiny-test.safetensors")
+
+
+def test_resolve_checkpoint_names_the_shipped_ones_for_an_unknown_name(weights_dir, tmp_path):
+    from physio_live.models import resolve_checkpoint
+
+    with pytest.raises(CheckpointError, match=r"shipped: tiny-test\)") as e:
+        resolve_checkpoint("eegmat-fussed")
+    assert isinstance(e.value, PhysioLiveError) and "\n" not in str(e.value)
+    with pytest.raises(CheckpointError, match="neither a checkpoint file"):
+        resolve_checkpoint(tmp_path / "nowhere" / "tiny-test")  # a path is never a name
+    with pytest.raises(CheckpointError, match="is a folder"):
+        resolve_checkpoint(tmp_path)
+
+
+def test_models_list_and_info_show_targets_and_test_metrics(weights_dir, capsys):
+    from physio_live.app.cli import main
+
+    assert main(["models", "list"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("tiny-test") and "fused_emotion" in line
+    assert "valence, arousal, dominance" in line and "test auroc 0.812" in line
+    assert main(["models", "info", "tiny-test"]) == 0
+    out = capsys.readouterr().out
+    assert '"auroc": 0.8125' in out and "hop_s: 2.0" in out
+    assert main(["models", "info", "no-such-model"]) == 1
+    assert "shipped: tiny-test" in capsys.readouterr().err
