@@ -344,8 +344,8 @@ class ModelConfig:
             shipped = ", ".join(shipped_checkpoint_names()) or "none installed"
             raise ConfigError(
                 f"{where}.checkpoint: {self.checkpoint} does not exist and is not a shipped "
-                f"checkpoint (shipped: {shipped}); give a shipped name, the path of a "
-                "physio-live checkpoint, or null for untrained weights"
+                f"checkpoint (shipped: {shipped}); give the path of a physio-live checkpoint, "
+                "a shipped name, or null for untrained weights"
             )
 
 
