@@ -35,7 +35,7 @@ from ._dashboard_widgets import (
     status_chip,
 )
 from ._format import fmt_bytes, fmt_ms
-from ._session import STREAM_LOST_AFTER_S, Session
+from ._session import Session
 
 __all__ = ["Dashboard", "run_dashboard"]
 
@@ -44,9 +44,6 @@ EEG_SCALES_UV = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 #: ECG amplitude scales offered, millivolts per lead spacing
 ECG_SCALES_MV = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 REPLAY_SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0)
-#: a regular stream with no chunk for this long is shown as lost, seconds (the session marks
-#: the same loss in the recording)
-LOST_AFTER_S = STREAM_LOST_AFTER_S
 FRAME_MS = 33
 
 
@@ -723,8 +720,10 @@ class Dashboard(QtWidgets.QMainWindow):
                 last_wall = None
             if last_wall is None:
                 state, colour, rate = "waiting", "#b36b00", 0.0
-            elif now - last_wall > LOST_AFTER_S:
-                state, colour, rate = f"lost ({now - last_wall:.0f} s)", "#b00020", 0.0
+            elif key in st.lost:  # judged by the session, which also says so in a message
+                state, colour, rate = f"lost ({now - st.lost[key]:.0f} s)", "#b00020", 0.0
+            elif key in s.pipeline.finished:
+                state, colour, rate = "ended", "#808080", 0.0
             else:
                 state, colour, rate = "ok", "#2a7f3f", stats.effective_rate
             prev = self.stream_states.get(key)

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -140,7 +140,19 @@ class SessionStatus:
     lost_samples: int
     recording: str | None
     recording_bytes: int
+    #: every user-facing message of the session so far, oldest first, append-only (the one
+    #: channel through which problems reach the user: a reader remembers how many it has shown)
     errors: list[str]
+    #: regular live streams judged lost by the session: stream key -> monotonic time of their
+    #: last chunk (judged once, here; the dashboard and the CLI only show it)
+    lost: dict[str, float] = field(default_factory=dict)
+
+
+def _recorder_messages(st: RecorderStatus) -> list[str]:
+    msgs = [f"recording: {m}" for m in st.notices + st.stream_errors]
+    if st.error:
+        msgs.append(f"recording: {st.error}")
+    return msgs
 
 
 class Session:
@@ -189,6 +201,11 @@ class Session:
         self._last = (0.0, 0, 0)
         self._rates = (0.0, 0.0)
         self.model = None
+        self.lost_streams: dict[str, float] = {}
+        self._messages: list[str] = []
+        self._message_lock = threading.Lock()
+        # how many entries of each part's own message list are already in ``_messages``
+        self._taken: dict[object, int] = {}
 
     def on_estimate(self, fn) -> None:
         self._listeners.append(fn)
@@ -303,7 +320,9 @@ class Session:
         rec, self.recorder = self.recorder, None
         if rec is None:
             return None
-        self.recording_status = rec.close()
+        self.recording_status = st = rec.close()
+        with self._message_lock:  # what it said up to and while closing stays in the log
+            self._take(("recorder", id(rec)), _recorder_messages(st))
         return self.recording_status
 
     def insert_marker(self, text: str, timestamp: float | None = None) -> float:
@@ -439,26 +458,66 @@ class Session:
                 last_wall = st.rate_window[-1][0]
                 name = st.info.name
                 if key not in lost and now - last_wall > STREAM_LOST_AFTER_S:
-                    lost[key] = last_wall
                     t_last = st.last_time if st.last_time is not None else pylsl.local_clock()
                     msg = (
                         f"stream {name} lost: no data for {STREAM_LOST_AFTER_S:g} s after "
                         f"t={t_last:.3f} (waiting for it to come back)"
                     )
-                    self.pipeline.errors.append(msg)
+                    # the message first, then the state: whoever sees the stream lost also
+                    # finds the message that says so
+                    self._say(msg)
+                    lost[key] = last_wall
+                    self.lost_streams[key] = last_wall
                     self._mark(f"physio-live: {msg}")
                 elif key in lost and last_wall > lost[key]:
                     away = last_wall - lost.pop(key)
+                    self.lost_streams.pop(key, None)
                     msg = f"stream {name} is back after {away:.1f} s without data"
-                    self.pipeline.errors.append(msg)
+                    self._say(msg)
                     self._mark(f"physio-live: {msg}")
 
     def _mark(self, text: str) -> None:
         try:
             self.insert_marker(text)
         except Exception as exc:  # a marker must never stop the watch
-            if self.pipeline is not None:
-                self.pipeline.errors.append(f"marker {text!r} not written: {exc}")
+            self._say(f"marker {text!r} not written: {exc}")
+
+    def _say(self, msg: str) -> None:
+        """Add a message of the session itself to the one message log."""
+        with self._message_lock:
+            self._collect()
+            self._messages.append(msg)
+
+    def _collect(self) -> None:
+        """Move what the parts (pipeline, worker, recorder, demo) reported since the last call
+        into the session's append-only message log, in the order it is found (caller holds the
+        lock). Each part keeps its own list; only the new tail of each is taken, so a reader's
+        count of messages seen stays valid however the parts interleave."""
+        parts: list[tuple[object, list[str]]] = []
+        if self.pipeline is not None:
+            parts.append((("pipeline", id(self.pipeline)), list(self.pipeline.errors)))
+        if self.worker is not None:
+            parts.append((("worker", id(self.worker)), list(self.worker.errors)))
+        recorder = self.recorder
+        if recorder is not None:
+            parts.append((("recorder", id(recorder)), _recorder_messages(recorder.status())))
+        if self.demo is not None and self.demo.error:
+            parts.append((("demo", id(self.demo)), [self.demo.error]))
+        for key, msgs in parts:
+            self._take(key, msgs)
+
+    def _take(self, key: object, msgs: list[str]) -> None:
+        n = self._taken.get(key, 0)
+        if len(msgs) < n:  # a part that started its list afresh
+            n = 0
+        self._messages.extend(msgs[n:])
+        self._taken[key] = len(msgs)
+
+    def messages(self) -> list[str]:
+        """Every user-facing message so far, oldest first (append-only)."""
+        with self._message_lock:
+            self._collect()
+            return list(self._messages)
 
     def _replay_loop(self) -> None:
         """Feed the recording's Chunks in time order, paced at ``speed`` (deadline scheduling
@@ -497,13 +556,8 @@ class Session:
         if self.replay is not None:  # recorded time vs now: not a latency
             p50 = p99 = float("nan")
         rec = self.recorder.status() if self.recorder is not None else None
-        errors = list(pipe.errors) + list(worker.errors)
-        if rec is not None:
-            errors.extend(f"recording: {msg}" for msg in rec.notices + rec.stream_errors)
-            if rec.error:
-                errors.append(f"recording: {rec.error}")
-        if self.demo is not None and self.demo.error:
-            errors.append(self.demo.error)
+        lost = dict(self.lost_streams)  # before the messages: a lost stream's message is in them
+        errors = self.messages()
         return SessionStatus(
             elapsed=now - self._t_start,
             rates={
@@ -521,6 +575,7 @@ class Session:
             recording=str(rec.path) if rec is not None else None,
             recording_bytes=rec.bytes_written if rec is not None else 0,
             errors=errors,
+            lost=lost,
         )
 
     def close(self) -> None:

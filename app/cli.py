@@ -198,7 +198,7 @@ def run_replay(args: argparse.Namespace) -> int:
     stop = _install_stop_signals()
     session = Session(cfg, recording=rec, speed=speed)
     session.open()
-    early = list(session.pipeline.errors)  # e.g. channel-name warnings: say them now
+    early = session.messages()  # e.g. channel-name warnings: say them now
     for msg in early:
         print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
     exporter = WindowExporter(cfg) if args.export_windows else None

@@ -96,4 +96,32 @@ def test_an_array_played_to_its_end_is_not_reported_lost(data_dir):
         time.sleep(3.0)  # longer than the 2-s loss threshold
     finally:
         session.close()
-    assert not [e for e in session.pipeline.errors if "lost" in e]
+    assert not [e for e in session.messages() if "lost" in e]
+    assert not session.lost_streams
+
+
+def test_messages_are_one_append_only_log_whatever_part_reports(eegmat_sources):
+    """The dashboard and the CLI remember how many messages they have shown; that count must
+    stay valid when the worker reported before the pipeline does (the old status() glued the
+    parts' lists together, so a new pipeline message shifted the worker's into the unseen tail
+    and the new one was never shown)."""
+    rng = np.random.default_rng()
+    session = Session(config_from_dict(ARRAY_SESSION), sources=eegmat_sources)
+    session.open()
+    try:
+        seen: list[str] = []
+        expected: list[str] = []
+        for _ in range(12):
+            part = session.worker if rng.random() < 0.5 else session.pipeline
+            msg = f"{'worker' if part is session.worker else 'pipeline'} says {rng.integers(1e9)}"
+            part.errors.append(msg)
+            expected.append(msg)
+            if rng.random() < 0.5:
+                st = session.status()
+                assert st.errors[: len(seen)] == seen, "messages already shown moved"
+                seen = st.errors
+        st = session.status()
+        assert st.errors[: len(seen)] == seen
+        assert [m for m in st.errors if " says " in m] == expected
+    finally:
+        session.close()
