@@ -6,10 +6,15 @@
   see :mod:`physio_live.trainer._masking`.
 - Loop: :func:`pretrain` (single process or ``torchrun``; DDP, exact resume, CSV metrics, export of
   the encoder in the app's checkpoint format).
+- Fine-tuning (:func:`run_finetune`): data kinds in :mod:`._data` (``manifest``: labelled
+  recordings cut by the app's own aligner, :mod:`._manifest`; DREAMER and exported windows,
+  :mod:`._dreamer`), splits in :mod:`._splits`, metrics in :mod:`._metrics`, classical reference
+  rows in :mod:`._baselines`.
 """
 
 from __future__ import annotations
 
+from ._baselines import LogisticRegression, band_power_features, heart_rate
 from ._config import (
     DataConfig,
     MaskingConfig,
@@ -30,8 +35,8 @@ from ._corpus import (
     normalize_channel_name,
     preprocess_record,
 )
+from ._data import FinetuneDataConfig, ManifestConfig, WindowSet, load_windows
 from ._dreamer import (
-    WindowSet,
     load_dreamer,
     load_exported_windows,
     read_dreamer,
@@ -39,17 +44,14 @@ from ._dreamer import (
 )
 from ._finetune import (
     FinetuneConfig,
-    accuracy,
-    auroc,
     finetune_config_from_dict,
-    kfold_splits,
     load_finetune_config,
-    loso_splits,
-    macro_f1,
+    make_folds,
     run_evaluate,
     run_finetune,
 )
 from ._loop import BatchPlan, PretrainResult, build_model, evaluate, lr_at, pretrain
+from ._manifest import aligner_config, build_manifest, load_manifest, recording_windows
 from ._masking import (
     MaskBatch,
     baseline_interp,
@@ -59,12 +61,25 @@ from ._masking import (
     masked_mse,
     patch_mask,
 )
+from ._metrics import (
+    accuracy,
+    auroc,
+    average_precision,
+    balanced_accuracy,
+    binary_metrics,
+    macro_f1,
+)
+from ._splits import Fold, kfold_splits, loso_splits, subject_cv_splits, subject_split
 
 __all__ = [
     "BatchPlan",
     "Corpus",
     "DataConfig",
     "FinetuneConfig",
+    "FinetuneDataConfig",
+    "Fold",
+    "LogisticRegression",
+    "ManifestConfig",
     "MaskBatch",
     "MaskingConfig",
     "ModelConfig",
@@ -75,10 +90,16 @@ __all__ = [
     "TrainError",
     "WindowSet",
     "accuracy",
+    "aligner_config",
     "auroc",
+    "average_precision",
+    "balanced_accuracy",
+    "band_power_features",
     "baseline_interp",
     "baseline_zeros",
+    "binary_metrics",
     "build_cache",
+    "build_manifest",
     "build_model",
     "cache_key",
     "cache_path",
@@ -86,14 +107,18 @@ __all__ = [
     "evaluate",
     "find_records",
     "finetune_config_from_dict",
+    "heart_rate",
     "kfold_splits",
     "load_dreamer",
     "load_exported_windows",
     "load_finetune_config",
+    "load_manifest",
     "load_pretrain_config",
+    "load_windows",
     "loso_splits",
     "lr_at",
     "macro_f1",
+    "make_folds",
     "make_mask",
     "masked_mse",
     "normalize_channel_name",
@@ -102,7 +127,10 @@ __all__ = [
     "pretrain",
     "pretrain_config_from_dict",
     "read_dreamer",
+    "recording_windows",
     "run_evaluate",
     "run_finetune",
+    "subject_cv_splits",
+    "subject_split",
     "write_synthetic_dreamer",
 ]

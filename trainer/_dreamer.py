@@ -29,17 +29,30 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from physio_live.core import ConfigError
 from physio_live.core._filters import StreamingFilter, design_sos, unit_scale_uv
-from physio_live.models import ModalityConfig
 
 from ._config import TrainError
+from ._data import (
+    DREAMER_TARGETS,
+    MODEL_RATE,
+    PATCH,
+    FinetuneDataConfig,
+    LabelConfig,
+    SessionConfig,
+    SignalConfig,
+    SyntheticConfig,
+    WindowSet,
+    _spec,
+    binarize,
+    load_windows,
+)
 
 __all__ = [
     "DREAMER_TARGETS",
@@ -58,9 +71,6 @@ __all__ = [
     "write_synthetic_dreamer",
 ]
 
-MODEL_RATE = 200.0
-PATCH = 200
-DREAMER_TARGETS = ("valence", "arousal", "dominance")
 _SCORE_FIELDS = {
     "valence": "ScoreValence",
     "arousal": "ScoreArousal",
@@ -70,195 +80,6 @@ DREAMER_ELECTRODES = (
     "AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2", "P8", "T8", "FC6", "F4", "F8", "AF4",
 )  # fmt: skip
 ECG_LEADS = ("ECG1", "ECG2")
-
-
-# --------------------------------------------------------------------------------------------------
-# Config
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class SignalConfig:
-    """Filters and units of one modality (applied at the native rate, before resampling)."""
-
-    #: band-pass edges in Hz; a high edge at or above the native Nyquist becomes a high-pass
-    bandpass: list[float] = field(default_factory=lambda: [0.3, 75.0])
-    #: notch frequency in Hz or null
-    notch: float | None = 50.0
-    notch_q: float = 30.0
-    order: int = 4
-    #: unit of the values stored in the file (uV, mV, V)
-    raw_unit: str = "uV"
-    #: microvolts per model unit (CBraMod: 100 uV; the default fused ModalityConfig: 100 for both)
-    unit_uv: float = 100.0
-
-    def validate(self, where: str) -> None:
-        if len(self.bandpass) != 2 or not 0 <= self.bandpass[0] < self.bandpass[1]:
-            raise ConfigError(f"{where}.bandpass: give [low, high] in Hz with 0 <= low < high")
-        if self.bandpass[1] >= MODEL_RATE / 2:
-            raise ConfigError(
-                f"{where}.bandpass: high edge {self.bandpass[1]} Hz must be below {MODEL_RATE / 2} "
-                "Hz (it is the anti-aliasing filter before resampling to 200 Hz)"
-            )
-        if self.notch is not None and not 0 < self.notch < MODEL_RATE / 2:
-            raise ConfigError(f"{where}.notch: must be between 0 and 100 Hz, or null")
-        if not 1 <= self.order <= 10:
-            raise ConfigError(f"{where}.order: filter order must be 1..10")
-        if unit_scale_uv(self.raw_unit, None) is None:
-            raise ConfigError(f"{where}.raw_unit: {self.raw_unit!r} unknown; use uV, mV or V")
-        if self.unit_uv <= 0:
-            raise ConfigError(f"{where}.unit_uv: must be > 0 microvolts per model unit")
-
-
-@dataclass
-class LabelConfig:
-    """How ratings become high/low labels."""
-
-    #: ``threshold``: rating > threshold is high; ``median``: rating > the subject's median
-    mode: Literal["threshold", "median"] = "threshold"
-    threshold: float = 3.0
-
-
-@dataclass
-class SessionConfig:
-    """One exported session of a lab's own data: windows ``.npz`` + labels ``.csv``."""
-
-    windows: str
-    labels: str
-    #: subject id (sessions of one subject share it); default: the file name
-    subject: str | None = None
-    #: ``absolute``: CSV times are on the npz ``t_end`` clock (LSL seconds); ``relative``: seconds
-    #: since the start of the first window
-    times: Literal["absolute", "relative"] = "absolute"
-
-
-@dataclass
-class SyntheticConfig:
-    """A DREAMER-layout file with planted effects (``data.kind: synthetic``; smoke runs, tests)."""
-
-    subjects: int = 4
-    clips: int = 6
-    stimulus_s: float = 20.0
-    baseline_s: float = 4.0
-    seed: int | None = 0
-
-
-@dataclass
-class FinetuneDataConfig:
-    """Which data, and how it becomes labelled model-input windows."""
-
-    #: ``dreamer`` (``file``), ``windows`` (``sessions``: own exported data) or ``synthetic``
-    kind: Literal["dreamer", "windows", "synthetic"]
-    #: the DREAMER ``.mat`` file (MATLAB v5)
-    file: str | None = None
-    sessions: list[SessionConfig] = field(default_factory=list)
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    #: 1-based DREAMER subject numbers to use; null: all
-    subjects: list[int] | None = None
-    targets: list[str] = field(default_factory=lambda: list(DREAMER_TARGETS))
-    label: LabelConfig = field(default_factory=LabelConfig)
-    #: window length in whole seconds (= 1-s patches); DREAMER only (exported windows keep theirs)
-    window_s: int = 4
-    #: seconds between window starts (window_s: no overlap)
-    hop_s: float = 4.0
-    baseline: Literal["none", "subtract"] = "none"
-    #: use only the last this many seconds of each clip (null: all of it)
-    stimulus_s: float | None = None
-    #: seconds dropped at the start of each recording (filter settling)
-    settle_s: float = 1.0
-    eeg: SignalConfig = field(default_factory=SignalConfig)
-    ecg: SignalConfig = field(default_factory=lambda: SignalConfig(bandpass=[0.5, 45.0]))
-
-    def validate(self, where: str) -> None:
-        if self.kind == "dreamer" and not self.file:
-            raise ConfigError(f"{where}.file: give the path of DREAMER.mat (data.kind: dreamer)")
-        if self.kind == "windows" and not self.sessions:
-            raise ConfigError(
-                f"{where}.sessions: list at least one {{windows: X.npz, labels: X.csv}} "
-                "(data.kind: windows)"
-            )
-        if not self.targets:
-            raise ConfigError(f"{where}.targets: list at least one target")
-        if self.window_s < 1:
-            raise ConfigError(f"{where}.window_s: must be >= 1 (whole 1-s patches)")
-        hop = self.hop_s * MODEL_RATE
-        if self.hop_s <= 0 or abs(hop - round(hop)) > 1e-6:
-            raise ConfigError(f"{where}.hop_s: must be > 0 and a whole number of 200 Hz samples")
-        if self.settle_s < 0 or (self.stimulus_s is not None and self.stimulus_s < self.window_s):
-            raise ConfigError(f"{where}: need settle_s >= 0 and stimulus_s >= window_s (or null)")
-        self.eeg.validate(f"{where}.eeg")
-        self.ecg.validate(f"{where}.ecg")
-
-
-# --------------------------------------------------------------------------------------------------
-# The labelled windows
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class WindowSet:
-    """Labelled windows of model input, with the groups the protocols split by.
-
-    ``eeg``/``ecg``: float32 ``[N, C, P, 200]`` in model units (None when the data has no such
-    modality); ``ratings``/``labels``: ``[N, targets]``; ``subject``: index into ``subjects``;
-    ``trial``: one id per (subject, clip) recording, the unit no split may cut; ``clip``: the
-    clip (film / labelled segment) number within its subject.
-    """
-
-    eeg: np.ndarray | None
-    ecg: np.ndarray | None
-    ratings: np.ndarray
-    labels: np.ndarray
-    subject: np.ndarray
-    trial: np.ndarray
-    clip: np.ndarray
-    subjects: list[str]
-    targets: tuple[str, ...]
-    eeg_spec: ModalityConfig
-    ecg_spec: ModalityConfig
-    label_threshold: float
-    preprocessing: dict[str, Any]
-    source: str
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def n_patches(self) -> int:
-        x = self.eeg if self.eeg is not None else self.ecg
-        assert x is not None
-        return int(x.shape[2])
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "windows": len(self),
-            "subjects": len(self.subjects),
-            "trials": len(np.unique(self.trial)),
-            "eeg": None if self.eeg is None else list(self.eeg.shape[1:]),
-            "ecg": None if self.ecg is None else list(self.ecg.shape[1:]),
-            "positive_rate": {
-                t: round(float(self.labels[:, i].mean()), 4) for i, t in enumerate(self.targets)
-            },
-        }
-
-
-def binarize(
-    ratings: np.ndarray, subject: np.ndarray, label: LabelConfig
-) -> tuple[np.ndarray, float]:
-    """Ratings ``[n, targets]`` -> 0/1 labels, and the threshold recorded with the model.
-
-    ``threshold``: rating > threshold. ``median``: rating > that subject's median rating (per
-    target); the recorded threshold is then the median over all ratings (for information only).
-    """
-    ratings = np.asarray(ratings, np.float64)
-    if label.mode == "threshold":
-        return (ratings > label.threshold).astype(np.int64), float(label.threshold)
-    out = np.zeros(ratings.shape, np.int64)
-    for s in np.unique(subject):
-        rows = subject == s
-        out[rows] = ratings[rows] > np.median(ratings[rows], axis=0, keepdims=True)
-    return out, float(np.median(ratings))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -448,18 +269,6 @@ def read_dreamer(path: str | Path, subjects: list[int] | None = None) -> Dreamer
             )
         )
     return DreamerFile(eeg_rate, ecg_rate, electrodes, out)
-
-
-def _spec(name: str, channels: tuple[str, ...], n_patches: int, unit_uv: float) -> ModalityConfig:
-    return ModalityConfig(
-        name=name,
-        channels=channels,
-        n_patches=n_patches,
-        sampling_rate=MODEL_RATE,
-        patch_size=PATCH,
-        units="uV",
-        scale=1.0 / unit_uv,
-    )
 
 
 def load_dreamer(cfg: FinetuneDataConfig, file: str | Path | None = None) -> WindowSet:
@@ -679,27 +488,6 @@ def load_exported_windows(cfg: FinetuneDataConfig) -> WindowSet:
         preprocessing=prep,
         source=f"exported windows: {len(cfg.sessions)} session(s)",
     )
-
-
-def load_windows(cfg: FinetuneDataConfig, work_dir: str | Path | None = None) -> WindowSet:
-    """The windows ``cfg`` describes (a synthetic file is written to ``work_dir`` first)."""
-    if cfg.kind == "windows":
-        return load_exported_windows(cfg)
-    if cfg.kind == "synthetic":
-        s = cfg.synthetic
-        out = Path(work_dir or ".") / "dreamer_synthetic.mat"
-        write_synthetic_dreamer(
-            out,
-            n_subjects=s.subjects,
-            n_clips=s.clips,
-            stimulus_s=s.stimulus_s,
-            baseline_s=s.baseline_s,
-            seed=s.seed,
-        )
-        ws = load_dreamer(replace(cfg, kind="dreamer"), out)
-        ws.preprocessing["kind"] = "synthetic"
-        return ws
-    return load_dreamer(cfg)
 
 
 # --------------------------------------------------------------------------------------------------

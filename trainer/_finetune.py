@@ -40,7 +40,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from physio_live.core import ConfigError
@@ -60,7 +59,15 @@ from physio_live.models import (
 from physio_live.models._cbramod import load_strict
 
 from ._config import TrainError, recipe_from_dict
-from ._dreamer import FinetuneDataConfig, WindowSet, load_windows
+from ._data import FinetuneDataConfig, WindowSet, load_windows
+from ._metrics import METRIC_NAMES, accuracy, auroc, binary_metrics, macro_f1, nanmean
+from ._splits import (
+    Fold,
+    kfold_splits,
+    loso_splits,
+    subject_cv_splits,
+    subject_split,
+)
 
 __all__ = [
     "EncoderInit",
@@ -135,18 +142,46 @@ class FinetuneTrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     #: batch size for computing embeddings and predictions
     eval_batch_size: int = 64
+    #: folds with validation subjects: score validation AUROC every this many steps (and at the
+    #: end) and keep the best weights (0: only at the end)
+    eval_every: int = 50
+
+
+@dataclass
+class SplitConfig:
+    """A fixed split by subject (``protocols: [split]``); items may be ranges like ``"00-27"``
+    (quote them in YAML); an empty ``train`` is every subject not in ``val`` or ``test``."""
+
+    train: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+    test: list[str] = field(default_factory=list)
 
 
 @dataclass
 class ProtocolConfig:
-    protocols: list[Literal["kfold", "loso"]] = field(default_factory=lambda: ["kfold", "loso"])
+    #: ``kfold`` (subject-dependent, by trial/clip), ``loso``, ``split`` (fixed subject lists,
+    #: ``split``) and ``cv`` (subject-wise, ``cv_folds`` groups; test k, validation k-1)
+    protocols: list[Literal["kfold", "loso", "split", "cv"]] = field(
+        default_factory=lambda: ["kfold", "loso"]
+    )
     folds: int = 5
+    split: SplitConfig = field(default_factory=SplitConfig)
+    cv_folds: int = 9
+    #: trainings per fold and modality (seeds run.seed, run.seed + 1 ...) for ``split`` / others
+    seeds: int = 1
+    cv_seeds: int = 1
+    #: classical reference rows on the same windows and folds (EEG band powers + logistic
+    #: regression; heart rate from the ECG + logistic regression)
+    baselines: bool = False
     split_by: Literal["trial", "clip"] = "trial"
     modalities: list[Modality] = field(default_factory=lambda: ["eeg", "ecg", "fused"])
     #: run only the first this many folds of each protocol (null: all)
     max_folds: int | None = None
-    #: train the fused model on all data and save it as ``model.safetensors``
+    #: save a fused model as ``model.safetensors``: with a ``split`` protocol, the fused model of
+    #: the seed with the best validation AUROC; otherwise one trained on all the data
     final_model: bool = True
+    #: also copy that model here (e.g. models/weights/eegmat-fused.safetensors)
+    export: str | None = None
     #: ``physio-train evaluate``: the fused checkpoint to evaluate
     checkpoint: str | None = None
 
@@ -182,6 +217,13 @@ class FinetuneConfig:
             raise ConfigError(f"{w}: train.modality_dropout: must be in [0, 1)")
         if e.folds < 2:
             raise ConfigError(f"{w}: eval.folds: need at least 2 folds")
+        if e.seeds < 1 or e.cv_seeds < 1 or t.eval_every < 0:
+            raise ConfigError(f"{w}: eval.seeds/cv_seeds must be >= 1, train.eval_every >= 0")
+        if "split" in e.protocols and not e.split.test:
+            raise ConfigError(
+                f"{w}: eval.split.test: list the test subjects (protocols: [split]), e.g. "
+                "test: ['32-35']"
+            )
         if not e.modalities or not e.protocols:
             raise ConfigError(f"{w}: eval: list at least one protocol and one modality")
         if e.max_folds is not None and e.max_folds < 1:
@@ -203,115 +245,6 @@ def load_finetune_config(path: str | Path, overrides: list[str] | None = None) -
     """Load a fine-tuning YAML (a path, or a shipped name like ``finetune_dreamer_smoke``)."""
     data, p = read_config_file(path, overrides, kind="train")
     return finetune_config_from_dict(data, str(p))
-
-
-# --------------------------------------------------------------------------------------------------
-# Metrics (binary, per target)
-# --------------------------------------------------------------------------------------------------
-
-
-def accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    """Fraction of correct 0/1 predictions."""
-    y, pred = np.asarray(y), np.asarray(pred)
-    return float(np.mean(y == pred)) if len(y) else math.nan
-
-
-def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
-    """Mean F1 over the classes present in ``y`` or ``pred`` (F1 of a class with no true or
-    predicted member would be 0/0; such a class is left out, as scikit-learn does)."""
-    y, pred = np.asarray(y), np.asarray(pred)
-    scores = []
-    for c in np.union1d(y, pred):
-        tp = np.sum((pred == c) & (y == c))
-        fp = np.sum((pred == c) & (y != c))
-        fn = np.sum((pred != c) & (y == c))
-        scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else math.nan
-
-
-def auroc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve by the rank (Mann-Whitney) statistic; ties count one half.
-    NaN when ``y`` holds one class only."""
-    y, score = np.asarray(y).astype(bool), np.asarray(score, np.float64)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    ranks = rankdata(score)  # average ranks for ties
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def binary_metrics(y: np.ndarray, prob: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, macro-F1 (prediction: ``prob > threshold``) and AUROC of one target."""
-    pred = (np.asarray(prob) > threshold).astype(np.int64)
-    return {"accuracy": accuracy(y, pred), "f1": macro_f1(y, pred), "auroc": auroc(y, prob)}
-
-
-# --------------------------------------------------------------------------------------------------
-# Splits
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fold:
-    protocol: str
-    index: int
-    name: str
-    train: np.ndarray
-    test: np.ndarray
-
-
-def kfold_splits(
-    ws: WindowSet, k: int, seed: int = 0, split_by: Literal["trial", "clip"] = "trial"
-) -> list[Fold]:
-    """Subject-dependent k-fold by clip: whole trials go to one fold, never split by window.
-
-    ``trial``: each subject's trials are shuffled and dealt round-robin into the k folds (every
-    subject appears in every test fold). ``clip``: clip numbers (films) are dealt into folds, the
-    same for all subjects.
-    """
-    rng = np.random.default_rng(seed)
-    fold_of_trial: dict[int, int] = {}
-    if split_by == "clip":
-        clips = np.unique(ws.clip)
-        if len(clips) < k:
-            raise TrainError(f"eval.folds = {k} but the data has only {len(clips)} clips")
-        order = rng.permutation(clips)
-        fold_of_clip = {int(c): i % k for i, c in enumerate(order)}
-        for t in np.unique(ws.trial):
-            fold_of_trial[int(t)] = fold_of_clip[int(ws.clip[ws.trial == t][0])]
-    else:
-        for s in np.unique(ws.subject):
-            trials = np.unique(ws.trial[ws.subject == s])
-            if len(trials) < k:
-                raise TrainError(
-                    f"eval.folds = {k} but subject {ws.subjects[s]} has {len(trials)} trials; "
-                    "lower eval.folds"
-                )
-            offset = int(rng.integers(k))  # so small remainders do not pile into fold 0
-            for i, t in enumerate(rng.permutation(trials)):
-                fold_of_trial[int(t)] = (i + offset) % k
-    fold = np.array([fold_of_trial[int(t)] for t in ws.trial])
-    return [
-        Fold("kfold", i, f"fold{i + 1}", np.flatnonzero(fold != i), np.flatnonzero(fold == i))
-        for i in range(k)
-    ]
-
-
-def loso_splits(ws: WindowSet) -> list[Fold]:
-    """Leave-one-subject-out: one fold per subject."""
-    subjects = np.unique(ws.subject)
-    if len(subjects) < 2:
-        raise TrainError("eval.protocols: loso needs at least two subjects; use kfold")
-    return [
-        Fold(
-            "loso",
-            i,
-            ws.subjects[s],
-            np.flatnonzero(ws.subject != s),
-            np.flatnonzero(ws.subject == s),
-        )
-        for i, s in enumerate(subjects)
-    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,13 +306,16 @@ class _Factory:
             name=m.name,
         )
 
-    def make(self, seed: int) -> FusedEmotionModel:
+    def make(self, seed: int, fresh: bool = False) -> FusedEmotionModel:
+        """A new model; ``fresh``: randomly initialised encoders drawn anew from ``seed`` (so
+        seeds differ in their initialisation too), else copies of the shared ones."""
         torch.manual_seed(seed)
-        return FusedEmotionModel(
-            self.config,
-            eeg_encoder=copy.deepcopy(self.eeg_enc),
-            ecg_encoder=copy.deepcopy(self.ecg_enc),
-        )
+        encs = []
+        for init, enc in ((self.cfg.model.eeg, self.eeg_enc), (self.cfg.model.ecg, self.ecg_enc)):
+            encs.append(_load_encoder(init, "")[0] if fresh and init.init == "random" else None)
+            if encs[-1] is None:
+                encs[-1] = copy.deepcopy(enc)
+        return FusedEmotionModel(self.config, eeg_encoder=encs[0], ecg_encoder=encs[1])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -487,15 +423,27 @@ def _train(
     mod: Modality,
     cfg: FinetuneConfig,
     seed: int,
-) -> list[float]:
-    """Train ``model`` on ``train_idx`` with modality ``mod``; returns the loss per step."""
+    val_idx: np.ndarray | None = None,
+) -> tuple[list[float], float, int]:
+    """Train ``model`` on ``train_idx`` with modality ``mod``.
+
+    With ``val_idx``: validation AUROC (mean over targets) every ``train.eval_every`` steps and
+    at the end; the model keeps the weights of the best check. Returns the loss per step, the
+    chosen validation AUROC (NaN without validation) and the chosen step.
+    """
     t = cfg.train
     probe = t.mode == "probe"
     dev = data.device
-    model.to(dev).train()
-    if probe:
-        model.eeg_encoder.eval().requires_grad_(False)
-        model.ecg_encoder.eval().requires_grad_(False)
+
+    def to_train() -> None:
+        model.to(dev).train()
+        if probe:
+            model.eeg_encoder.eval().requires_grad_(False)
+            model.ecg_encoder.eval().requires_grad_(False)
+
+    to_train()
+    use_val = val_idx is not None and len(val_idx) > 0
+    best_auc, best_step, best_state = -math.inf, t.steps, None
     enc = [p for n, p in model.named_parameters() if n.startswith(("eeg_encoder", "ecg_encoder"))]
     rest = [
         p for n, p in model.named_parameters() if not n.startswith(("eeg_encoder", "ecg_encoder"))
@@ -529,8 +477,20 @@ def _train(
             nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         opt.step()
         losses.append(float(loss.detach()))
+        last = step + 1 == t.steps
+        if use_val and (last or (t.eval_every and (step + 1) % t.eval_every == 0)):
+            assert val_idx is not None
+            p = _predict(model, data, val_idx, mod, probe, t.eval_batch_size)
+            aucs = [auroc(data.ws.labels[val_idx, j], p[:, j]) for j in range(p.shape[1])]
+            auc = nanmean(aucs) if np.isfinite(aucs).any() else -math.inf
+            if auc > best_auc:
+                best_auc, best_step = auc, step + 1
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            to_train()
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
-    return losses
+    return losses, (best_auc if use_val and math.isfinite(best_auc) else math.nan), best_step
 
 
 @torch.no_grad()
@@ -575,12 +535,19 @@ def _predict(
 # Results
 # --------------------------------------------------------------------------------------------------
 
-_METRICS = ("accuracy", "f1", "auroc")
-_METRIC_NAMES = {"accuracy": "accuracy", "f1": "macro-F1", "auroc": "AUROC"}
+_METRICS = ("balanced_accuracy", "auc_pr", "auroc", "accuracy", "f1")
+_METRIC_NAMES = METRIC_NAMES
 
 
 def _fold_rows(
-    protocol: str, fold: str, modality: str, ws: WindowSet, test: np.ndarray, prob: np.ndarray
+    protocol: str,
+    fold: str,
+    modality: str,
+    ws: WindowSet,
+    test: np.ndarray,
+    prob: np.ndarray,
+    seed: int | str = "",
+    val_auroc: float = math.nan,
 ) -> list[dict[str, Any]]:
     rows = []
     for j, target in enumerate(ws.targets):
@@ -590,39 +557,45 @@ def _fold_rows(
             {
                 "protocol": protocol,
                 "fold": fold,
+                "seed": seed,
                 "modality": modality,
                 "target": target,
                 "n_test": len(test),
                 "pos_rate": round(float(y.mean()), 4) if len(y) else math.nan,
                 **m,
+                "val_auroc": val_auroc,
             }
         )
     return rows
 
 
 def _aggregate(rows: list[dict[str, Any]], targets: Sequence[str]) -> list[dict[str, Any]]:
-    """Mean and std over folds per (protocol, modality, target), plus the mean over targets."""
+    """Mean and std per (protocol, modality, target), plus the mean over targets.
+
+    Within a fold, seeds are averaged first; a protocol with one fold (``split``) then reports
+    mean +/- std over its seeds, the others over their folds.
+    """
     out = []
     keys = dict.fromkeys((r["protocol"], r["modality"]) for r in rows)
     for proto, mod in keys:
         sel = [r for r in rows if r["protocol"] == proto and r["modality"] == mod]
+        folds = list(dict.fromkeys(r["fold"] for r in sel))
+        over_seeds = len(folds) == 1
         for target in [*targets, "mean"]:
             rs = sel if target == "mean" else [r for r in sel if r["target"] == target]
-            if target == "mean":  # average over targets within each fold first
-                folds = dict.fromkeys(r["fold"] for r in rs)
-                per = [
-                    {k: np.nanmean([r[k] for r in rs if r["fold"] == f]) for k in _METRICS}
-                    for f in folds
-                ]
-            else:
-                per = rs
+            units: dict[Any, list[dict[str, Any]]] = {}
+            for r in rs:  # one unit per seed (split) or per fold (others)
+                units.setdefault(r["seed"] if over_seeds else r["fold"], []).append(r)
+            per = [{k: nanmean([r[k] for r in u]) for k in _METRICS} for u in units.values()]
             row: dict[str, Any] = {"protocol": proto, "modality": mod, "target": target}
             for k in _METRICS:
                 v = np.array([p[k] for p in per], np.float64)
                 ok = v[np.isfinite(v)]
                 row[f"{k}_mean"] = float(ok.mean()) if len(ok) else math.nan
                 row[f"{k}_std"] = float(ok.std()) if len(ok) else math.nan
-            row["folds"] = len(per)
+            row["folds"] = len(folds)
+            row["n"] = len(per)
+            row["over"] = "seeds" if over_seeds else "folds"
             out.append(row)
     return out
 
@@ -639,15 +612,16 @@ def _write_tables(out: Path, folds: list[dict[str, Any]], agg: list[dict[str, An
             w.writeheader()
             for r in rows:
                 w.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()})
+    names = [_METRIC_NAMES[k] for k in _METRICS]
     lines = [
-        "| protocol | modality | target | accuracy | macro-F1 | AUROC | folds |",
-        "|---|---|---|---|---|---|---|",
+        f"| protocol | modality | target | {' | '.join(names)} | folds | mean ± std over |",
+        "|---|---|---|" + "---|" * len(names) + "---|---|",
     ]
     for r in agg:
         cells = [_fmt(r[f"{k}_mean"], r[f"{k}_std"]) for k in _METRICS]
         lines.append(
             f"| {r['protocol']} | {r['modality']} | {r['target']} | {' | '.join(cells)} "
-            f"| {r['folds']} |"
+            f"| {r['folds']} | {r['n']} {r['over']} |"
         )
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -682,68 +656,129 @@ def _check_modalities(ws: WindowSet, mods: Sequence[str]) -> list[Modality]:
     return ok
 
 
+def make_folds(cfg: FinetuneConfig, ws: WindowSet) -> list[Fold]:
+    """The folds of every protocol of ``cfg.eval`` (``max_folds`` applied)."""
+    e = cfg.eval
+    folds: list[Fold] = []
+    for proto in e.protocols:
+        if proto == "kfold":
+            fs = kfold_splits(ws, e.folds, cfg.run.seed, e.split_by)
+        elif proto == "loso":
+            fs = loso_splits(ws)
+        elif proto == "split":
+            fs = [subject_split(ws, e.split.train, e.split.val, e.split.test)]
+        else:
+            fs = subject_cv_splits(ws, e.cv_folds)
+        folds += fs[: e.max_folds] if e.max_folds else fs
+    return folds
+
+
+@dataclass
+class _Chosen:
+    """The fused model of the ``split`` protocol with the best validation AUROC so far."""
+
+    val_auroc: float
+    seed: int
+    model: FusedEmotionModel
+    test: dict[str, float]
+    fold: Fold
+    prob: np.ndarray
+    step: int
+    stats: dict[str, tuple[Tensor, Tensor]]
+
+
 def run_finetune(
     cfg: FinetuneConfig,
     *,
     log: Callable[[str], None] | None = None,
     windows: WindowSet | None = None,
 ) -> Path:
-    """Run every protocol x fold x modality, write the results and the final fused checkpoint.
+    """Run every protocol x fold x modality x seed, write the results and a fused checkpoint.
 
     ``windows``: already loaded windows to use instead of loading ``cfg.data`` (programmatic use).
 
     Returns the output folder (``results.md``, ``results.csv``, ``folds.csv``, ``summary.json``,
-    ``model.safetensors`` when ``eval.final_model``).
+    ``model.safetensors`` when ``eval.final_model``, ``test_predictions.csv`` for a model chosen
+    on a ``split``).
     """
     say = log or (lambda _msg: None)
     t_start = time.perf_counter()
     out, dev = _setup(cfg)
     ws = windows if windows is not None else load_windows(cfg.data, out)
-    say(f"finetune: {json.dumps(ws.summary())}")
+    say(f"finetune: {json.dumps(ws.summary())} ({time.perf_counter() - t_start:.0f} s)")
     mods = _check_modalities(ws, cfg.eval.modalities)
     factory = _Factory(cfg, ws)
     data = _Data(ws, dev)
     probe = cfg.train.mode == "probe"
     if probe:
         data.embed(factory.make(cfg.run.seed).to(dev), cfg.train.eval_batch_size)
-    folds: list[Fold] = []
-    for proto in cfg.eval.protocols:
-        if proto == "kfold":
-            fs = kfold_splits(ws, cfg.eval.folds, cfg.run.seed, cfg.eval.split_by)
-        else:
-            fs = loso_splits(ws)
-        folds += fs[: cfg.eval.max_folds] if cfg.eval.max_folds else fs
+        say(f"finetune: embeddings computed ({time.perf_counter() - t_start:.0f} s)")
+    folds = make_folds(cfg, ws)
     rows: list[dict[str, Any]] = []
+    chosen: _Chosen | None = None
     for n, fold in enumerate(folds):
-        overlap = np.intersect1d(ws.trial[fold.train], ws.trial[fold.test])
-        assert not len(overlap), "a trial on both sides of a fold"
+        for a, b in ((fold.train, fold.test), (fold.train, fold.val), (fold.val, fold.test)):
+            assert not len(np.intersect1d(ws.trial[a], ws.trial[b])), "a trial in two parts"
         y_tr = ws.labels[fold.train]
         maj = (y_tr.mean(0) > 0.5).astype(np.float64)
         prob = np.tile(np.where(maj > 0, 0.75, 0.25), (len(fold.test), 1))
         rows += _fold_rows(fold.protocol, fold.name, "majority", ws, fold.test, prob)
-        if probe:
-            data.standardize(fold.train)
+        if cfg.eval.baselines:
+            from ._baselines import baseline_predictions
+
+            for name, (p, vauc) in baseline_predictions(ws, fold).items():
+                rows += _fold_rows(fold.protocol, fold.name, name, ws, fold.test, p, "", vauc)
+        stats = data.standardize(fold.train) if probe else {}
+        n_seeds = cfg.eval.seeds if fold.protocol == "split" else cfg.eval.cv_seeds
         for mod in mods:
-            seed = cfg.run.seed * 1000 + n
-            model = factory.make(seed)
-            _train(model, data, fold.train, mod, cfg, seed)
-            p = _predict(model, data, fold.test, mod, probe, cfg.train.eval_batch_size)
-            rows += _fold_rows(fold.protocol, fold.name, mod, ws, fold.test, p)
-            last = rows[-len(ws.targets) :]
-            accs = " ".join(f"{r['target'][:3]} {r['accuracy']:.2f}" for r in last)
-            say(f"finetune: {fold.protocol} {fold.name} {mod}: accuracy {accs}")
+            for k in range(n_seeds):
+                seed = cfg.run.seed + k if fold.protocol == "split" else cfg.run.seed * 1000 + n
+                seed += 0 if fold.protocol == "split" else 100 * k
+                model = factory.make(seed, fresh=not probe)
+                _, vauc, step = _train(model, data, fold.train, mod, cfg, seed, fold.val)
+                p = _predict(model, data, fold.test, mod, probe, cfg.train.eval_batch_size)
+                rows += _fold_rows(fold.protocol, fold.name, mod, ws, fold.test, p, seed, vauc)
+                last = rows[-len(ws.targets) :]
+                txt = " ".join(
+                    f"{r['target'][:5]} bacc {r['balanced_accuracy']:.3f} auroc {r['auroc']:.3f}"
+                    for r in last
+                )
+                say(
+                    f"finetune: {fold.protocol} {fold.name} {mod} seed {seed}: {txt} (val auroc "
+                    f"{vauc:.3f} at step {step}; {time.perf_counter() - t_start:.0f} s)"
+                )
+                if (
+                    fold.protocol == "split"
+                    and mod == "fused"
+                    and (chosen is None or vauc > chosen.val_auroc)
+                ):
+                    metrics = {k2: nanmean([r[k2] for r in last]) for k2 in _METRICS}
+                    chosen = _Chosen(vauc, seed, model, metrics, fold, p, step, stats)
     agg = _aggregate(rows, ws.targets)
     _write_tables(out, rows, agg)
     ckpt = None
     if cfg.eval.final_model:
-        final_mod: Modality = "fused" if "fused" in mods else mods[0]
-        model = factory.make(cfg.run.seed)
-        stats = data.standardize(np.arange(len(ws))) if probe else {}
-        _train(model, data, np.arange(len(ws)), final_mod, cfg, cfg.run.seed)
-        if probe:
-            _fold_standardization(model, stats)
-        ckpt = _save_final(out / "model.safetensors", model, cfg, ws, factory.parents, agg)
+        if chosen is not None:
+            model = chosen.model
+            if probe:
+                _fold_standardization(model, chosen.stats)
+            _write_predictions(out / "test_predictions.csv", ws, chosen.fold.test, chosen.prob)
+        else:
+            final_mod: Modality = "fused" if "fused" in mods else mods[0]
+            model = factory.make(cfg.run.seed)
+            stats = data.standardize(np.arange(len(ws))) if probe else {}
+            _train(model, data, np.arange(len(ws)), final_mod, cfg, cfg.run.seed)
+            if probe:
+                _fold_standardization(model, stats)
+        ckpt = _save_final(out / "model.safetensors", model, cfg, ws, factory.parents, agg, chosen)
         say(f"finetune: fused model written to {ckpt}")
+        if cfg.eval.export:
+            dest = Path(cfg.eval.export).expanduser()
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + ".tmp")
+            tmp.write_bytes(ckpt.read_bytes())
+            tmp.replace(dest)
+            say(f"finetune: exported to {dest}")
     _write_json(
         out / "summary.json",
         {
@@ -754,9 +789,24 @@ def run_finetune(
             "checkpoint": None if ckpt is None else str(ckpt),
             "seconds": round(time.perf_counter() - t_start, 2),
             "device": str(dev),
+            "threads": torch.get_num_threads(),
         },
     )
     return out
+
+
+def _write_predictions(path: Path, ws: WindowSet, idx: np.ndarray, prob: np.ndarray) -> None:
+    """Per test window: recording, window end (s on the recording clock), truth, probability."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["recording", "subject", "t_end", *ws.targets, *(f"p_{t}" for t in ws.targets)])
+        for i, row in enumerate(idx):
+            rec = ws.recordings[ws.recording[row]] if ws.recording is not None else ""
+            t_end = f"{ws.t_end[row]:.3f}" if ws.t_end is not None else ""
+            w.writerow(
+                [Path(rec).name, ws.subjects[ws.subject[row]], t_end,
+                 *ws.labels[row].tolist(), *(f"{v:.6f}" for v in prob[i])]
+            )  # fmt: skip
 
 
 def _save_final(
@@ -766,27 +816,54 @@ def _save_final(
     ws: WindowSet,
     parents: tuple[str, ...],
     agg: list[dict[str, Any]],
+    chosen: _Chosen | None = None,
 ) -> Path:
     summary = {
-        f"{r['protocol']}/{r['modality']}/{r['target']}": round(r["accuracy_mean"], 4)
+        f"{r['protocol']}/{r['modality']}/{r['target']}": {
+            k: round(r[f"{k}_mean"], 4) for k in ("accuracy", "balanced_accuracy", "auroc")
+        }
         for r in agg
         if r["target"] == "mean"
     }
-    notes = json.dumps(
-        {
-            "preprocessing": ws.preprocessing,
-            "mode": cfg.train.mode,
-            "mean_accuracy": summary,
-        },
-        default=str,
-    )
+    notes: dict[str, Any] = {
+        "preprocessing": ws.preprocessing,
+        "mode": cfg.train.mode,
+        "results": summary,
+        "mean_accuracy": {k: v["accuracy"] for k, v in summary.items()},
+        "command": cfg.path,
+    }
+    if chosen is not None:
+        e = cfg.eval
+        names = lambda idx: sorted({ws.subjects[s] for s in ws.subject[idx]})  # noqa: E731
+        notes["chosen"] = {
+            "how": "fused model of the seed with the best validation AUROC (checkpoint chosen "
+            "over training steps on validation AUROC)",
+            "seed": chosen.seed,
+            "step": chosen.step,
+            "val_auroc": round(chosen.val_auroc, 4),
+            "split": {
+                "train": names(chosen.fold.train),
+                "val": names(chosen.fold.val),
+                "test": names(chosen.fold.test),
+                "config": dataclasses.asdict(e.split),
+            },
+            "test_metrics": {k: round(v, 4) for k, v in chosen.test.items()},
+            "test_windows": len(chosen.fold.test),
+            "window_s": ws.n_patches,
+            "hop_s": ws.preprocessing.get("hop_s"),
+            "test_note": "metrics over every window the app's aligner cuts from the test "
+            "recordings at this window and hop (settle_s dropped), none withheld by the gate",
+        }
     model.cpu()
+    what = f"{cfg.train.mode}, {cfg.train.steps} steps"
+    if chosen is not None:
+        what += f", seed {chosen.seed} chosen on validation AUROC"
     prov = Provenance(
         trained=True,
-        source=f"physio-train finetune ({cfg.train.mode}, {cfg.train.steps} steps) on {ws.source}",
+        source=f"physio-train finetune ({what}) on {ws.source}",
         parents=parents,
         datasets=(ws.source,),
-        notes=notes,
+        notes=json.dumps(notes, default=str),
     )
     save_checkpoint(path, model, provenance=prov)
     return path

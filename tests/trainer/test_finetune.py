@@ -110,7 +110,9 @@ def test_metrics_on_hand_computed_cases() -> None:
     assert auroc(np.array([0, 1]), np.array([0.9, 0.1])) == pytest.approx(0.0)
     assert math.isnan(auroc(np.array([1, 1]), np.array([0.2, 0.3])))
     m = binary_metrics(np.array([0, 1, 1, 0]), np.array([0.2, 0.7, 0.4, 0.6]))
-    assert m == pytest.approx({"accuracy": 0.5, "f1": 0.5, "auroc": 0.75})
+    assert {k: m[k] for k in ("accuracy", "f1", "auroc", "balanced_accuracy")} == pytest.approx(
+        {"accuracy": 0.5, "f1": 0.5, "auroc": 0.75, "balanced_accuracy": 0.5}
+    )
 
 
 def test_labels_threshold_and_median() -> None:
@@ -398,8 +400,8 @@ def test_cli_finetune_smoke_then_evaluate(tmp_path):
     # the fine-tuned checkpoint runs in the app (demo montage = DREAMER's), 2-s windows as trained
     r = subprocess.run(
         [sys.executable, "-m", "physio_live.app.cli", "--stream", "--duration", "7", "--no-record",
-         "--checkpoint", str(out / "model.safetensors"), "--set", "aligner.window=2",
-         "--estimates"],
+         "--config", "demo_synthetic", "--checkpoint", str(out / "model.safetensors"),
+         "--set", "aligner.window=2", "--estimates"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr

@@ -1,0 +1,215 @@
+"""``data.kind: manifest`` on real eegmat recordings: the windows are the app's own, splits by
+subject never leak, and a small fine-tune on a slice learns and exports a consistent checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from physio_live.core import ConfigError, PhysioLiveError
+from physio_live.models import load_checkpoint
+from physio_live.trainer import (
+    WindowSet,
+    auroc,
+    finetune_config_from_dict,
+    load_finetune_config,
+    load_windows,
+    run_finetune,
+    subject_cv_splits,
+    subject_split,
+)
+from physio_live.trainer._manifest import _cached_windows, aligner_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    d = Path(os.environ.get("PHYSIO_LIVE_DATASETS", ROOT.parent / "shared" / "datasets"))
+    if not (d / "eegmat" / "Subject00_1.edf").is_file():
+        pytest.skip(f"eegmat not found under {d} (set PHYSIO_LIVE_DATASETS)")
+    return d
+
+
+def _data(root: Path, cache: Path, files: str, **over) -> dict:
+    d = {
+        "kind": "manifest",
+        "root": str(root),
+        "manifest": {
+            "files": files,
+            "subject_regex": r"Subject(\d+)_",
+            "labels": {"arithmetic": r"_2\.edf$"},
+            "cache_dir": str(cache),
+        },
+        "targets": ["arithmetic"],
+        "label": {"threshold": 0.5},
+        "window_s": 4,
+        "hop_s": 2,
+        "settle_s": 0,
+        "eeg": {"bandpass": [0.3, 75.0], "notch": 50, "unit_uv": 100},
+        "ecg": {"bandpass": [0.5, 45.0], "notch": 50, "unit_uv": 100},
+    }
+    d.update(over)
+    return d
+
+
+@pytest.mark.slow
+def test_windows_are_what_the_app_replay_exports(datasets_dir: Path, tmp_path: Path) -> None:
+    eegmat = datasets_dir / "eegmat"
+    cfg = finetune_config_from_dict({"data": _data(eegmat, tmp_path / "c", "Subject00_*.edf")})
+    ws = load_windows(cfg.data)
+    # roles as the replay decides: 19 EEG sites (A2-A1 is a reference), one ECG lead
+    assert len(ws.eeg_spec.channels) == 19 and "A2-A1" not in ws.eeg_spec.channels
+    assert ws.eeg_spec.channels[:2] == ("Fp1", "Fp2") and ws.ecg_spec.channels == ("ECG",)
+    assert ws.subjects == ["00"] and len(np.unique(ws.trial)) == 2
+    rec = np.array([Path(ws.recordings[i]).name for i in ws.recording])
+    assert (ws.labels[:, 0] == (rec == "Subject00_2.edf")).all()
+    assert ws.eeg is not None and ws.ecg is not None
+    assert ws.eeg.shape[1:] == (19, 4, 200) and ws.ecg.shape[1:] == (1, 4, 200)
+    # the app itself: replay the file and export its aligned windows
+    out = tmp_path / "s.npz"
+    r = subprocess.run(
+        [sys.executable, "-m", "physio_live.app.cli", "--replay", str(eegmat / "Subject00_2.edf"),
+         "--speed", "max", "--stream", "--no-record", "--out", str(tmp_path / "est"),
+         "--export-windows", str(out), "--set", "aligner.hop=2", "--set", "aligner.window=4",
+         "--set", "aligner.ecg.unit_uv=100", "--set", "model.size=tiny"],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    z = np.load(out)
+    mine = rec == "Subject00_2.edf"
+    assert ws.t_end is not None and np.array_equal(ws.t_end[mine], z["t_end"])
+    np.testing.assert_allclose(ws.eeg[mine].reshape(-1, 19, 800), z["eeg"], atol=1e-6)
+    np.testing.assert_allclose(ws.ecg[mine].reshape(-1, 1, 800), z["ecg"], atol=1e-6)
+    assert [str(c) for c in z["eeg_channels"]] == list(ws.eeg_spec.channels)
+
+
+def test_cache_is_reused_and_keyed_by_parameters(datasets_dir: Path, tmp_path: Path) -> None:
+    eegmat = datasets_dir / "eegmat"
+    cache = tmp_path / "c"
+    cfg = finetune_config_from_dict({"data": _data(eegmat, cache, "Subject01_2.edf")})
+    path = eegmat / "Subject01_2.edf"
+    a = _cached_windows(path, aligner_config(cfg.data), cfg.data)
+    files = sorted(cache.glob("*.npz"))
+    assert len(files) == 1
+    with np.load(files[0], allow_pickle=False) as z:  # plain arrays, no pickle
+        assert z["eeg"].dtype == np.float32
+    b = _cached_windows(path, aligner_config(cfg.data), cfg.data)
+    assert np.array_equal(a["eeg"], b["eeg"]) and len(sorted(cache.glob("*.npz"))) == 1
+    cfg.data.hop_s = 4.0
+    c = _cached_windows(path, aligner_config(cfg.data), cfg.data)
+    assert len(sorted(cache.glob("*.npz"))) == 2
+    assert len(c["t_end"]) < len(a["t_end"]) and set(c["t_end"]) <= set(a["t_end"])
+
+
+def test_manifest_csv_and_errors(datasets_dir: Path, tmp_path: Path) -> None:
+    eegmat = datasets_dir / "eegmat"
+    man = tmp_path / "m.csv"
+    man.write_text("path,subject,arithmetic\nSubject02_2.edf,P2,1\nSubject03_2.edf,P3,0\n")
+    d = _data(eegmat, tmp_path / "c", "*")
+    d["manifest"] = {"csv": str(man), "cache_dir": str(tmp_path / "c")}
+    ws = load_windows(finetune_config_from_dict({"data": d}).data)
+    assert ws.subjects == ["P2", "P3"]
+    assert set(ws.labels[ws.subject == 0, 0]) == {1} and set(ws.labels[ws.subject == 1, 0]) == {0}
+    man.write_text("path,subject\nSubject02_2.edf,P2\n")
+    with pytest.raises(PhysioLiveError, match="lacks columns"):
+        load_windows(finetune_config_from_dict({"data": d}).data)
+    with pytest.raises(ConfigError, match=r"manifest\.labels"):
+        finetune_config_from_dict({"data": {**_data(eegmat, tmp_path, "*"), "manifest": {}}})
+    bad = _data(tmp_path / "nowhere", tmp_path, "*.edf")
+    with pytest.raises(PhysioLiveError, match="not a folder"):
+        load_windows(finetune_config_from_dict({"data": bad}).data)
+
+
+def _fake(subjects: list[str], per: int = 3) -> WindowSet:
+    n = len(subjects) * per
+    from physio_live.models import ModalityConfig
+
+    spec = ModalityConfig(name="eeg", channels=())
+    subj = np.repeat(np.arange(len(subjects)), per)
+    return WindowSet(
+        eeg=np.zeros((n, 1, 1, 200), np.float32), ecg=None,
+        ratings=np.zeros((n, 1), np.float32), labels=np.zeros((n, 1), np.int64),
+        subject=subj, trial=subj, clip=subj, subjects=subjects, targets=("x",),
+        eeg_spec=spec, ecg_spec=spec, label_threshold=0.5, preprocessing={}, source="fake",
+    )  # fmt: skip
+
+
+def test_published_split_and_subject_cv_are_disjoint() -> None:
+    names = [f"{i:02d}" for i in range(36)]
+    ws = _fake(names)
+    f = subject_split(ws, ["00-27"], ["28-31"], ["32-35"])
+    sub = lambda idx: {ws.subjects[s] for s in ws.subject[idx]}  # noqa: E731
+    assert sub(f.train) == set(names[:28]) and sub(f.val) == set(names[28:32])
+    assert sub(f.test) == set(names[32:])
+    folds = subject_cv_splits(ws, 9)
+    tested = []
+    for k in folds:
+        a, b, c = sub(k.train), sub(k.val), sub(k.test)
+        assert not (a & b or a & c or b & c) and len(a | b | c) == 36
+        assert len(b) == 4 and len(c) == 4
+        tested += sorted(c)
+    assert sorted(tested) == names  # every subject tested exactly once
+    last = folds[-1]  # the last fold is the published split
+    assert sub(last.test) == sub(f.test) and sub(last.val) == sub(f.val)
+    with pytest.raises(PhysioLiveError, match="both train and test"):
+        subject_split(ws, ["00-30"], [], ["30-35"])
+    with pytest.raises(PhysioLiveError, match="not in the data"):
+        subject_split(ws, [], [], ["99"])
+
+
+def test_shipped_eegmat_recipe_loads() -> None:
+    cfg = load_finetune_config(ROOT / "configs" / "finetune_eegmat.yaml", ["data.root=/x"])
+    assert cfg.data.kind == "manifest" and cfg.data.root == "/x" and cfg.data.window_s == 4
+    assert cfg.eval.split.test == ["32-35"] and cfg.eval.seeds == 5 and cfg.eval.cv_folds == 9
+    assert cfg.model.pooling == "mean" and cfg.data.eeg.unit_uv == 100
+
+
+@pytest.mark.slow
+def test_small_finetune_on_a_slice_learns_and_exports(datasets_dir: Path, tmp_path: Path) -> None:
+    """Four subjects, a split with validation; the exported model's recorded test AUROC is what
+    the model gives on the test windows."""
+    d = _data(datasets_dir / "eegmat", tmp_path / "c", "Subject0[0-3]_*.edf")
+    enc = {"embed_dim": 40, "depth": 1, "num_heads": 2, "mlp_dim": 40}
+    cfg = finetune_config_from_dict(
+        {
+            "data": d,
+            "model": {"eeg": enc, "ecg": enc, "hidden_dims": [16]},
+            "train": {"mode": "probe", "steps": 150, "batch_size": 32, "lr": 3e-3,
+                      "warmup_steps": 5, "eval_every": 25, "device": "cpu"},
+            "eval": {"protocols": ["split"], "modalities": ["ecg", "fused"], "seeds": 2,
+                     "split": {"train": ["00", "01"], "val": ["02"], "test": ["03"]},
+                     "baselines": True, "export": str(tmp_path / "shipped.safetensors")},
+            "run": {"out_dir": str(tmp_path / "run")},
+        }
+    )  # fmt: skip
+    out = run_finetune(cfg)
+    with (out / "folds.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["modality"] for r in rows} >= {"majority", "bandpower-lr", "hr-lr", "fused"}
+    assert len([r for r in rows if r["modality"] == "fused"]) == 2  # two seeds
+    ck = load_checkpoint(tmp_path / "shipped.safetensors")
+    notes = json.loads(ck.provenance.notes)
+    chosen = notes["chosen"]
+    assert chosen["split"]["test"] == ["03"] and chosen["hop_s"] == 2 and chosen["window_s"] == 4
+    assert ck.model.config.targets == ("arithmetic",)
+    ws = load_windows(cfg.data)
+    test = np.flatnonzero(ws.subject == ws.subjects.index("03"))
+    assert chosen["test_windows"] == len(test)
+    with torch.no_grad():
+        p = ck.model.predict(torch.from_numpy(ws.eeg[test]), torch.from_numpy(ws.ecg[test]))
+    auc = auroc(ws.labels[test, 0], p.probabilities[:, 0].numpy())
+    assert auc == pytest.approx(chosen["test_metrics"]["auroc"], abs=1e-4)
+    # it learned: the model separates its training windows
+    train = np.flatnonzero(np.isin(ws.subject, [0, 1]))
+    with torch.no_grad():
+        q = ck.model.predict(torch.from_numpy(ws.eeg[train]), torch.from_numpy(ws.ecg[train]))
+    assert auroc(ws.labels[train, 0], q.probabilities[:, 0].numpy()) > 0.75

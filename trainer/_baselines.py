@@ -1,0 +1,137 @@
+"""Classical reference rows on the same windows and folds as the deep models.
+
+- ``bandpower-lr``: log band powers per EEG channel (delta 1-4, theta 4-8, alpha 8-13, beta 13-30,
+  gamma 30-45 Hz; Welch, 1-s Hann segments, half overlap) + an L2 logistic regression.
+- ``hr-lr``: heart rate of the window (R peaks of the ECG: 60 / median RR) + a logistic regression.
+
+The logistic regression is fitted here by Newton's method (IRLS) in NumPy, with class-balanced
+weights (as the deep models' ``train.balance``) and features standardized on the training part;
+its L2 strength is chosen on validation AUROC when the fold has validation subjects.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.signal import find_peaks, welch
+
+from ._data import MODEL_RATE, WindowSet
+from ._metrics import auroc, nanmean
+from ._splits import Fold
+
+__all__ = [
+    "BANDS",
+    "LogisticRegression",
+    "band_power_features",
+    "baseline_predictions",
+    "heart_rate",
+]
+
+BANDS = {"delta": (1, 4), "theta": (4, 8), "alpha": (8, 13), "beta": (13, 30), "gamma": (30, 45)}
+_L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+
+class LogisticRegression:
+    """Binary logistic regression, L2 penalty ``l2`` on the weights (not the bias), fitted by
+    Newton's method on standardized features; ``balanced`` weights classes equally."""
+
+    def __init__(self, l2: float = 1.0, balanced: bool = True, iters: int = 50) -> None:
+        self.l2, self.balanced, self.iters = l2, balanced, iters
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> LogisticRegression:
+        x = np.asarray(x, np.float64)
+        y = np.asarray(y, np.float64)
+        self.mu = x.mean(0)
+        self.sd = x.std(0) + 1e-9
+        z = np.c_[(x - self.mu) / self.sd, np.ones(len(x))]
+        w = np.ones(len(y))
+        if self.balanced and 0 < y.mean() < 1:
+            w = np.where(y > 0, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+        pen = np.full(z.shape[1], self.l2)
+        pen[-1] = 0.0
+        beta = np.zeros(z.shape[1])
+        n = w.sum()
+        for _ in range(self.iters):
+            p = 1 / (1 + np.exp(-np.clip(z @ beta, -30, 30)))
+            grad = z.T @ (w * (p - y)) / n + pen * beta
+            hess = (z * (w * p * (1 - p))[:, None]).T @ z / n + np.diag(pen + 1e-9)
+            step = np.linalg.solve(hess, grad)
+            beta -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        self.beta = beta
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """P(y = 1) per row."""
+        z = np.c_[(np.asarray(x, np.float64) - self.mu) / self.sd, np.ones(len(x))]
+        return 1 / (1 + np.exp(-np.clip(z @ self.beta, -30, 30)))
+
+
+def band_power_features(eeg: np.ndarray, rate: float = MODEL_RATE) -> np.ndarray:
+    """EEG windows ``[N, C, P, 200]`` (or ``[N, C, T]``) -> log10 band powers ``[N, C x 5]``."""
+    x = eeg.reshape(eeg.shape[0], eeg.shape[1], -1).astype(np.float64)
+    f, pxx = welch(x, fs=rate, nperseg=int(rate), axis=-1)
+    feats = [np.log10(pxx[..., (f >= lo) & (f < hi)].sum(-1) + 1e-12) for lo, hi in BANDS.values()]
+    return np.stack(feats, axis=-1).reshape(len(x), -1)
+
+
+def heart_rate(ecg: np.ndarray, rate: float = MODEL_RATE) -> np.ndarray:
+    """Heart rate (beats/min) of each ECG window ``[N, C, P, 200]`` from its first lead: R peaks
+    (the polarity with the larger extreme, at least 0.33 s apart, above half the extreme);
+    NaN where fewer than two peaks are found."""
+    x = ecg.reshape(ecg.shape[0], ecg.shape[1], -1)[:, 0].astype(np.float64)
+    out = np.full(len(x), math.nan)
+    for i, s in enumerate(x):
+        s = s - np.median(s)
+        if np.abs(s.min()) > np.abs(s.max()):
+            s = -s
+        if s.max() <= 0:
+            continue
+        peaks, _ = find_peaks(s, height=0.5 * s.max(), distance=int(0.33 * rate))
+        if len(peaks) >= 2:
+            out[i] = 60.0 * rate / float(np.median(np.diff(peaks)))
+    return out
+
+
+def _fit_predict(x: np.ndarray, y: np.ndarray, fold: Fold) -> tuple[np.ndarray, float]:
+    """Fit on ``fold.train`` (L2 chosen on ``fold.val`` AUROC), predict ``fold.test``."""
+    grid = _L2_GRID if len(fold.val) else (1.0,)
+    best = (-math.inf, 1.0, math.nan)
+    for l2 in grid:
+        lr = LogisticRegression(l2).fit(x[fold.train], y[fold.train])
+        a = auroc(y[fold.val], lr.predict_proba(x[fold.val])) if len(fold.val) else math.nan
+        if not len(fold.val) or (math.isfinite(a) and a > best[0]):
+            best = (a if math.isfinite(a) else -math.inf, l2, a)
+    lr = LogisticRegression(best[1]).fit(x[fold.train], y[fold.train])
+    return lr.predict_proba(x[fold.test]), best[2]
+
+
+def baseline_predictions(ws: WindowSet, fold: Fold) -> dict[str, tuple[np.ndarray, float]]:
+    """``{row name: (P(high) [n_test, targets], validation AUROC)}`` of the classical rows the
+    data allows (band powers need EEG, heart rate ECG)."""
+    feats: dict[str, np.ndarray] = {}
+    if ws.eeg is not None:
+        feats["bandpower-lr"] = _cached(ws, "bandpower", lambda: band_power_features(ws.eeg))
+    if ws.ecg is not None:
+        hr = _cached(ws, "hr", lambda: heart_rate(ws.ecg))[:, None]
+        fill = np.nanmedian(hr[fold.train]) if np.isfinite(hr[fold.train]).any() else 70.0
+        feats["hr-lr"] = np.where(np.isfinite(hr), hr, fill)
+    out = {}
+    for name, x in feats.items():
+        probs, vals = [], []
+        for j in range(len(ws.targets)):
+            p, v = _fit_predict(x, ws.labels[:, j], fold)
+            probs.append(p)
+            vals.append(v)
+        out[name] = (np.stack(probs, axis=1), nanmean(vals))
+    return out
+
+
+def _cached(ws: WindowSet, key: str, fn) -> np.ndarray:
+    """Features computed once per window set (folds reuse them)."""
+    store = ws.__dict__.setdefault("_features", {})
+    if key not in store:
+        store[key] = fn()
+    return store[key]
