@@ -50,6 +50,7 @@ from ._readouts import (
     frontal_alpha_asymmetry,
 )
 from ._recorder import Recorder, RecorderStatus
+from ._resample import GridSamples, resample_to_grid
 from ._ringbuffer import RingBuffer
 from ._source import Source
 from ._types import ChannelQuality, Chunk, Estimate, Quality, StreamInfo, Window
@@ -71,6 +72,7 @@ __all__ = [
     "ConfigError",
     "DemoConfig",
     "Estimate",
+    "GridSamples",
     "HeartRateTracker",
     "HeartReadout",
     "LSLSource",
@@ -108,4 +110,5 @@ __all__ = [
     "frontal_alpha_asymmetry",
     "load_config",
     "make_source",
+    "resample_to_grid",
 ]

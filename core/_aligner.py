@@ -7,7 +7,8 @@ Per signal stream, each incoming chunk is
    state stays finite) and remembered, as are samples at or beyond the saturation level,
 3. filtered causally at its native rate (band-pass + notch, state carried across chunks),
 4. resampled by linear interpolation at the timestamps of a global grid ``k / rate`` (``k``
-   integer) of the LSL clock, so streams of any rate, offset or drift land on the same samples.
+   integer) of the LSL clock, so streams of any rate, offset or drift land on the same samples
+   (:func:`~physio_live.core.resample_to_grid`, the function the pretraining corpora use too).
 
 Windows end on grid samples that are multiples of the hop, so they fall at the same times whatever
 the start; a window is cut once every EEG/ECG stream has grid samples up to its end. Each window
@@ -24,6 +25,7 @@ import numpy as np
 
 from ._config import AlignerConfig
 from ._filters import StreamingFilter, design_sos, unit_scale_uv
+from ._resample import resample_to_grid
 from ._types import ChannelQuality, Chunk, Quality, StreamInfo, Window
 
 __all__ = ["Aligner"]
@@ -106,25 +108,13 @@ class _GridStream:
             y_all = np.concatenate((self.prev_y[None], y))
             f_all = np.concatenate((self.prev_f[None], flags))
         self.prev_t, self.prev_y, self.prev_f = float(ts[-1]), y[-1].copy(), flags[-1].copy()
-        k_last = math.floor(t_all[-1] * self.rate + 1e-9)
         assert self.k_next is not None
-        if k_last < self.k_next:
+        g = resample_to_grid(t_all, y_all, self.rate, self.k_next)
+        if len(g.k) == 0:
             return
-        ks = np.arange(self.k_next, k_last + 1)
-        tg = ks / self.rate
-        i1 = np.clip(np.searchsorted(t_all, tg, side="left"), 1, max(len(t_all) - 1, 1))
-        if len(t_all) == 1:
-            i0 = i1 = np.zeros_like(ks)
-            w = np.zeros(len(ks))
-            dt = np.zeros(len(ks))
-        else:
-            i0 = i1 - 1
-            dt = t_all[i1] - t_all[i0]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                w = np.where(dt > 0, (tg - t_all[i0]) / dt, 1.0)
-            w = np.clip(w, 0.0, 1.0)
-        vals = y_all[i0] * (1.0 - w)[:, None] + y_all[i1] * w[:, None]
-        self._store(ks, vals, f_all[i0] | f_all[i1], dt > self.max_dt)
+        dt = t_all[g.i1] - t_all[g.i0]
+        self._store(g.k, g.values, f_all[g.i0] | f_all[g.i1], dt > self.max_dt)
+        k_last = g.k[-1]
         self.k_next = int(k_last) + 1
 
     def _store(self, ks: np.ndarray, vals: np.ndarray, flags: np.ndarray, gap: np.ndarray) -> None:

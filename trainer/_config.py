@@ -11,6 +11,7 @@ are resolved against the current working directory (the repository root in the d
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ __all__ = [
     "OptimConfig",
     "PretrainConfig",
     "RunConfig",
+    "SplitConfig",
     "TrainError",
     "load_pretrain_config",
     "pretrain_config_from_dict",
@@ -35,6 +37,55 @@ __all__ = [
 class TrainError(PhysioLiveError):
     """A training run cannot go on (empty corpus, checkpoint that does not fit ...); the text
     says how to fix it."""
+
+
+_RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+
+
+def expand_record_pattern(pattern: str) -> list[str]:
+    """``"data/{1..3}"`` -> ``["data/1", "data/2", "data/3"]`` (one numeric range per pattern at
+    most); any other pattern is returned as it is (a glob on record names)."""
+    ranges = _RANGE.findall(pattern)
+    if not ranges:
+        return [pattern]
+    if len(ranges) > 1:
+        raise ValueError(f"{pattern!r}: at most one {{a..b}} range per pattern")
+    a, b = int(ranges[0][0]), int(ranges[0][1])
+    if a > b:
+        raise ValueError(f"{pattern!r}: range {{{a}..{b}}} is empty (give {{low..high}})")
+    m = _RANGE.search(pattern)
+    assert m is not None
+    return [pattern[: m.start()] + str(i) + pattern[m.end() :] for i in range(a, b + 1)]
+
+
+@dataclass
+class SplitConfig:
+    """A fixed split by record name (patient), written in the recipe.
+
+    Each list holds record names relative to ``data.root`` without the extension (``"17"`` or
+    ``"data/17"``), shell globs (``"p1*"``) or numeric ranges (``"{1..160}"``, bounds included).
+    Records in no list are not used; a record in two lists is an error. When every list is empty
+    the split falls back to ``val_records`` / ``val_fraction``. ``test`` is never used by
+    training: it is scored once, at the end (``physio-train score``, the tests).
+    """
+
+    train: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+    test: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.train or self.val or self.test)
+
+    def validate(self, where: str) -> None:
+        for name in ("train", "val", "test"):
+            for pat in getattr(self, name):
+                try:
+                    expand_record_pattern(pat)
+                except ValueError as exc:
+                    raise ConfigError(f"{where}.{name}: {exc}") from None
+        if self.active and not self.train:
+            raise ConfigError(f"{where}.train: a fixed split needs training records")
 
 
 @dataclass
@@ -57,8 +108,9 @@ class DataConfig:
     n_channels: int = 2
     #: band-pass edges in Hz (causal Butterworth at the native rate, as the live aligner does)
     bandpass: list[float] = field(default_factory=lambda: [0.5, 45.0])
-    #: notch in Hz (50 or 60) or null
+    #: notch in Hz (50 or 60) or null, and its quality factor (the live aligner's defaults)
     notch: float | None = 50.0
+    notch_q: float = 30.0
     order: int = 4
     #: model sampling rate and patch length (CBraMod: 200 Hz, 200-sample patches)
     rate: float = 200.0
@@ -83,6 +135,8 @@ class DataConfig:
     #: stable hash of the patient id (or record) puts ``val_fraction`` of them in validation
     val_records: list[str] = field(default_factory=list)
     val_fraction: float = 0.1
+    #: fixed train/validation/test split by record name (see :class:`SplitConfig`)
+    split: SplitConfig = field(default_factory=SplitConfig)
     #: regex whose first group (or whole match) on the record path gives the patient id
     patient_regex: str | None = None
     #: worker processes for preprocessing (0: in this process)
@@ -120,6 +174,7 @@ class DataConfig:
             raise ConfigError(f"{where}.balance: must be in [0, 1], got {self.balance}")
         if self.shard_samples < 1 or self.workers < 0:
             raise ConfigError(f"{where}.shard_samples must be >= 1 and workers >= 0")
+        self.split.validate(f"{where}.split")
 
 
 @dataclass
@@ -168,13 +223,17 @@ class AugmentConfig:
     #: sample of the same record when the two are contiguous (the factor is capped at what is
     #: available). null: none
     time_scale: list[float] | None = None
+    #: probability that a training batch keeps only a random subset of its leads (how many:
+    #: uniform in 1..C; which: uniform; their order kept), so the encoder also serves records
+    #: and devices with fewer leads (a 2-lead Holter, the one lead of a chest strap)
+    lead_subset: float = 0.0
 
     def validate(self, where: str) -> None:
         for name in ("scale", "lead_scale", "time_scale"):
             v = getattr(self, name)
             if v is not None and (len(v) != 2 or not 0 < v[0] <= v[1]):
                 raise ConfigError(f"{where}.{name}: give [low, high] with 0 < low <= high, or null")
-        for name in ("flip", "lead_flip", "lead_shuffle"):
+        for name in ("flip", "lead_flip", "lead_shuffle", "lead_subset"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{where}.{name}: must be a probability in [0, 1]")
 

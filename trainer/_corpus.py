@@ -8,10 +8,13 @@ Preprocessing, per record (in parallel over records, once):
 2. pick ``n_channels`` channels (by name when ``channels`` is given, else the first ones);
 3. NaN runs up to ``max_gap_s`` are interpolated linearly; longer runs split the record into
    segments that are processed separately;
-4. causal Butterworth band-pass + notch at the native rate (the live aligner's filter, so the
-   encoder sees the phase response it will see live), polyphase resampling to 200 Hz, the first
-   ``settle_s`` seconds of each segment dropped (filter settling), scaling to model units
-   (``unit_uv`` microvolts per unit);
+4. exactly the live aligner's path (:func:`to_model_grid`): causal Butterworth band-pass + notch
+   at the native rate (:func:`~physio_live.core.design_sos` + :class:`~physio_live.core.
+   StreamingFilter`, the app's defaults), then linear interpolation onto the global grid
+   ``k / rate`` (:func:`~physio_live.core.resample_to_grid`, the very function the aligner
+   calls), so the encoder sees the samples it will see live; the first ``settle_s`` seconds of
+   each segment are dropped (filter settling); scaling to model units (``unit_uv`` microvolts
+   per unit);
 5. cut into samples ``(channels, sample_patches, 200)`` at a hop of ``hop_patches``; samples with
    ``|x| >= max_abs_uv`` anywhere or a flat channel (< 1 uV peak to peak) are dropped.
 
@@ -22,8 +25,9 @@ read) and ``manifest.json`` (source files with sizes and SHA-256, parameters, pe
 skip reasons, shard hashes, timing). It is written into a temporary folder and renamed into place,
 so an interrupted run never leaves a half-built cache under the real name.
 
-The train/validation split is made *by record* (by patient when ``patient_regex`` is given), never
-by sample, when the cache is opened: changing the split does not redo the preprocessing.
+The train/validation(/test) split is made *by record* (by patient when ``patient_regex`` is
+given; a fixed list of records per part with ``data.split``), never by sample, when the cache is
+opened: changing the split does not redo the preprocessing.
 """
 
 from __future__ import annotations
@@ -40,18 +44,16 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import signal
 
-from physio_live.core import SourceError
-from physio_live.core._filters import StreamingFilter, design_sos, unit_scale_uv
+from physio_live.core import SourceError, StreamingFilter, design_sos, resample_to_grid
+from physio_live.core._filters import unit_scale_uv
 from physio_live.core._replay import open_recording
 
-from ._config import DataConfig, TrainError
+from ._config import DataConfig, SplitConfig, TrainError, expand_record_pattern
 from ._progress import Progress
 
 __all__ = [
@@ -63,12 +65,23 @@ __all__ = [
     "find_records",
     "normalize_channel_name",
     "preprocess_record",
+    "record_matches",
+    "to_model_grid",
 ]
 
 CACHE_FORMAT = "physio-live-pretrain-cache"
-CACHE_VERSION = 1
+#: 2: resampling by the aligner's linear interpolation on the global grid (was polyphase)
+CACHE_VERSION = 2
 #: DataConfig fields that do not change the preprocessed samples (not part of the cache key)
-_NOT_IN_KEY = ("cache_dir", "val_records", "val_fraction", "patient_regex", "workers", "balance")
+_NOT_IN_KEY = (
+    "cache_dir",
+    "val_records",
+    "val_fraction",
+    "split",
+    "patient_regex",
+    "workers",
+    "balance",
+)
 _ALIASES = {"mlii": "ii", "mli": "i", "mliii": "iii"}
 _PREFIX = re.compile(r"^(eeg|ecg|ekg|lead)[\s_-]+", re.IGNORECASE)
 _SUFFIX = re.compile(r"[-_](ref|le|avg|ar)$", re.IGNORECASE)
@@ -128,6 +141,16 @@ def find_records(cfg: DataConfig) -> list[Path]:
         inc = f" matching {cfg.include}" if cfg.include else ""
         raise TrainError(f"no {what}{inc} under {root}; check data.root and data.include")
     return found
+
+
+def record_matches(record: str, patterns: list[str]) -> bool:
+    """Whether a record name (relative to the root, no extension) matches any pattern: an exact
+    name, a glob, or a numeric range ``{a..b}`` (see :class:`SplitConfig`)."""
+    for pat in patterns:
+        for p in expand_record_pattern(pat):
+            if record == p or fnmatch.fnmatch(record, p):
+                return True
+    return False
 
 
 def _key_params(cfg: DataConfig) -> dict[str, Any]:
@@ -214,6 +237,18 @@ def _fill_gaps(x: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
+def to_model_grid(x: np.ndarray, fs: float, cfg: DataConfig) -> np.ndarray:
+    """One gap-free segment ``x [n, C]`` sampled at ``fs`` (any unit; linear steps) -> the
+    model grid, as the live aligner does it: causal band-pass + notch at ``fs`` with the state
+    starting at the first sample, then linear interpolation at the instants ``k / cfg.rate``
+    (the segment starts at t = 0, so grid sample ``k`` is at ``k / rate`` seconds). float64."""
+    sos = design_sos(fs, tuple(cfg.bandpass), cfg.notch, cfg.order, cfg.notch_q)
+    y = StreamingFilter(sos, x.shape[1])(np.asarray(x, np.float64))
+    if abs(fs - cfg.rate) < 1e-9:
+        return y
+    return resample_to_grid(np.arange(len(y)) / fs, y, cfg.rate, 0).values
+
+
 def preprocess_record(path: str | Path, cfg: DataConfig) -> dict[str, Any]:
     """Preprocess one record; returns ``{"samples": array [n, C, P, 200] or None, ...info}``.
 
@@ -275,8 +310,6 @@ def preprocess_record(path: str | Path, cfg: DataConfig) -> dict[str, Any]:
     x = stream.data[:, idx].astype(np.float64) * np.asarray(scales) / cfg.unit_uv
     info["seconds_of_signal"] = len(x) / fs
     segments = _fill_gaps(x, round(cfg.max_gap_s * fs))
-    sos = design_sos(fs, tuple(cfg.bandpass), cfg.notch, order=cfg.order)
-    ratio = Fraction(cfg.rate / fs).limit_denominator(1000)
     size = cfg.sample_patches * cfg.patch_size
     hop = (cfg.hop_patches or cfg.sample_patches) * cfg.patch_size
     settle = round(cfg.settle_s * cfg.rate)
@@ -285,10 +318,7 @@ def preprocess_record(path: str | Path, cfg: DataConfig) -> dict[str, Any]:
     for a, b in segments:
         if (b - a) / fs * cfg.rate < settle + size:
             continue
-        y = StreamingFilter(sos, len(idx))(x[a:b])
-        if ratio != 1:
-            y = signal.resample_poly(y, ratio.numerator, ratio.denominator, axis=0)
-        y = y[settle:]
+        y = to_model_grid(x[a:b], fs, cfg)[settle:]
         n = (len(y) - size) // hop + 1
         if n <= 0:
             continue
@@ -504,13 +534,33 @@ class Corpus:
         starts = np.array([a for _, a in ranges], dtype=np.int64)
         return pos[np.searchsorted(starts, np.asarray(indices), side="right") - 1]
 
+    def split_parts(self, split: SplitConfig) -> dict[str, np.ndarray]:
+        """Sample indices of ``train``, ``val`` and ``test`` of a fixed split by record name."""
+        parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+        for rec, a, b in self.record_ranges():
+            rid = rec["record"]
+            hits = [n for n in parts if record_matches(rid, getattr(split, n))]
+            if len(hits) > 1:
+                raise TrainError(
+                    f"data.split: record {rid} is in both {hits[0]} and {hits[1]}; a record "
+                    "(patient) must be in one part only"
+                )
+            if hits:
+                parts[hits[0]].append(np.arange(a, b))
+        return {n: np.concatenate(v) if v else np.zeros(0, np.int64) for n, v in parts.items()}
+
     def split(
         self,
         val_records: list[str] | None = None,
         val_fraction: float = 0.1,
         patient_regex: str | None = None,
+        fixed: SplitConfig | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Train and validation sample indices, split by record (patient when known)."""
+        """Train and validation sample indices, split by record (patient when known); a
+        ``fixed`` split (when active) wins over the other arguments."""
+        if fixed is not None and fixed.active:
+            parts = self.split_parts(fixed)
+            return parts["train"], parts["val"]
         pat = re.compile(patient_regex) if patient_regex else None
         train, val = [], []
         for rec, a, b in self.record_ranges():

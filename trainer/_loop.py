@@ -311,6 +311,22 @@ def _time_augment(
     return out.reshape(b, c, p, s)
 
 
+def _lead_subset(
+    c: int, prob: float, seed: int, step: int, micro: int, info: DistInfo
+) -> list[int] | None:
+    """The leads a batch keeps (``augment.lead_subset``), or None for all; its own generator,
+    so the masks and other augmentations of a run without it stay as they were."""
+    if prob <= 0 or c < 2:
+        return None
+    g = _mask_generator(seed + 104_729, step, micro, info.rank)
+    if float(torch.rand((), generator=g)) >= prob:
+        return None
+    k = int(torch.randint(1, c + 1, (), generator=g))
+    if k == c:
+        return None
+    return sorted(torch.randperm(c, generator=g)[:k].tolist())
+
+
 def _batches(
     corpus: Corpus, plan: BatchPlan, cfg: PretrainConfig, info: DistInfo, start: int, stop: int
 ) -> Iterator[tuple[int, int, Tensor, MaskBatch]]:
@@ -320,12 +336,15 @@ def _batches(
     def load(step: int, micro: int) -> tuple[int, int, Tensor, MaskBatch]:
         idx = plan.indices(step, micro, info.rank)
         x = torch.from_numpy(corpus.get(idx))
-        shape = (x.shape[0], x.shape[1], x.shape[2])
+        leads = _lead_subset(x.shape[1], cfg.augment.lead_subset, cfg.run.seed, step, micro, info)
+        shape = (x.shape[0], len(leads) if leads is not None else x.shape[1], x.shape[2])
         g = _mask_generator(cfg.run.seed, step, micro, info.rank)
         mb = make_mask(shape, cfg.masking, g)
         if cfg.augment.time_scale is not None:
             x = _time_augment(x, *_next_samples(corpus, idx, x, hop), cfg.augment.time_scale, g)
         x = _augment(x, cfg.augment, g)
+        if leads is not None:
+            x = x[:, leads].contiguous()
         if info.device.type == "cuda":
             x = x.pin_memory()
         return step, micro, x, mb
@@ -395,18 +414,7 @@ def evaluate(
         x = torch.from_numpy(corpus.get(idx))
         g = torch.Generator().manual_seed(cfg.run.seed + 7919 * (j + 1))
         mb = make_mask((x.shape[0], x.shape[1], x.shape[2]), cfg.masking, g)
-        xd, md = x.to(info.device), mb.mask.to(info.device)
-        with _autocast(info.device, amp, dtype):
-            pred = model(xd, md)
-        preds = [pred.float().cpu(), torch.zeros_like(x), baseline_interp(x, mb)]
-        m = mb.mask.unsqueeze(-1).double()
-        cnt = m.sum(dim=(1, 2, 3)) * x.shape[-1]
-        for w, p in enumerate(preds):
-            se = (((p.double() - x.double()) ** 2) * m).sum(dim=(1, 2, 3))
-            for mode in (0, 1):
-                sel = mb.inter == bool(mode)
-                sums[mode, w, 0] += se[sel].sum()
-                sums[mode, w, 1] += cnt[sel].sum()
+        sums += masked_error_sums(model, x, mb, info.device, amp, dtype)
         n += len(idx)
     if info.distributed:
         t = torch.cat([sums.flatten(), torch.tensor([float(n)], dtype=torch.float64)])
@@ -415,7 +423,39 @@ def evaluate(
         t = t.cpu()
         sums, n = t[:-1].view(2, 3, 2), int(t[-1].item())
     model.train(was_training)
-    out: dict[str, float] = {"n_samples": float(n)}
+    return {"n_samples": float(n), **error_sums_to_mse(sums)}
+
+
+def masked_error_sums(
+    model: nn.Module,
+    x: Tensor,
+    mb: MaskBatch,
+    device: torch.device,
+    amp: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Squared errors and counts over the hidden samples of one batch, for the model, zeros
+    and interp: ``[mode (0 intra, 1 inter), what (model, zeros, interp), (sum, count)]``."""
+    sums = torch.zeros(2, 3, 2, dtype=torch.float64)
+    xd, md = x.to(device), mb.mask.to(device)
+    with _autocast(device, amp, dtype):
+        pred = model(xd, md)
+    preds = [pred.float().cpu(), torch.zeros_like(x), baseline_interp(x, mb)]
+    m = mb.mask.unsqueeze(-1).double()
+    cnt = m.sum(dim=(1, 2, 3)) * x.shape[-1]
+    for w, p in enumerate(preds):
+        se = (((p.double() - x.double()) ** 2) * m).sum(dim=(1, 2, 3))
+        for mode in (0, 1):
+            sel = mb.inter == bool(mode)
+            sums[mode, w, 0] += se[sel].sum()
+            sums[mode, w, 1] += cnt[sel].sum()
+    return sums
+
+
+def error_sums_to_mse(sums: Tensor) -> dict[str, float]:
+    """``mse``, ``zeros``, ``interp`` and the same with ``_intra``/``_inter`` (NaN when no
+    sample of that mode) from :func:`masked_error_sums` totals."""
+    out: dict[str, float] = {}
     for w, what in enumerate(("mse", "zeros", "interp")):
         tot = sums[:, w].sum(dim=0)
         out[what] = float(tot[0] / tot[1]) if tot[1] > 0 else float("nan")
@@ -577,7 +617,7 @@ def _pretrain(
         out.mkdir(parents=True, exist_ok=True)
     corpus = prepare_corpus(cfg, info, log)
     train_idx, val_idx = corpus.split(
-        cfg.data.val_records, cfg.data.val_fraction, cfg.data.patient_regex
+        cfg.data.val_records, cfg.data.val_fraction, cfg.data.patient_regex, cfg.data.split
     )
     o = cfg.optim
     weights = record_weights(corpus, train_idx, cfg.data.balance)

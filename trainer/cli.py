@@ -2,7 +2,9 @@
 
 ``physio-train pretrain --config X [--resume] [--set key=value ...]`` runs (or resumes) a
 pretraining; ``physio-train preprocess --config X`` only builds the corpus cache (do this once
-before a multi-node run). Errors a user can cause print one line ``physio-train: error: ...`` and
+before a multi-node run); ``physio-train score --checkpoint ENCODER --set data.root=DIR`` prints
+the masked-reconstruction MSE of an encoder (model, zeros, interp per mask kind) as one JSON line.
+Errors a user can cause print one line ``physio-train: error: ...`` and
 exit 1.
 """
 
@@ -19,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="physio-train",
         description="Pretrain (ECG dual masking, EEG masked patches) and fine-tune the encoders.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{pretrain,preprocess,finetune,evaluate}")
+    sub = parser.add_subparsers(
+        dest="command", metavar="{pretrain,preprocess,finetune,evaluate,score}"
+    )
     for name, text in (
         ("pretrain", "self-supervised pretraining of an encoder (runs under torchrun too)"),
         ("preprocess", "only build the preprocessed corpus cache of a pretraining config"),
@@ -43,6 +47,24 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--resume", action="store_true", help="continue from <out_dir>/checkpoint.pt"
             )
+    p = sub.add_parser(
+        "score",
+        help="masked-reconstruction MSE of a pretrained encoder on a WFDB/EDF folder (JSON line)",
+        description="Score an exported encoder (model vs zeros and interp baselines, per mask "
+        "kind) on every record of a folder; prints one JSON line.",
+    )
+    p.add_argument(
+        "--checkpoint", required=True, help="encoder.safetensors or a shipped name (ecg-ludb)"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="e.g. --set data.root=../shared/data/wfdb_mitdb_100 --set seed=1 (repeatable)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
 
@@ -54,6 +76,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from physio_live.core import PhysioLiveError
     from physio_live.models import CheckpointError
+
+    if args.command == "score":
+        try:
+            from physio_live.trainer._score import main_score
+
+            return main_score(args.checkpoint, args.overrides, args.quiet)
+        except (PhysioLiveError, CheckpointError) as exc:
+            print(f"physio-train: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"physio-train: error: {_os_error(exc)}", file=sys.stderr)
+            return 1
 
     if args.command in ("finetune", "evaluate"):
         try:

@@ -1,0 +1,245 @@
+"""``physio-train score``: masked reconstruction of an exported encoder on any WFDB/EDF folder.
+
+The encoder checkpoint says what it takes (leads in model order, window in patches, rate, units);
+every record of ``data.root`` is read and preprocessed exactly as for pretraining (the live
+aligner's causal filters and grid, :func:`~physio_live.trainer._corpus.preprocess_record`, no
+cache), cut into non-overlapping windows, masked with the dual masking of the recipe (seeded), and
+scored against the two baselines on the very same masks (:mod:`physio_live.trainer._masking`).
+
+Leads: the checkpoint's leads that a record has, in the checkpoint's order, then the record's
+other ECG leads (e.g. Challenge 2015's unnamed chest lead ``V``), up to the checkpoint's lead
+count; a record with one lead is scored intra-lead only (nothing to infer a whole lead from).
+
+Result: one JSON object (one line on stdout): masked MSE in model units squared for the model,
+``zeros`` and ``interp``, per mask kind (``intra``, ``inter``, ``all``), with the masked-sample
+count and the percentage below the better baseline, plus the numbers of windows and records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from physio_live.core import ConfigError, SourceError
+from physio_live.core._config import apply_overrides
+from physio_live.core._filters import unit_scale_uv
+from physio_live.core._replay import open_recording
+from physio_live.models import CBraMod, load_checkpoint
+
+from ._config import DataConfig, MaskingConfig, TrainError, recipe_from_dict
+from ._corpus import find_records, normalize_channel_name, preprocess_record, record_matches
+from ._loop import error_sums_to_mse, masked_error_sums
+from ._masking import make_mask
+
+__all__ = ["ScoreConfig", "resolve_encoder", "score", "score_config"]
+
+KINDS = (("intra", "_intra"), ("inter", "_inter"), ("all", ""))
+
+
+@dataclass
+class ScoreConfig:
+    """What ``physio-train score`` reads and how it masks (any key: ``--set key=value``)."""
+
+    data: DataConfig
+    masking: MaskingConfig = field(
+        default_factory=lambda: MaskingConfig(kind="dual", ratio=0.5, inter_prob=0.5)
+    )
+    #: records to score (names relative to data.root without extension, globs, ``{a..b}``
+    #: ranges); empty: all
+    records: list[str] = field(default_factory=list)
+    #: seed of the masks; ``repeats`` sets of masks (seeds ``seed``, ``seed + 1`` ...) are pooled
+    seed: int = 0
+    repeats: int = 1
+    batch_size: int = 64
+    device: str = "cpu"
+    path: str = "<score>"
+
+    def validate(self) -> None:
+        self.data.validate(f"{self.path}: data")
+        self.masking.validate(f"{self.path}: masking")
+        if self.repeats < 1 or self.batch_size < 1:
+            raise ConfigError(f"{self.path}: repeats and batch_size must be >= 1")
+
+
+def resolve_encoder(spec: str | Path) -> Path:
+    """A shipped encoder name (``ecg-ludb``) or a path -> the checkpoint file."""
+    try:
+        from physio_live.models import resolve_checkpoint  # type: ignore[attr-defined]
+    except ImportError:
+        resolve_checkpoint = None
+    if resolve_checkpoint is not None:
+        return Path(resolve_checkpoint(str(spec)))
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    shipped = Path(__file__).resolve().parents[1] / "models" / "weights" / f"{spec}.safetensors"
+    if shipped.is_file():
+        return shipped
+    raise TrainError(
+        f"--checkpoint {spec}: no such file and no shipped encoder of that name; give the path "
+        "of an encoder.safetensors or a shipped name such as ecg-ludb"
+    )
+
+
+def score_config(encoder: CBraMod | Any, modality: Any, overrides: list[str]) -> ScoreConfig:
+    """The scoring config of an encoder's :class:`~physio_live.models.ModalityConfig`, with
+    ``--set`` overrides; ``data.kind`` defaults to what ``data.root`` holds."""
+    to_uv = unit_scale_uv(modality.units, None) or 1.0
+    ecg = modality.name == "ecg"
+    channels = list(modality.channels) or None
+    data: dict[str, Any] = {
+        "kind": "wfdb" if ecg else "edf",
+        "root": "",
+        "channels": channels,
+        "n_channels": len(channels) if channels else 2,
+        "rate": modality.sampling_rate,
+        "patch_size": modality.patch_size,
+        "sample_patches": modality.n_patches,
+        "unit_uv": to_uv / modality.scale,
+        "max_abs_uv": 20000.0 if ecg else None,
+        "dtype": "float32",
+    }
+    raw = apply_overrides({"data": data}, overrides)
+    if not raw["data"].get("root"):
+        raise ConfigError("score: give the folder to score with --set data.root=DIR")
+    if not any(o.strip().startswith("data.kind=") for o in overrides):
+        root = Path(str(raw["data"]["root"])).expanduser()
+        has_hea = root.is_dir() and next(root.rglob("*.hea"), None) is not None
+        raw["data"]["kind"] = "wfdb" if has_hea else "edf"
+    del encoder
+    return recipe_from_dict(ScoreConfig, raw, "score", "data:, masking:")
+
+
+def _leads(path: Path, cfg: DataConfig) -> list[str]:
+    """The leads a record is scored on (see the module docstring); empty when unreadable."""
+    role = "ecg" if cfg.kind == "wfdb" else "eeg"
+    try:
+        rec = open_recording(path)
+    except (SourceError, Exception):  # third-party readers raise many kinds on damaged files
+        return []
+    streams = [s for s in rec.streams if s.info.role == role]
+    if not streams:
+        return []
+    s = max(streams, key=lambda s: (len(s.info.channel_labels), s.info.nominal_srate))
+    labels = list(s.info.channel_labels)
+    norm = [normalize_channel_name(x) for x in labels]
+    picked: list[int] = []
+    for want in cfg.channels or []:
+        w = normalize_channel_name(want)
+        if w in norm and norm.index(w) not in picked:
+            picked.append(norm.index(w))
+    picked += [i for i in range(len(labels)) if i not in picked]
+    return [labels[i] for i in picked[: cfg.n_channels]]
+
+
+@torch.no_grad()
+def score(checkpoint: str | Path, overrides: list[str], *, log: Any = None) -> dict[str, Any]:
+    """Score an exported encoder on a folder; returns the result (see the module docstring)."""
+    path = resolve_encoder(checkpoint)
+    ck = load_checkpoint(path)
+    model = ck.model
+    if not isinstance(model, CBraMod) or model.config.out_dim != ck.config.patch_size:
+        raise TrainError(
+            f"{path}: score needs a pretrained encoder with its reconstruction head (an "
+            "encoder.safetensors written by physio-train pretrain), not a fused model"
+        )
+    cfg = score_config(model, ck.config, overrides)
+    device = torch.device(cfg.device)
+    model.to(device).eval()
+    records = find_records(cfg.data)
+    root = Path(cfg.data.root).expanduser()
+    if cfg.records:
+        records = [
+            p
+            for p in records
+            if record_matches(p.relative_to(root).with_suffix("").as_posix(), cfg.records)
+        ]
+        if not records:
+            raise TrainError(f"score: no record under {root} matches records={cfg.records}")
+    sums = torch.zeros(2, 3, 2, dtype=torch.float64)
+    n_windows, used, skipped = 0, [], []
+    for rec in records:
+        leads = _leads(rec, cfg.data)
+        if not leads:
+            skipped.append({"record": rec.name, "why": "no readable channel of the right type"})
+            continue
+        rcfg = dataclasses.replace(cfg.data, channels=leads, n_channels=len(leads))
+        info = preprocess_record(rec, rcfg)
+        x_all = info["samples"]
+        if x_all is None:
+            skipped.append({"record": info["record"], "why": info["skipped"]})
+            continue
+        used.append({"record": info["record"], "leads": info["channels"], "windows": len(x_all)})
+        n_windows += len(x_all)
+        for r in range(cfg.repeats):
+            for j in range(0, len(x_all), cfg.batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(x_all[j : j + cfg.batch_size]))
+                g = torch.Generator().manual_seed(
+                    (cfg.seed + r) * 1_000_003 + 7919 * (j // cfg.batch_size) + len(used)
+                )
+                mb = make_mask((x.shape[0], x.shape[1], x.shape[2]), cfg.masking, g)
+                sums += masked_error_sums(model, x, mb, device)
+        if log is not None:
+            log(f"score: {info['record']}: {len(x_all)} windows, leads {info['channels']}")
+    if not used:
+        reasons = "; ".join(f"{s['record']}: {s['why']}" for s in skipped[:3])
+        raise TrainError(f"score: no record under {root} could be scored ({reasons})")
+    mse = error_sums_to_mse(sums)
+    out: dict[str, Any] = {
+        "checkpoint": str(path),
+        "model_id": ck.model_id,
+        "root": str(root.resolve()),
+        "unit": f"({cfg.data.unit_uv:g} uV)^2",
+        "seed": cfg.seed,
+        "repeats": cfg.repeats,
+        "records": len(used),
+        "records_skipped": len(skipped),
+        "samples": n_windows,
+        "window_s": cfg.data.sample_patches * cfg.data.patch_size / cfg.data.rate,
+    }
+    for kind, part in KINDS:
+        mode = {"intra": [0], "inter": [1], "all": [0, 1]}[kind]
+        count = float(sums[mode, 0, 1].sum()) if sums.numel() else 0.0
+        m, z, i = mse["mse" + part], mse["zeros" + part], mse["interp" + part]
+        best = min(z, i)
+        out[kind] = {
+            "model": m,
+            "zeros": z,
+            "interp": i,
+            "below_best_pct": 100.0 * (1.0 - m / best) if best > 0 else math.nan,
+            "masked_samples": int(count),
+        }
+    out["per_record"] = used
+    if skipped:
+        out["skipped"] = skipped
+    return out
+
+
+def to_json_line(result: dict[str, Any]) -> str:
+    """One JSON line (NaN as null)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(result), separators=(",", ":"))
+
+
+def main_score(checkpoint: str, overrides: list[str], quiet: bool) -> int:
+    """The CLI body: print the JSON line; errors go through the CLI's handler."""
+    log = None if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    print(to_json_line(score(checkpoint, overrides, log=log)), flush=True)
+    return 0
