@@ -120,6 +120,13 @@ class DataConfig:
     hop_patches: int | None = None
     #: microvolts per model unit (CBraMod: 100 uV)
     unit_uv: float = 100.0
+    #: WFDB only: one ADC gain (counts per mV) for every channel instead of the header's
+    #: per-channel gains; null: the header's. LUDB needs 1000: its digital leads obey
+    #: Einthoven's law exactly (III = II - I), so they share one gain, but its headers give every
+    #: lead its own gain (each lead scaled to a ~1 mV range), which breaks the relations between
+    #: leads that inter-lead masking learns; 1000 counts/mV (1 uV per count) gives the usual
+    #: amplitudes (median lead II QRS range ~1.2 mV).
+    wfdb_gain: float | None = None
     #: drop samples whose |amplitude| reaches this (uV) on any channel (CBraMod EEG: 100);
     #: null: keep all
     max_abs_uv: float | None = None
@@ -168,6 +175,8 @@ class DataConfig:
             raise ConfigError(f"{where}.sample_patches/hop_patches: must be >= 1")
         if self.unit_uv <= 0:
             raise ConfigError(f"{where}.unit_uv: must be > 0 microvolts per model unit")
+        if self.wfdb_gain is not None and self.wfdb_gain <= 0:
+            raise ConfigError(f"{where}.wfdb_gain: counts per mV, > 0 (or null: the header's)")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"{where}.val_fraction: must be in [0, 1), got {self.val_fraction}")
         if not 0 <= self.balance <= 1:

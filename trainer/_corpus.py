@@ -237,6 +237,26 @@ def _fill_gaps(x: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
+def _header_gains(path: Path) -> dict[str, tuple[float, str]] | None:
+    """``{label: (gain, unit)}`` (counts per unit) of a single-segment WFDB header; None for
+    anything else."""
+    if path.suffix.lower() != ".hea" or _wfdb_segment_headers(path):
+        return None
+    out: dict[str, tuple[float, str]] = {}
+    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text(errors="replace").splitlines()]
+    for ln in [x for x in lines if x][1:]:
+        parts = ln.split()
+        if len(parts) < 3:
+            continue
+        m = re.match(r"^([-+0-9.eE]+)(?:\([-+0-9]+\))?(?:/(\S+))?$", parts[2])
+        if m is None:
+            continue
+        label = " ".join(parts[8:]) if len(parts) > 8 else ""
+        gain = float(m.group(1)) or 200.0  # WFDB: a gain of 0 means 200
+        out[label] = (gain, m.group(2) or "mV")
+    return out
+
+
 def to_model_grid(x: np.ndarray, fs: float, cfg: DataConfig) -> np.ndarray:
     """One gap-free segment ``x [n, C]`` sampled at ``fs`` (any unit; linear steps) -> the
     model grid, as the live aligner does it: causal band-pass + notch at ``fs`` with the state
@@ -307,6 +327,14 @@ def preprocess_record(path: str | Path, cfg: DataConfig) -> dict[str, Any]:
         if sc is None:
             return done(f"channel {stream.info.channel_labels[i]!r} has unknown unit {unit!r}")
         scales.append(sc)
+    if cfg.wfdb_gain is not None:
+        gains = _header_gains(path)
+        labels = [stream.info.channel_labels[i] for i in idx]
+        if gains is None or any(lab not in gains for lab in labels):
+            return done("data.wfdb_gain needs a single-segment WFDB header naming every channel")
+        # the reader gives digital / header gain: back to counts, then the common gain (per mV)
+        scales = [gains[lab][0] / cfg.wfdb_gain * 1e3 for lab in labels]
+        info["gain_fixed"] = {lab: gains[lab][0] for lab in labels}
     x = stream.data[:, idx].astype(np.float64) * np.asarray(scales) / cfg.unit_uv
     info["seconds_of_signal"] = len(x) / fs
     segments = _fill_gaps(x, round(cfg.max_gap_s * fs))

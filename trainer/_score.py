@@ -243,3 +243,94 @@ def main_score(checkpoint: str, overrides: list[str], quiet: bool) -> int:
     log = None if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     print(to_json_line(score(checkpoint, overrides, log=log)), flush=True)
     return 0
+
+
+def _brief(res: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of a score result that go into a checkpoint's provenance."""
+    out: dict[str, Any] = {"records": res["records"], "windows": res["samples"]}
+    for kind, _ in KINDS:
+        r = res[kind]
+        out[kind] = {k: r[k] for k in ("model", "zeros", "interp", "below_best_pct")}
+    return out
+
+
+def ship_encoder(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    other: list[str | Path] = (),  # type: ignore[assignment]
+    repeats: int = 3,
+    command: str = "",
+    log: Any = None,
+) -> dict[str, Any]:
+    """Score a finished run's ``encoder.safetensors`` on its recipe's train / val / test records
+    (``data.split``) and on ``other`` folders, and write it to ``out`` with those numbers, the
+    data, split, unit and command in its provenance. Returns the numbers."""
+    from physio_live.models import Provenance, save_checkpoint
+
+    run_dir = Path(run_dir)
+    enc = run_dir / "encoder.safetensors"
+    conf = json.loads((run_dir / "config.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    data, split = conf["data"], conf["data"]["split"]
+    base = [
+        f"data.root={data['root']}",
+        f"data.wfdb_gain={data['wfdb_gain'] if data['wfdb_gain'] is not None else 'null'}",
+        f"data.hop_patches={data['hop_patches']}",
+        f"repeats={repeats}",
+    ]
+    metrics: dict[str, Any] = {}
+    for part in ("train", "val", "test"):
+        if split[part]:
+            res = score(enc, [*base, f"records={json.dumps(split[part])}"])
+            metrics[f"ludb_{part}"] = _brief(res)
+            if log:
+                log(f"{part}: {to_json_line(metrics[f'ludb_{part}'])}")
+    for folder in other:
+        res = score(enc, [f"data.root={folder}", f"repeats={repeats}"])
+        metrics[Path(folder).name] = _brief(res)
+        if log:
+            log(f"{Path(folder).name}: {to_json_line(metrics[Path(folder).name])}")
+    ck = load_checkpoint(enc)
+    cache = json.loads((Path(summary["cache"]) / "manifest.json").read_text())
+    notes = {
+        "what": "ECG encoder pretrained with dual masking (intra-lead patches / inter-lead "
+        "whole leads) with its reconstruction head",
+        "unit": "model input = microvolts x 0.01 (100 uV per unit); 200 Hz; 4-s windows of "
+        "1-s patches; leads I, II, III, aVR, aVL, aVF, V1-V6 in this order (any subset works)",
+        "preprocessing": {
+            k: data[k] for k in ("bandpass", "notch", "notch_q", "order", "settle_s", "wfdb_gain")
+        },
+        "split": split,
+        "masking": conf["masking"],
+        "augment": conf["augment"],
+        "steps": summary["step"],
+        "train_seconds": round(summary["train_seconds"], 1),
+        "metrics (masked MSE, (100 uV)^2; below_best_pct: % below the better baseline)": metrics,
+        "command": command,
+        "cache_key": cache["key"],
+    }
+    prov = Provenance(
+        trained=True,
+        source="physio-train pretrain (ECG dual masking), configs/pretrain_ecg_ludb.yaml",
+        datasets=(
+            "LUDB 1.0.1 (PhysioNet, ODC-By 1.0), records 1-200 (train 1-160, validation "
+            "161-180, test 181-200)",
+        ),
+        notes=json.dumps(notes, separators=(",", ":")),
+    )
+    save_checkpoint(out, ck.model, provenance=prov, modality=ck.config)
+    return metrics
+
+
+if __name__ == "__main__":  # python -m physio_live.trainer._score RUN_DIR OUT [OTHER_DIR ...]
+    args = sys.argv[1:]
+    cmd = "python -m physio_live.trainer._score " + " ".join(args)
+    res = ship_encoder(
+        args[0],
+        args[1],
+        other=args[2:],
+        command=cmd,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    print(to_json_line(res))

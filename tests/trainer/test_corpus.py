@@ -163,3 +163,54 @@ def test_cache_in_parallel_matches_serial(data_dir, tmp_path):
     )
     assert len(serial) == len(par) > 0
     np.testing.assert_array_equal(serial.get(range(len(serial))), par.get(range(len(par))))
+
+
+LUDB = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "ludb" / "data"
+
+
+@pytest.fixture
+def ludb_dir() -> Path:
+    if not LUDB.is_dir():
+        pytest.skip(f"LUDB not found at {LUDB}")
+    return LUDB
+
+
+def test_fixed_split_by_record_name_and_range(ludb_dir, tmp_path):
+    from physio_live.trainer import TrainError
+    from physio_live.trainer._config import SplitConfig
+
+    cfg = _cfg(
+        ludb_dir,
+        include=["1?.hea"],  # records 10-19
+        channels=["I", "II"],
+        cache_dir=str(tmp_path),
+        hop_patches=1,
+        split=SplitConfig(train=["{10..15}"], val=["16", "17"], test=["1[89]"]),
+    )
+    corpus = Corpus(build_cache(cfg, progress=False))
+    parts = corpus.split_parts(cfg.split)
+    names = {
+        k: sorted({corpus.records[i]["record"] for i in corpus.record_of(v)})
+        for k, v in parts.items()
+    }
+    assert names == {
+        "train": ["10", "11", "12", "13", "14", "15"], "val": ["16", "17"], "test": ["18", "19"]
+    }  # fmt: skip
+    assert [len(v) for v in parts.values()] == [36, 12, 12]  # 6 windows of 4 s per 10-s record
+    assert np.array_equal(corpus.split(fixed=cfg.split)[1], parts["val"])
+    with pytest.raises(TrainError, match="record 15 is in both train and val"):
+        corpus.split_parts(SplitConfig(train=["{10..15}"], val=["{15..17}"]))
+
+
+def test_wfdb_gain_restores_einthoven_on_ludb(ludb_dir):
+    """LUDB's headers give each lead its own gain; one common gain makes III = II - I again."""
+    kw = {"include": ["185.hea"], "channels": ["I", "II", "III"], "n_channels": 3}
+    cfg = _cfg(ludb_dir, **kw)
+    (path,) = find_records(cfg)
+    x = preprocess_record(path, cfg)["samples"]
+    y = preprocess_record(path, _cfg(ludb_dir, wfdb_gain=1000.0, **kw))["samples"]
+
+    def resid(s):
+        return np.abs(s[:, 2] - (s[:, 1] - s[:, 0])).max() / np.abs(s[:, 2]).max()
+
+    assert resid(y) < 5e-3 and resid(x) > 0.1  # float16 cache
