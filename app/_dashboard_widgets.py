@@ -356,7 +356,8 @@ class HeartMonitor:
 
 
 class EstimatePanel(QtWidgets.QWidget):
-    """Valence / arousal / dominance over time, quality, the valence-arousal plane with a trail.
+    """The model's targets over time (P(mental arithmetic), or valence / arousal / dominance ...),
+    quality, and for models with valence and arousal targets the valence-arousal plane with a trail.
 
     Estimates are appended from the GUI thread (the window drains them from the worker's queue);
     they live in preallocated arrays that are compacted when full, so views stay chronological.
@@ -449,7 +450,8 @@ class EstimatePanel(QtWidgets.QWidget):
         pp.addItem(self.trail_curve)
         self.current = pg.ScatterPlotItem(size=16, pen=pg.mkPen("k", width=1.5))
         pp.addItem(self.current)
-        self._plane_axes = (0, 1)
+        self._plane_axes: tuple[int, int] | None = None
+        self.plane.setVisible(False)
         layout.addWidget(self.plane, 3)
 
     # -- set-up --------------------------------------------------------------------------------
@@ -485,12 +487,20 @@ class EstimatePanel(QtWidgets.QWidget):
             self.curves.append(curve)
         self._p = np.zeros((len(self.targets), self.capacity), np.float64)
         lower = [t.lower() for t in self.targets]
-        vi = lower.index("valence") if "valence" in lower else 0
-        ai = lower.index("arousal") if "arousal" in lower else min(1, len(lower) - 1)
-        self._plane_axes = (vi, ai)
-        pp = self.plane.getPlotItem()
-        pp.setLabel("bottom", self.targets[vi] if self.targets else "")
-        pp.setLabel("left", self.targets[ai] if self.targets else "")
+        # the valence-arousal plane only for a model that has both (an eegmat model has one
+        # target, P(mental arithmetic): its panel is the time course alone)
+        if "valence" in lower and "arousal" in lower:
+            vi, ai = lower.index("valence"), lower.index("arousal")
+            self._plane_axes = (vi, ai)
+            pp = self.plane.getPlotItem()
+            pp.setLabel("bottom", self.targets[vi])
+            pp.setLabel("left", self.targets[ai])
+        else:
+            self._plane_axes = None
+        self.plane.setVisible(self._plane_axes is not None)
+        affect = {"valence", "arousal", "dominance", "liking"}
+        what = "P(high)" if set(lower) <= affect else "P(" + " / ".join(self.targets) + ")"
+        self.time_plot.getPlotItem().setLabel("left", what if self.targets else "P")
         self.reset()
 
     def reset(self) -> None:
@@ -558,19 +568,21 @@ class EstimatePanel(QtWidgets.QWidget):
             self.gated.setData(xs[fin], ys[fin])
         else:
             self.gated.setData([], [])
-        vi, ai = self._plane_axes
-        k0 = max(n - self.trail, 0)
-        tx, ty = self._p[vi, k0:n], self._p[ai, k0:n]
-        fin = np.isfinite(tx) & np.isfinite(ty)  # withheld estimates leave the trail
-        self.trail_curve.setData(tx[fin], ty[fin])
+        if self._plane_axes is not None:
+            vi, ai = self._plane_axes
+            k0 = max(n - self.trail, 0)
+            tx, ty = self._p[vi, k0:n], self._p[ai, k0:n]
+            fin = np.isfinite(tx) & np.isfinite(ty)  # withheld estimates leave the trail
+            self.trail_curve.setData(tx[fin], ty[fin])
         est = self.latest
         if est is None or est is self._shown:
             return
         self._shown = est
         gated = est.withheld or not est.quality.ok
-        if est.withheld:
+        if est.withheld or self._plane_axes is None:
             self.current.setData([], [])
         else:
+            vi, ai = self._plane_axes
             brush = pg.mkBrush(GREY if gated else "#d1495b")
             self.current.setData([self._p[vi, n - 1]], [self._p[ai, n - 1]], brush=brush)
         for i in range(len(self.targets)):

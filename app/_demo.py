@@ -1,5 +1,15 @@
 """The built-in demo: real LSL outlets started inside the app, consumed by the normal LSL inlets.
 
+``play: recording`` (the default demo): a bundled recording (:mod:`._demo_data`: a held-out eegmat
+subject, rest then mental arithmetic) played in real time from ``demo.start`` s on, and again from
+there after its end:
+
+- EEG (19 channels, microvolts) and ECG (1 lead, millivolts) on two outlets at the file's rate,
+  each sample stamped ``t0 + i / rate`` on the LSL clock.
+- Markers: the segment's name (``demo/rest``, ``demo/arithmetic``) where each segment starts.
+
+``play: synthetic``:
+
 - EEG: the BrainFlow synthetic board (read through our BrainFlow source), re-published on an LSL
   outlet with its LSL timestamps and channel labels.
 - ECG: :class:`~physio_live.app._ecgsim.ECGSimulator` on a second outlet.
@@ -46,9 +56,82 @@ class DemoOutlets:
         self.source_ids = {role: f"{name}-{self.tag}" for role, name in self.names.items()}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._board: BrainFlowSource | None = None
         self.error: str | None = None
 
     def start(self) -> None:
+        if self.cfg.play == "recording":
+            self._start_recording()
+        else:
+            self._start_synthetic()
+
+    def _start_recording(self) -> None:
+        import pylsl
+
+        from ._demo_data import load_demo_recording
+
+        rec = self._rec = load_demo_recording(self.cfg.recording)
+        self._board = None
+        self._first = min(round(self.cfg.start * rec.rate), rec.n_samples - 1)
+
+        def info(role: str, type_: str, labels: tuple[str, ...], unit: str) -> StreamInfo:
+            return StreamInfo(
+                self.names[role], type_, role, labels, (unit,) * len(labels), rec.rate,
+                self.source_ids[role],
+            )  # fmt: skip
+
+        self._eeg_out = make_outlet(info("eeg", "EEG", rec.eeg_labels, "microvolts"))
+        self._ecg_out = make_outlet(info("ecg", "ECG", rec.ecg_labels, "millivolts"))
+        self._mk_out = make_outlet(self._marker_info())
+        self._t0 = pylsl.local_clock()
+        self._thread = threading.Thread(target=self._play, name="demo-outlets", daemon=True)
+        self._thread.start()
+
+    def _marker_info(self) -> StreamInfo:
+        return StreamInfo(
+            self.names["markers"],
+            "Markers",
+            "markers",
+            ("marker",),
+            ("",),
+            0.0,
+            self.source_ids["markers"],
+            channel_format="string",
+        )
+
+    def _play(self) -> None:
+        """Push the recording in real time from ``start``; loop back to ``start`` at its end."""
+        import pylsl
+
+        rec = self._rec
+        sent = 0  # samples pushed since t0
+        pos = self._first  # index into the recording of the next sample
+        starts = dict(rec.segments)
+        marked = pos  # the recording index whose marker was pushed last
+        try:
+            self._mk_out.push_sample([f"demo/{rec.segment_at(pos)}"], self._t0)
+            while not self._stop.is_set():
+                due = int((pylsl.local_clock() - self._t0) * rec.rate)
+                while due > sent:
+                    n = min(due - sent, rec.n_samples - pos)
+                    stamps = (self._t0 + np.arange(sent, sent + n) / rec.rate).tolist()
+                    self._eeg_out.push_chunk(rec.eeg[pos : pos + n], stamps)
+                    self._ecg_out.push_chunk(rec.ecg[pos : pos + n], stamps)
+                    for i, name in starts.items():
+                        if pos <= i < pos + n and i != marked:
+                            self._mk_out.push_sample([f"demo/{name}"], stamps[i - pos])
+                            marked = i
+                    sent += n
+                    pos += n
+                    if pos >= rec.n_samples:  # again from the start
+                        pos = marked = self._first
+                        t = self._t0 + sent / rec.rate
+                        self._mk_out.push_sample([f"demo/{rec.segment_at(pos)}"], t)
+                time.sleep(0.01)
+        except Exception as exc:
+            self.error = f"demo outlets stopped: {type(exc).__name__}: {exc}"
+
+    def _start_synthetic(self) -> None:
         import pylsl
 
         labels = list(self.cfg.eeg_labels)
@@ -82,16 +165,7 @@ class DemoOutlets:
             self.cfg.ecg_rate,
             self.source_ids["ecg"],
         )
-        mk_info = StreamInfo(
-            self.names["markers"],
-            "Markers",
-            "markers",
-            ("marker",),
-            ("",),
-            0.0,
-            self.source_ids["markers"],
-            channel_format="string",
-        )
+        mk_info = self._marker_info()
         self._eeg_out = make_outlet(eeg_info)
         self._ecg_out = make_outlet(ecg_info)
         self._mk_out = make_outlet(mk_info)
@@ -130,7 +204,8 @@ class DemoOutlets:
         if self._thread is not None:
             self._thread.join(5.0)
             self._thread = None
-        self._board.close()
+        if self._board is not None:
+            self._board.close()
         for name in ("_eeg_out", "_ecg_out", "_mk_out"):
             setattr(self, name, None)
 

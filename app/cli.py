@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="physio-live",
         description="Live EEG + ECG from LSL and BrainFlow on one clock -> fused encoder -> "
-        "valence / arousal / dominance estimates.",
+        "estimates of the checkpoint's targets (P(mental arithmetic) for the shipped eegmat "
+        "model; valence / arousal / dominance for DREAMER-style models).",
         epilog=(
             "Subcommands: 'physio-live models list', 'physio-live models info NAME|PATH', "
             "'physio-live models pull cbramod'."
@@ -81,14 +82,34 @@ def _fmt_rate(st) -> str:
     return f"{st[0]:.0f}/{st[1]:g}Hz" if st[1] > 0 else f"{st[0]:.1f}/s"
 
 
-def _status_line(st) -> str:
+def _status_line(st, latest=None) -> str:
+    """One status line; ``latest`` (the newest Estimate) adds its value per target."""
     rates = " ".join(f"{name}={_fmt_rate(r)}" for name, r in st.rates.items())
     rec = f"rec={fmt_bytes(st.recording_bytes)}" if st.recording else "rec=off"
+    now = ""
+    if latest is not None:
+        now = " | " + (
+            "withheld"
+            if latest.withheld
+            else " ".join(
+                f"{t}={p:.2f}" for t, p in zip(latest.targets, latest.probabilities, strict=True)
+            )
+        )
     return (
         f"[{st.elapsed:6.1f}s] {rates} | win/s={st.windows_per_s:.1f} est/s="
         f"{st.estimates_per_s:.1f} | latency p50={fmt_ms(st.latency_p50)} "
-        f"p99={fmt_ms(st.latency_p99)} | dropped={st.dropped} | {rec}"
+        f"p99={fmt_ms(st.latency_p99)} | dropped={st.dropped} | {rec}{now}"
     )
+
+
+class _Latest:
+    """The newest estimate (set from the worker thread, read by the status line)."""
+
+    def __init__(self) -> None:
+        self.estimate = None
+
+    def __call__(self, est) -> None:
+        self.estimate = est
 
 
 def _fmt_window(w) -> str:
@@ -221,6 +242,8 @@ def run_replay(args: argparse.Namespace) -> int:
 
             print(f"physio-live: WARNING: {UNTRAINED_WARNING}", file=sys.stderr, flush=True)
         session.on_estimate(writer.write)
+        latest = _Latest()
+        session.on_estimate(latest)
         if exporter is not None:
             session.pipeline.on_window(exporter.add)
         if args.windows:
@@ -233,7 +256,7 @@ def run_replay(args: argparse.Namespace) -> int:
             session.finished.wait(min(0.2, max(0.0, next_status - time.monotonic())))
             if time.monotonic() >= next_status:
                 next_status += 1.0
-                _say(_status_line(session.status()))
+                _say(_status_line(session.status(), latest.estimate))
     finally:
         session.close()
         writer.close()
@@ -274,7 +297,8 @@ def run_stream(args: argparse.Namespace) -> int:
         print(f"physio-live: config {cfg.path}", flush=True)
         print(f"physio-live: streams: {names}", flush=True)
         print(
-            f"physio-live: model {model.model_id} on {session.worker.device}"
+            f"physio-live: model {model.model_id} on {session.worker.device} "
+            f"(estimates: P({', '.join(model.config.targets)}))"
             + (f"; recording to {session.recorder.path}" if session.recorder else "")
             + (f"; estimates on LSL outlet {cfg.outlet.name!r}" if session.outlet else ""),
             flush=True,
@@ -287,6 +311,8 @@ def run_stream(args: argparse.Namespace) -> int:
             pipe.on_window(lambda w: _say(_fmt_window(w)))
         if args.estimates:
             session.on_estimate(lambda e: _say(_fmt_estimate(e)))
+        latest = _Latest()
+        session.on_estimate(latest)
         session.start()
         t_start = time.monotonic()
         next_status = t_start + 1.0
@@ -297,7 +323,7 @@ def run_stream(args: argparse.Namespace) -> int:
             if time.monotonic() >= next_status:
                 next_status += 1.0
                 st = session.status()
-                _say(_status_line(st))
+                _say(_status_line(st, latest.estimate))
                 for msg in st.errors:
                     if msg not in said:
                         said.add(msg)

@@ -382,9 +382,16 @@ class OutletConfig:
 
 @dataclass
 class DemoConfig:
-    """Real LSL outlets started inside the app (BrainFlow synthetic EEG, simulated ECG)."""
+    """Real LSL outlets started inside the app: a bundled recording played in real time
+    (``play: recording``), or BrainFlow synthetic EEG with a simulated ECG (``play: synthetic``)."""
 
     enabled: bool = False
+    #: what the outlets carry: ``synthetic`` (BrainFlow board + simulated ECG) or ``recording``
+    play: Literal["synthetic", "recording"] = "synthetic"
+    #: the recording played (``play: recording``): a bundled name (``eegmat-s35``) or an .npz
+    recording: str = "eegmat-s35"
+    #: seconds into the recording where playing starts, and starts again after its end
+    start: float = 0.0
     name_prefix: str = "physio-live-demo"
     eeg_board: str | int = "SYNTHETIC_BOARD"
     eeg_rows: list[int] = field(default_factory=lambda: list(range(1, 15)))
@@ -402,6 +409,8 @@ class DemoConfig:
             raise ConfigError(f"{where}: eeg_rows and eeg_labels must have the same length")
         if self.ecg_rate <= 0 or not 20 <= self.heart_rate <= 250:
             raise ConfigError(f"{where}: ecg_rate must be > 0 and heart_rate 20..250 bpm")
+        if self.start < 0:
+            raise ConfigError(f"{where}.start: {self.start} s; give 0 or more seconds")
 
 
 @dataclass

@@ -40,6 +40,7 @@ __all__ = [
     "CBRAMOD_URL",
     "Checkpoint",
     "checkpoint_summary",
+    "checkpoint_test_metrics",
     "describe_checkpoint",
     "format_checkpoint_info",
     "hf_hub_cache_dir",
@@ -449,6 +450,8 @@ def format_checkpoint_info(info: Mapping[str, object]) -> str:
         lines.append(f"    created {p['created']} with {p['software']}")
         notes = _parse_notes(str(p.get("notes") or ""))
         if isinstance(notes, dict):
+            if summary := _metrics_summary(notes):
+                lines.append(f"  metrics: {summary}")
             for key, value in notes.items():
                 text = value if isinstance(value, str) else json.dumps(value, default=str)
                 lines.append(f"    {key}: {text}")
@@ -472,13 +475,27 @@ def _fmt_num(v: object) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def checkpoint_test_metrics(notes: Mapping[str, object]) -> dict[str, object]:
+    """The test metrics in a checkpoint's JSON notes: ``test_metrics`` (or ``test``) at the top or
+    one level down (the trainer writes ``chosen.test_metrics`` beside ``chosen.hop_s``), with the
+    ``hop_s`` and ``window_s`` they were measured at when recorded; empty when there are none."""
+    for where in (notes, *(v for v in notes.values() if isinstance(v, Mapping))):
+        for key in ("test_metrics", "test"):
+            m = where.get(key)
+            if isinstance(m, Mapping) and m:
+                out = {k: v for k, v in m.items() if isinstance(v, (int, float, str))}
+                for extra in ("window_s", "hop_s", "test_windows"):
+                    if isinstance(where.get(extra), (int, float)):
+                        out[extra] = where[extra]
+                return out
+    return {}
+
+
 def _metrics_summary(notes: dict[str, object]) -> str:
-    """One line of test metrics from JSON notes: the ``test`` entry if any, else every number."""
-    for key in ("test", "test_metrics", "metrics"):
-        m = notes.get(key)
-        if isinstance(m, dict) and m:
-            flat = {k: v for k, v in m.items() if isinstance(v, (int, float, str))}
-            return "test " + ", ".join(f"{k} {_fmt_num(v)}" for k, v in flat.items())
+    """One line of test metrics from JSON notes, else every top-level number."""
+    m = checkpoint_test_metrics(notes)
+    if m:
+        return "test " + ", ".join(f"{k} {_fmt_num(v)}" for k, v in m.items())
     flat = {k: v for k, v in notes.items() if isinstance(v, (int, float))}
     return ", ".join(f"{k} {_fmt_num(v)}" for k, v in flat.items())
 

@@ -53,7 +53,8 @@ XDF = "xdf_bci_essentials_switch/switch_example.xdf"
 #: the 19 EEG channels of the eegmat EDF, in file order (labels cleaned of "EEG ")
 EEGMAT = tuple("Fp1 Fp2 F3 F4 F7 F8 T3 T4 C3 C4 T5 T6 P3 P4 O1 O2 Fz Cz Pz".split())
 DREAMER = tuple("AF3 F7 F3 FC5 T7 P7 O1 O2 P8 T8 FC6 F4 F8 AF4".split())
-FAST = ["--set", "model.size=tiny", "--speed", "max", "--duration", "6", "--no-record"]
+FAST = ["--config", "demo_synthetic", "--set", "model.size=tiny", "--speed", "max",
+        "--duration", "6", "--no-record"]  # fmt: skip
 
 GOOD_YAML = """\
 sources:

@@ -16,7 +16,8 @@ import pyxdf
 
 pytestmark = pytest.mark.slow
 
-FAST = ["--set", "model.size=tiny", "--set", "aligner.hop=0.5"]
+# the synthetic demo (BrainFlow board + simulated ECG) on a tiny untrained model
+FAST = ["--config", "demo_synthetic", "--set", "model.size=tiny", "--set", "aligner.hop=0.5"]
 
 
 def _run(*args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -26,7 +26,7 @@ TINY = ["model.size=tiny", "model.device=cpu", "recording.enabled=false", "outle
 @pytest.fixture
 def demo_window(qtbot, tmp_path):
     """A Dashboard over a started demo Session (tiny model, no recording at start)."""
-    cfg = load_config("demo", [*TINY, f"recording.folder={tmp_path}"])
+    cfg = load_config("demo_synthetic", [*TINY, f"recording.folder={tmp_path}"])
     session = Session(cfg)
     session.open()
     try:
@@ -168,7 +168,7 @@ def test_bad_config_and_missing_replay_are_messages_not_crashes(qtbot, tmp_path)
 
 
 def test_run_dashboard_opens_the_demo_and_closes_after_duration(qtbot):
-    cfg = load_config("demo", TINY)
+    cfg = load_config("demo_synthetic", TINY)
     t0 = time.monotonic()
     assert run_dashboard(cfg, duration=5.0) == 0
     assert time.monotonic() - t0 < 20.0
@@ -209,7 +209,7 @@ def test_estimate_panel_greys_gated_and_withheld_estimates(qtbot):
 
 
 def test_replay_of_a_real_recording_in_the_window(qtbot, data_dir):
-    cfg = load_config("demo", TINY)
+    cfg = load_config("demo_synthetic", TINY)
     win = Dashboard(None)
     qtbot.addWidget(win)
     win.show()

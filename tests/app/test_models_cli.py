@@ -63,8 +63,8 @@ def test_app_runs_a_trained_checkpoint_without_the_untrained_warning(tmp_path):
     model = FusedEmotionModel(cfg, provenance=Provenance(trained=True, source="unit test"))
     ckpt = tmp_path / "fused.safetensors"
     save_checkpoint(ckpt, model)
-    r = _cli("--stream", "--duration", "8", "--checkpoint", str(ckpt), "--no-record",
-             "--estimates")  # fmt: skip
+    r = _cli("--stream", "--duration", "8", "--config", "demo_synthetic", "--checkpoint",
+             str(ckpt), "--no-record", "--estimates")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "untrained" not in r.stderr.lower()
     est = [ln for ln in r.stdout.splitlines() if ln.startswith("estimate")]
@@ -80,6 +80,7 @@ def test_checkpoint_for_other_channels_is_refused(tmp_path):
     )
     ckpt = tmp_path / "fused19.safetensors"
     save_checkpoint(ckpt, FusedEmotionModel(cfg))
-    r = _cli("--stream", "--duration", "5", "--checkpoint", str(ckpt), "--no-record")
+    r = _cli("--stream", "--duration", "5", "--config", "demo_synthetic", "--checkpoint",
+             str(ckpt), "--no-record")  # fmt: skip
     assert r.returncode == 1
     assert "the model takes 19 EEG channels" in r.stderr and "Traceback" not in r.stderr

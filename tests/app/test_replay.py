@@ -20,7 +20,7 @@ from physio_live.core._replay import open_recording
 from physio_live.core._xdf import XDFWriter
 
 pytestmark = pytest.mark.slow
-TINY = ["--set", "model.size=tiny"]
+TINY = ["--config", "demo_synthetic", "--set", "model.size=tiny"]  # untrained, any montage
 
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -383,7 +383,9 @@ def weights_dir(tmp_path, monkeypatch) -> Path:
     model.provenance = Provenance(
         trained=True,
         source="unit test",
-        notes=json.dumps({"test": {"auroc": 0.8125, "accuracy": 0.75}, "hop_s": 2.0}),
+        notes=json.dumps(  # as physio-train finetune writes them
+            {"chosen": {"test_metrics": {"auroc": 0.8125, "accuracy": 0.75}, "hop_s": 2.0}}
+        ),
     )
     save_checkpoint(folder / "tiny-test.safetensors", model)
     monkeypatch.setattr(checkpoint_module, "WEIGHTS_DIR", folder)
@@ -423,8 +425,10 @@ def test_models_list_and_info_show_targets_and_test_metrics(weights_dir, capsys)
     line = capsys.readouterr().out.strip()
     assert line.startswith("tiny-test") and "fused_emotion" in line
     assert "valence, arousal, dominance" in line and "test auroc 0.812" in line
+    assert "hop_s 2.000" in line
     assert main(["models", "info", "tiny-test"]) == 0
     out = capsys.readouterr().out
-    assert '"auroc": 0.8125' in out and "hop_s: 2.0" in out
+    assert "metrics: test auroc 0.812, accuracy 0.750, hop_s 2.000" in out
+    assert '"test_metrics": {"auroc": 0.8125' in out
     assert main(["models", "info", "no-such-model"]) == 1
     assert "shipped: tiny-test" in capsys.readouterr().err
