@@ -7,6 +7,10 @@ Protocols (one model per fold and modality, all from the same initial weights):
   are held out for every subject), so a fold tests on clips it never trained on, from subjects it
   did see. No clip ever gives windows to both sides of a fold.
 - ``loso``: leave-one-subject-out; the held-out subject is never seen in training.
+- ``split``: fixed train / validation / test subject lists (eegmat's published split), ``seeds``
+  trainings per modality; ``cv``: subject-wise cross-validation (test group k, validation k-1).
+  With validation subjects, each training keeps the weights of its best validation AUROC
+  (checked every ``train.eval_every`` steps). Splits: :mod:`physio_live.trainer._splits`.
 
 Modality ablation in the same run: ``eeg`` (ECG absent), ``ecg`` (EEG absent) and ``fused``; an
 absent modality goes through the model's missing-modality path (its learned "missing" embedding),
@@ -16,13 +20,16 @@ Modes: ``probe`` freezes both encoders (their pooled embeddings are computed onc
 with ``hidden_dims: []`` or an MLP head is trained per fold); ``finetune`` trains everything (the
 encoders at ``lr x encoder_lr_scale``).
 
-Metrics per target on held-out windows: accuracy, macro-F1 and AUROC (rank statistic), reported
-as mean +/- std (ddof 0) over folds, next to a ``majority`` row (the training fold's majority
-class: the chance level). Outputs in ``run.out_dir``: ``results.md``, ``results.csv`` (aggregate),
-``folds.csv`` (every fold), ``summary.json``, and ``model.safetensors``: the fused model trained
-on all the data with the same recipe, in the app's checkpoint format, its ``ModalityConfig`` s
-recording channels, rate, patches and units exactly as trained and its provenance notes holding
-the full preprocessing.
+Metrics per target on held-out windows (:mod:`physio_live.trainer._metrics`): balanced
+accuracy, AUC-PR, AUROC, accuracy and macro-F1, reported as mean +/- std (ddof 0) over folds (over
+seeds for a single ``split``), next to a ``majority`` row (the chance level) and, with
+``eval.baselines``, classical rows (:mod:`physio_live.trainer._baselines`). Outputs in
+``run.out_dir``: ``results.md``, ``results.csv`` (aggregate), ``folds.csv`` (every fold and seed),
+``summary.json``, and ``model.safetensors``: with a ``split``, the fused model of the seed with the
+best validation AUROC (its test metrics, split and hop in the provenance; its per-window test
+predictions in ``test_predictions.csv``), else the fused model trained on all the data; in the
+app's checkpoint format, its ``ModalityConfig`` s recording channels, rate, patches and units
+exactly as trained and its provenance notes holding the full preprocessing.
 """
 
 from __future__ import annotations
@@ -34,16 +41,15 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from physio_live.core import ConfigError
-from physio_live.core._config import read_config_file
 from physio_live.models import (
     CBraMod,
     CheckpointError,
@@ -58,8 +64,18 @@ from physio_live.models import (
 )
 from physio_live.models._cbramod import load_strict
 
-from ._config import TrainError, recipe_from_dict
-from ._data import FinetuneDataConfig, WindowSet, load_windows
+from ._config import TrainError
+from ._data import WindowSet, load_windows
+from ._finetune_config import (
+    EncoderInit,
+    FinetuneConfig,
+    FinetuneModelConfig,
+    FinetuneTrainConfig,
+    Modality,
+    ProtocolConfig,
+    finetune_config_from_dict,
+    load_finetune_config,
+)
 from ._metrics import METRIC_NAMES, accuracy, auroc, binary_metrics, macro_f1, nanmean
 from ._splits import (
     Fold,
@@ -87,165 +103,6 @@ __all__ = [
     "run_evaluate",
     "run_finetune",
 ]
-
-Modality = Literal["eeg", "ecg", "fused"]
-
-
-# --------------------------------------------------------------------------------------------------
-# Config
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class EncoderInit:
-    """One encoder: random (architecture below) or weights from a checkpoint."""
-
-    #: ``random``, our encoder ``.safetensors`` (e.g. from ``physio-train pretrain``) or an
-    #: official CBraMod ``.pth``; a checkpoint fixes the architecture
-    init: str = "random"
-    embed_dim: int = 200
-    depth: int = 12
-    num_heads: int = 8
-    mlp_dim: int = 800
-    drop_rate: float = 0.1
-
-
-@dataclass
-class FinetuneModelConfig:
-    eeg: EncoderInit = field(default_factory=EncoderInit)
-    ecg: EncoderInit = field(default_factory=EncoderInit)
-    pooling: Literal["mean", "flatten"] = "mean"
-    #: head widths; ``[]`` is a linear head (a linear probe in ``probe`` mode)
-    hidden_dims: list[int] = field(default_factory=lambda: [256])
-    dropout: float = 0.1
-    name: str = "cbramod-fusion"
-
-
-@dataclass
-class FinetuneTrainConfig:
-    mode: Literal["probe", "finetune"] = "finetune"
-    #: optimizer steps per model (per fold and modality, and for the final model)
-    steps: int = 1000
-    batch_size: int = 32
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    warmup_steps: int = 50
-    #: encoder learning rate = lr x this (``finetune`` mode)
-    encoder_lr_scale: float = 0.1
-    weight_decay: float = 0.05
-    grad_clip: float = 1.0
-    #: weight positives by negatives/positives per target (class imbalance)
-    balance: bool = True
-    #: fused models: probability per window that one modality is hidden during training (trains
-    #: the missing-modality path the app uses when a stream drops out)
-    modality_dropout: float = 0.1
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    #: batch size for computing embeddings and predictions
-    eval_batch_size: int = 64
-    #: folds with validation subjects: score validation AUROC every this many steps (and at the
-    #: end) and keep the best weights (0: only at the end)
-    eval_every: int = 50
-
-
-@dataclass
-class SplitConfig:
-    """A fixed split by subject (``protocols: [split]``); items may be ranges like ``"00-27"``
-    (quote them in YAML); an empty ``train`` is every subject not in ``val`` or ``test``."""
-
-    train: list[str] = field(default_factory=list)
-    val: list[str] = field(default_factory=list)
-    test: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ProtocolConfig:
-    #: ``kfold`` (subject-dependent, by trial/clip), ``loso``, ``split`` (fixed subject lists,
-    #: ``split``) and ``cv`` (subject-wise, ``cv_folds`` groups; test k, validation k-1)
-    protocols: list[Literal["kfold", "loso", "split", "cv"]] = field(
-        default_factory=lambda: ["kfold", "loso"]
-    )
-    folds: int = 5
-    split: SplitConfig = field(default_factory=SplitConfig)
-    cv_folds: int = 9
-    #: trainings per fold and modality (seeds run.seed, run.seed + 1 ...) for ``split`` / others
-    seeds: int = 1
-    cv_seeds: int = 1
-    #: classical reference rows on the same windows and folds (EEG band powers + logistic
-    #: regression; heart rate from the ECG + logistic regression)
-    baselines: bool = False
-    split_by: Literal["trial", "clip"] = "trial"
-    modalities: list[Modality] = field(default_factory=lambda: ["eeg", "ecg", "fused"])
-    #: run only the first this many folds of each protocol (null: all)
-    max_folds: int | None = None
-    #: save a fused model as ``model.safetensors``: with a ``split`` protocol, the fused model of
-    #: the seed with the best validation AUROC; otherwise one trained on all the data
-    final_model: bool = True
-    #: also copy that model here (e.g. models/weights/eegmat-fused.safetensors)
-    export: str | None = None
-    #: ``physio-train evaluate``: the fused checkpoint to evaluate
-    checkpoint: str | None = None
-
-
-@dataclass
-class FinetuneRunConfig:
-    out_dir: str = "runs/finetune"
-    seed: int = 0
-    #: torch CPU threads (null: torch's default)
-    threads: int | None = None
-
-
-@dataclass
-class FinetuneConfig:
-    """A fine-tuning / evaluation recipe (``configs/finetune_*.yaml``)."""
-
-    data: FinetuneDataConfig
-    model: FinetuneModelConfig = field(default_factory=FinetuneModelConfig)
-    train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
-    eval: ProtocolConfig = field(default_factory=ProtocolConfig)
-    run: FinetuneRunConfig = field(default_factory=FinetuneRunConfig)
-    path: str = "<dict>"
-
-    def validate(self) -> None:
-        w = self.path
-        self.data.validate(f"{w}: data")
-        t, e = self.train, self.eval
-        if t.steps < 1 or t.batch_size < 1 or t.eval_batch_size < 1 or t.warmup_steps < 0:
-            raise ConfigError(f"{w}: train: steps, batch sizes must be >= 1, warmup_steps >= 0")
-        if t.lr <= 0 or not 0 <= t.min_lr <= t.lr or t.encoder_lr_scale < 0:
-            raise ConfigError(f"{w}: train: need lr > 0, 0 <= min_lr <= lr, encoder_lr_scale >= 0")
-        if not 0 <= t.modality_dropout < 1:
-            raise ConfigError(f"{w}: train.modality_dropout: must be in [0, 1)")
-        if e.folds < 2:
-            raise ConfigError(f"{w}: eval.folds: need at least 2 folds")
-        if e.seeds < 1 or e.cv_seeds < 1 or t.eval_every < 0:
-            raise ConfigError(f"{w}: eval.seeds/cv_seeds must be >= 1, train.eval_every >= 0")
-        if "split" in e.protocols and not e.split.test:
-            raise ConfigError(
-                f"{w}: eval.split.test: list the test subjects (protocols: [split]), e.g. "
-                "test: ['32-35']"
-            )
-        if not e.modalities or not e.protocols:
-            raise ConfigError(f"{w}: eval: list at least one protocol and one modality")
-        if e.max_folds is not None and e.max_folds < 1:
-            raise ConfigError(f"{w}: eval.max_folds: must be >= 1 or null")
-        for name in ("eeg", "ecg"):
-            enc: EncoderInit = getattr(self.model, name)
-            if enc.init == "random" and (enc.embed_dim % enc.num_heads or enc.num_heads % 2):
-                raise ConfigError(
-                    f"{w}: model.{name}: embed_dim must divide by num_heads, and num_heads be even"
-                )
-
-
-def finetune_config_from_dict(data: Any, path: str = "<dict>") -> FinetuneConfig:
-    """Build and validate a :class:`FinetuneConfig` from a raw mapping."""
-    return recipe_from_dict(FinetuneConfig, data, path, "data:, model:, train:")
-
-
-def load_finetune_config(path: str | Path, overrides: list[str] | None = None) -> FinetuneConfig:
-    """Load a fine-tuning YAML (a path, or a shipped name like ``finetune_dreamer_smoke``)."""
-    data, p = read_config_file(path, overrides, kind="train")
-    return finetune_config_from_dict(data, str(p))
-
 
 # --------------------------------------------------------------------------------------------------
 # Model
