@@ -1,10 +1,15 @@
-"""A one-line progress display (no tqdm dependency): rate, ETA and free-form fields."""
+"""Progress bars for the trainer: tqdm, as users of PyTorch tools expect, with free-form fields.
+
+On a terminal the bar redraws in place; in a log file (not a terminal) it writes a line at most
+every ``min_interval`` seconds (10 s by default), so logs stay short and readable.
+"""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
+
+from tqdm import tqdm
 
 __all__ = ["Progress", "format_seconds"]
 
@@ -18,8 +23,8 @@ def format_seconds(s: float) -> str:
 
 
 class Progress:
-    """``done/total unit, rate, eta, extra`` on one line: redrawn with ``\\r`` on a terminal,
-    printed every ``min_interval`` seconds otherwise (log files stay readable)."""
+    """A tqdm bar of ``total`` ``unit`` s from ``start``; ``update(n, extra)`` advances it and
+    shows ``extra`` (e.g. ``loss 0.41``) after the rate and ETA."""
 
     def __init__(
         self,
@@ -32,35 +37,37 @@ class Progress:
         enabled: bool = True,
         min_interval: float | None = None,
     ) -> None:
-        self.total, self.label, self.unit = total, label, unit
-        self.done = self._start = start
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.min_interval = min_interval if min_interval is not None else (0.2 if self.tty else 10)
-        self._t0 = time.perf_counter()
-        self._last = -1e9
+        stream = stream or sys.stderr
+        tty = bool(getattr(stream, "isatty", lambda: False)())
+        interval = min_interval if min_interval is not None else (0.2 if tty else 10.0)
+        self._bar = tqdm(
+            total=total,
+            initial=start,
+            desc=label,
+            unit=unit,
+            file=stream,
+            disable=not enabled,
+            mininterval=interval,
+            maxinterval=max(interval, 10.0),
+            dynamic_ncols=tty,
+            ascii=not tty,
+            leave=True,
+        )
+        self._extra = ""
+
+    @property
+    def done(self) -> int:
+        return int(self._bar.n)
 
     def update(self, n: int = 1, extra: str = "", force: bool = False) -> None:
-        self.done += n
-        now = time.perf_counter()
-        if not self.enabled or (not force and now - self._last < self.min_interval):
-            return
-        self._last = now
-        rate = (self.done - self._start) / max(now - self._t0, 1e-9)
-        left = (self.total - self.done) / rate if rate > 0 else float("inf")
-        eta = format_seconds(left) if left != float("inf") else "?"
-        line = (
-            f"{self.label} {self.done}/{self.total} {self.unit} | {rate:.3g} {self.unit}/s | "
-            f"eta {eta}" + (f" | {extra}" if extra else "")
-        )
-        end = "\r" if self.tty else "\n"
-        self.stream.write(line + end)
-        self.stream.flush()
+        if extra and extra != self._extra:
+            self._extra = extra
+            self._bar.set_postfix_str(extra, refresh=False)
+        self._bar.update(n)
+        if force:
+            self._bar.refresh()
 
     def close(self, extra: str = "") -> None:
-        if self.enabled:
-            self.update(0, extra, force=True)
-            if self.tty:
-                self.stream.write("\n")
-                self.stream.flush()
+        if extra:
+            self._bar.set_postfix_str(extra, refresh=False)
+        self._bar.close()
