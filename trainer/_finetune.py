@@ -39,6 +39,8 @@ import csv
 import dataclasses
 import json
 import math
+import shlex
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -666,6 +668,14 @@ def _write_predictions(path: Path, ws: WindowSet, idx: np.ndarray, prob: np.ndar
             )  # fmt: skip
 
 
+def _command(cfg: FinetuneConfig) -> str:
+    """The command line that ran this recipe (``physio-train ...``), else the config's path."""
+    argv = sys.argv
+    if argv and ("trainer" in argv[0] or argv[0].endswith("physio-train")) and len(argv) > 1:
+        return "physio-train " + " ".join(shlex.quote(a) for a in argv[1:])
+    return f"physio-train finetune --config {cfg.path}"
+
+
 def _save_final(
     path: Path,
     model: FusedEmotionModel,
@@ -687,7 +697,8 @@ def _save_final(
         "mode": cfg.train.mode,
         "results": summary,
         "mean_accuracy": {k: v["accuracy"] for k, v in summary.items()},
-        "command": cfg.path,
+        "command": _command(cfg),
+        "data": {**ws.summary(), "root": cfg.data.root, "subjects": ws.subjects},
     }
     if chosen is not None:
         e = cfg.eval
