@@ -390,7 +390,7 @@ class DemoConfig:
     play: Literal["synthetic", "recording"] = "synthetic"
     #: the recording played (``play: recording``): a bundled name (``eegmat-s35``) or an .npz
     recording: str = "eegmat-s35"
-    #: seconds into the recording where playing starts, and starts again after its end
+    #: seconds into the recording where playing starts (after its end it plays again from 0)
     start: float = 0.0
     name_prefix: str = "physio-live-demo"
     eeg_board: str | int = "SYNTHETIC_BOARD"
@@ -506,14 +506,13 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return None
         if tp is SourceConfig or set(args) == set(_SOURCE_KINDS.values()):
             return _convert_source(value, where)
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _convert(value, arg, where)
-            except ConfigError as exc:
-                errors.append(exc)
+            except ConfigError:
+                continue  # try the next member of the union
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
     if value is None:
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got null")

@@ -61,7 +61,7 @@ import numpy as np
 from ._errors import PhysioLiveError
 from ._types import StreamInfo
 
-__all__ = ["FORMATS", "RecordingError", "XDFWriter", "unique_path"]
+__all__ = ["FORMATS", "RecordingError", "XDFWriter"]
 
 logger = logging.getLogger(__name__)
 # reported through status()/on_error: no stderr copy from logging's last-resort handler
@@ -110,19 +110,6 @@ def _pread(fd: int, n: int, offset: int) -> bytes:
 
 class RecordingError(PhysioLiveError):
     """The recording file could not be created or written; the text says how to fix it."""
-
-
-def unique_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` if free, else the first free ``stem_1.ext``, ``stem_2.ext``, ...
-
-    Only a hint: :meth:`XDFWriter.open` creates the file with ``O_EXCL`` and moves on to the next
-    suffix when another process took the name in between.
-    """
-    p = Path(path)
-    for candidate in _candidates(p):
-        if not os.path.lexists(candidate):
-            return candidate
-    raise AssertionError("unreachable")
 
 
 def _candidates(p: Path) -> Iterator[Path]:
