@@ -27,13 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("pretrain", "self-supervised pretraining of an encoder (runs under torchrun too)"),
         ("preprocess", "only build the preprocessed corpus cache of a pretraining config"),
-        ("finetune", "fine-tune and cross-validate the fused emotion model (DREAMER, own data)"),
+        ("finetune", "fine-tune and evaluate the fused model (labelled recordings, DREAMER)"),
         ("evaluate", "score a fused checkpoint on labelled data, no training"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument(
             "--config", required=True, help="YAML recipe, e.g. configs/pretrain_ecg_smoke.yaml"
-        )  # (finetune/evaluate: configs/finetune_dreamer*.yaml)
+        )  # (finetune/evaluate: configs/finetune_eegmat.yaml, finetune_dreamer*.yaml)
         p.add_argument(
             "--set",
             dest="overrides",
