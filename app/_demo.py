@@ -1,8 +1,8 @@
 """The built-in demo: real LSL outlets started inside the app, consumed by the normal LSL inlets.
 
 ``play: recording`` (the default demo): a bundled recording (:mod:`._demo_data`: a held-out eegmat
-subject, rest then mental arithmetic) played in real time from ``demo.start`` s on, and again from
-there after its end:
+subject, rest then mental arithmetic) played in real time from ``demo.start`` s on, then again
+from its beginning after its end:
 
 - EEG (19 channels, microvolts) and ECG (1 lead, millivolts) on two outlets at the file's rate,
   each sample stamped ``t0 + i / rate`` on the LSL clock.
@@ -100,7 +100,7 @@ class DemoOutlets:
         )
 
     def _play(self) -> None:
-        """Push the recording in real time from ``start``; loop back to ``start`` at its end."""
+        """Push the recording in real time from ``start``; play it again from 0 at its end."""
         import pylsl
 
         rec = self._rec
@@ -108,8 +108,10 @@ class DemoOutlets:
         pos = self._first  # index into the recording of the next sample
         starts = dict(rec.segments)
         marked = pos  # the recording index whose marker was pushed last
+        # the first part's name once the app's inlets have had time to connect (LSL does not
+        # send a marker pushed before an inlet connects)
+        first_mark: float | None = self._t0 + 1.0
         try:
-            self._mk_out.push_sample([f"demo/{rec.segment_at(pos)}"], self._t0)
             while not self._stop.is_set():
                 due = int((pylsl.local_clock() - self._t0) * rec.rate)
                 while due > sent:
@@ -123,10 +125,14 @@ class DemoOutlets:
                             marked = i
                     sent += n
                     pos += n
-                    if pos >= rec.n_samples:  # again from the start
-                        pos = marked = self._first
+                    if pos >= rec.n_samples:  # again, the whole recording (all of its rest)
+                        pos = marked = 0
                         t = self._t0 + sent / rec.rate
                         self._mk_out.push_sample([f"demo/{rec.segment_at(pos)}"], t)
+                if first_mark is not None and pylsl.local_clock() >= first_mark:
+                    if marked == self._first:  # no other part has begun since
+                        self._mk_out.push_sample([f"demo/{rec.segment_at(self._first)}"])
+                    first_mark = None
                 time.sleep(0.01)
         except Exception as exc:
             self.error = f"demo outlets stopped: {type(exc).__name__}: {exc}"

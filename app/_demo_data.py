@@ -132,9 +132,15 @@ def _edf_digital(path: Path) -> tuple[list[str], float, np.ndarray, np.ndarray, 
 
 
 def build_demo_recording(
-    root: str | Path, subject: int, out: str | Path, *, rest_seconds: float = 60.0
+    root: str | Path,
+    subject: int,
+    out: str | Path,
+    *,
+    rest_seconds: float = 60.0,
+    task_seconds: float | None = None,
 ) -> Path:
-    """Bundle the last ``rest_seconds`` of ``SubjectNN_1.edf`` and all of ``SubjectNN_2.edf``."""
+    """Bundle the last ``rest_seconds`` of ``SubjectNN_1.edf`` and all of ``SubjectNN_2.edf``
+    (its first ``task_seconds`` if given)."""
     root = Path(root)
     rest_path, task_path = (root / f"Subject{subject:02d}_{k}.edf" for k in (1, 2))
     labels, rate, rest, g1, o1 = _edf_digital(rest_path)
@@ -142,6 +148,8 @@ def build_demo_recording(
     if labels != labels2 or rate != rate2:
         raise SourceError(f"{rest_path} and {task_path} differ in channels or rate")
     n_rest = round(rest_seconds * rate)
+    if task_seconds is not None:
+        task = task[: round(task_seconds * rate)]
     digital = np.concatenate([rest[-n_rest:], task], axis=0)
     ecg = [lab for lab in labels if lab.upper().startswith("ECG")]
     eeg = [lab for lab in labels if lab not in ecg]
@@ -153,7 +161,9 @@ def build_demo_recording(
         "segments": [[0, "rest"], [n_rest, "arithmetic"]],
         "source": (
             f"PhysioNet eegmat 1.0.0 (Zyma et al. 2019, ODC-By 1.0): last {rest_seconds:g} s of "
-            f"{rest_path.name} + all of {task_path.name}"
+            f"{rest_path.name} + "
+            + (f"the first {task_seconds:g} s" if task_seconds is not None else "all")
+            + f" of {task_path.name}"
         ),
     }
     out = Path(out)
