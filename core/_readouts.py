@@ -368,12 +368,33 @@ class StreamingRPeakDetector:
     # ---------------------------------------------------------------- decisions
 
     def _learn_thresholds(self, g0: int, g1: int) -> None:
+        """Signal level: half the largest peak of the feature, but not above the second largest.
+
+        One outsized complex in the learning period (a ventricular ectopic beat, an artefact)
+        would otherwise set the signal level, and with it the threshold, above every ordinary
+        beat that follows (LUDB record 83: ectopic beats ten times the feature of the normal
+        ones). The second largest candidate is the next beat when the period holds two.
+        """
         f = self._hist.get(_F, g0, g1)
         if len(f) == 0:
             return
-        self._spk = 0.5 * float(f.max())
+        spk = 0.5 * float(f.max())
+        peaks = self._peaks(f)
+        if len(peaks) >= 2:
+            spk = min(spk, float(np.partition(f[peaks], -2)[-2]))
+        self._spk = spk
         self._npk = 0.5 * float(f.mean())
         self._fresh = True
+
+    def _peaks(self, f: np.ndarray) -> np.ndarray:
+        """Indices of the candidate peaks of ``f``: local maxima, largest within +- lookahead."""
+        if len(f) < 3:
+            return np.empty(0, dtype=np.intp)
+        peaks, _ = signal.find_peaks(f)
+        if len(peaks) == 0:
+            return peaks
+        wmax = ndimage.maximum_filter1d(f, size=2 * self._look + 1, mode="nearest")
+        return peaks[f[peaks] >= wmax[peaks]]
 
     @property
     def _thr1(self) -> float:
@@ -395,16 +416,11 @@ class StreamingRPeakDetector:
             return
         g0 = max(self._scan - self._look, h.start)
         f = h.get(_F, g0, h.end)
-        if len(f) >= 3:
-            peaks, _ = signal.find_peaks(f)
-            if len(peaks):
-                wmax = ndimage.maximum_filter1d(f, size=2 * self._look + 1, mode="nearest")
-                keep = f[peaks] >= wmax[peaks]
-                peaks = peaks[keep] + g0
-                peaks = peaks[(peaks >= self._scan) & (peaks < end)]
-                for p in peaks.tolist():
-                    self._check_searchback(p)
-                    self._candidate(p, float(h.buf[_F, p - h.start]))
+        peaks = self._peaks(f) + g0
+        peaks = peaks[(peaks >= self._scan) & (peaks < end)]
+        for p in peaks.tolist():
+            self._check_searchback(p)
+            self._candidate(p, float(h.buf[_F, p - h.start]))
         self._scan = end
         self._check_searchback(end)
 
