@@ -4,7 +4,8 @@ ECG
     :class:`StreamingRPeakDetector` finds R peaks chunk by chunk, causally, on one lead (given, or
     the best one picked after a short learning period). The detection logic follows Pan & Tompkins
     (IEEE TBME 32(3), 1985): band-pass 5-15 Hz, derivative, squaring, 150 ms moving-window
-    integration, two adaptive thresholds (signal / noise peak estimates), a 200 ms refractory
+    integration, two adaptive thresholds (signal / noise peak estimates; the learned signal level
+    is capped at the second largest peak, so one ectopic beat cannot set it), a 200 ms refractory
     period, T-wave rejection by slope within 360 ms, and search-back at half threshold when no beat
     came for 1.66 mean RR intervals. The filters are ``scipy.signal`` (state carried across chunks);
     the streaming wrapper, candidate bookkeeping and timing are ours. Each accepted beat is refined
