@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from physio_live.trainer import (
@@ -85,3 +86,49 @@ def test_interp_baseline():
     pred = baseline_interp(x, MaskBatch(mask, torch.tensor([True])))
     torch.testing.assert_close(pred[0, 0], (x[0, 1] + x[0, 2]) / 2)
     torch.testing.assert_close(pred[0, 1:], x[0, 1:])
+
+
+def test_lead_subset_batches_keep_ordered_subsets_and_masks_fit(data_dir, tmp_path):
+    """``augment.lead_subset``: some batches keep 1..C-1 leads (in order); their masks have that
+    many leads; a one-lead batch is masked intra-lead only; draws are a function of the step."""
+    from physio_live.trainer import Corpus, build_cache, pretrain_config_from_dict
+    from physio_live.trainer._loop import BatchPlan, DistInfo, _batches, _lead_subset
+
+    subsets = [_lead_subset(12, 0.5, 0, s, 0, DistInfo()) for s in range(400)]
+    kept = [s for s in subsets if s is not None]
+    assert 0.35 < len(kept) / 400 < 0.5  # 0.5 x (11 of 12 sizes are a real subset)
+    assert all(s == sorted(s) and len(set(s)) == len(s) and 1 <= len(s) <= 11 for s in kept)
+    assert {len(s) for s in kept} == set(range(1, 12))
+    assert subsets == [_lead_subset(12, 0.5, 0, s, 0, DistInfo()) for s in range(400)]
+    cfg = pretrain_config_from_dict(
+        {
+            "modality": "ecg",
+            "data": {
+                "kind": "wfdb",
+                "root": str(data_dir),
+                "include": ["wfdb_ptbdb_s0010_re/*"],
+                "channels": ["I", "II", "III", "aVR", "aVL", "aVF"],
+                "n_channels": 6,
+                "sample_patches": 4,
+                "hop_patches": 1,
+                "cache_dir": str(tmp_path),
+            },
+            "masking": {"kind": "dual"},
+            "augment": {"lead_subset": 1.0},
+            "run": {"prefetch": 0},
+        }
+    )
+    corpus = Corpus(build_cache(cfg.data, progress=False))
+    plan = BatchPlan(np.arange(len(corpus)), 8, 1, 1, 0)
+    full = torch.from_numpy(corpus.get(plan.indices(0, 0, 0)))
+    seen = set()
+    for step, _, x, mb in _batches(corpus, plan, cfg, DistInfo(), 0, 30):
+        c = x.shape[1]
+        seen.add(c)
+        assert mb.mask.shape == (8, c, 4)
+        if c == 1:
+            assert not mb.inter.any()
+        if step == 0:  # the kept leads are leads of the sample, unchanged
+            cols = [next(j for j in range(6) if torch.equal(x[:, i], full[:, j])) for i in range(c)]
+            assert cols == sorted(cols)
+    assert len(seen) >= 4 and max(seen) <= 6
