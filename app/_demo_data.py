@@ -131,6 +131,19 @@ def _edf_digital(path: Path) -> tuple[list[str], float, np.ndarray, np.ndarray, 
         f.close()
 
 
+def _without_held_tail(digital: np.ndarray, rate: float) -> np.ndarray:
+    """``digital`` without its held tail: from the first run of >= 0.1 s in which every channel
+    holds its value (the eegmat files end in zeros, then one constant) within its last 5 s."""
+    held = np.r_[False, np.all(np.diff(digital, axis=0) == 0, axis=1)]
+    tail0 = max(0, len(digital) - round(5 * rate))
+    run, need = 0, round(0.1 * rate)
+    for i in range(tail0, len(digital)):
+        run = run + 1 if held[i] else 0
+        if run >= need:
+            return digital[: i - run]
+    return digital
+
+
 def build_demo_recording(
     root: str | Path,
     subject: int,
@@ -140,13 +153,16 @@ def build_demo_recording(
     task_seconds: float | None = None,
 ) -> Path:
     """Bundle the last ``rest_seconds`` of ``SubjectNN_1.edf`` and all of ``SubjectNN_2.edf``
-    (its first ``task_seconds`` if given)."""
+    (its first ``task_seconds`` if given), each without the held samples at its end."""
     root = Path(root)
     rest_path, task_path = (root / f"Subject{subject:02d}_{k}.edf" for k in (1, 2))
     labels, rate, rest, g1, o1 = _edf_digital(rest_path)
     labels2, rate2, task, g2, o2 = _edf_digital(task_path)
     if labels != labels2 or rate != rate2:
         raise SourceError(f"{rest_path} and {task_path} differ in channels or rate")
+    # each file ends in ~1 s of held samples (every channel constant): the demo would show a
+    # flat stretch (withheld windows) where rest turns into the task, so it is left out
+    rest, task = _without_held_tail(rest, rate), _without_held_tail(task, rate)
     n_rest = round(rest_seconds * rate)
     if task_seconds is not None:
         task = task[: round(task_seconds * rate)]
@@ -160,7 +176,8 @@ def build_demo_recording(
         "ecg_labels": ecg,
         "segments": [[0, "rest"], [n_rest, "arithmetic"]],
         "source": (
-            f"PhysioNet eegmat 1.0.0 (Zyma et al. 2019, ODC-By 1.0): last {rest_seconds:g} s of "
+            f"PhysioNet eegmat 1.0.0 (Zyma et al. 2019, ODC-By 1.0), held end samples cut: "
+            f"last {rest_seconds:g} s of "
             f"{rest_path.name} + "
             + (f"the first {task_seconds:g} s" if task_seconds is not None else "all")
             + f" of {task_path.name}"
