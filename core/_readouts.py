@@ -298,7 +298,6 @@ class StreamingRPeakDetector:
     def _reset_thresholds(self) -> None:
         self._spk = 0.0
         self._npk = 0.0
-        self._fresh = True  # next accepted beat sets the signal level outright
 
     def _best_lead(self, x: np.ndarray) -> int:
         """Lead whose detection band-pass is most peaked (99th percentile over median of |y|)."""
@@ -374,7 +373,9 @@ class StreamingRPeakDetector:
         One outsized complex in the learning period (a ventricular ectopic beat, an artefact)
         would otherwise set the signal level, and with it the threshold, above every ordinary
         beat that follows (LUDB record 83: ectopic beats ten times the feature of the normal
-        ones). The second largest candidate is the next beat when the period holds two.
+        ones). The second largest candidate is the next beat when the period holds two. The
+        first beat after learning only updates the level like any other (setting the level to
+        it outright let an ectopic first beat do the same harm).
         """
         f = self._hist.get(_F, g0, g1)
         if len(f) == 0:
@@ -385,7 +386,6 @@ class StreamingRPeakDetector:
             spk = min(spk, float(np.partition(f[peaks], -2)[-2]))
         self._spk = spk
         self._npk = 0.5 * float(f.mean())
-        self._fresh = True
 
     def _peaks(self, f: np.ndarray) -> np.ndarray:
         """Indices of the candidate peaks of ``f``: local maxima, largest within +- lookahead."""
@@ -475,10 +475,7 @@ class StreamingRPeakDetector:
         return float(np.max(np.abs(np.diff(y)))) if len(y) > 1 else 0.0
 
     def _accept(self, i: int, v: float, searchback: bool) -> None:
-        if self._fresh:
-            self._spk = v
-            self._fresh = False
-        elif searchback:
+        if searchback:
             self._spk = 0.25 * v + 0.75 * self._spk
         else:
             self._spk = 0.125 * v + 0.875 * self._spk
