@@ -319,7 +319,7 @@ class HeartMonitor:
     """
 
     def __init__(self, info: StreamInfo):
-        from physio_live.core._readouts import HeartRateTracker, StreamingRPeakDetector
+        from physio_live.core import HeartRateTracker, StreamingRPeakDetector
 
         self.info = info
         self.key = info.key

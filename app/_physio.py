@@ -19,12 +19,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from physio_live.core import Chunk, Config, Pipeline, StreamInfo, Window
-from physio_live.core._readouts import (
+from physio_live.core import (
     BANDS,
+    Chunk,
+    Config,
     HeartRateTracker,
+    Pipeline,
     QualityThresholds,
+    StreamInfo,
     StreamingRPeakDetector,
+    Window,
     assess_window_quality,
     band_powers,
     frontal_alpha_asymmetry,

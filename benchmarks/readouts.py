@@ -31,7 +31,7 @@ import numpy as np
 import pyedflib
 from scipy import signal
 
-from physio_live.core._readouts import (
+from physio_live.core import (
     StreamingRPeakDetector,
     assess_window_quality,
     band_powers,

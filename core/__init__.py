@@ -25,6 +25,7 @@ from ._config import (
     config_from_dict,
     load_config,
 )
+from ._eeg_bands import BANDS, AlphaAsymmetry, band_powers, frontal_alpha_asymmetry
 from ._errors import (
     ChannelMismatchError,
     ConfigError,
@@ -34,24 +35,13 @@ from ._errors import (
     StreamNotFoundError,
 )
 from ._filters import StreamingFilter, design_sos
+from ._heart import HeartRateTracker, HeartReadout, RPeakConfig, StreamingRPeakDetector
 from ._lsl import LSLSource
 from ._pipeline import Pipeline, StreamStats, make_source
-from ._readouts import (
-    BANDS,
-    AlphaAsymmetry,
-    HeartRateTracker,
-    HeartReadout,
-    QualityReport,
-    QualityThresholds,
-    RPeakConfig,
-    StreamingRPeakDetector,
-    assess_window_quality,
-    band_powers,
-    frontal_alpha_asymmetry,
-)
 from ._recorder import Recorder, RecorderStatus
 from ._resample import GridSamples, resample_to_grid
 from ._ringbuffer import RingBuffer
+from ._signal_quality import QualityReport, QualityThresholds, assess_window_quality
 from ._source import Source
 from ._types import ChannelQuality, Chunk, Estimate, Quality, StreamInfo, Window
 from ._xdf import RecordingError, XDFWriter

@@ -227,7 +227,7 @@ class QualityConfig:
 
 @dataclass
 class GateLimits:
-    """Raw-signal limits of one modality for the quality gate (see ``core._readouts``)."""
+    """Raw-signal limits of one modality for the quality gate (see ``core._signal_quality``)."""
 
     #: peak-to-peak range a channel must stay within (uV); null disables a side
     amplitude_min_uv: float | None = 2.0

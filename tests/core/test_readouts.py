@@ -16,11 +16,11 @@ import pyedflib
 import pytest
 from scipy import signal
 
-from physio_live.core import RingBuffer
-from physio_live.core._readouts import (
+from physio_live.core import (
     BANDS,
     HeartRateTracker,
     QualityThresholds,
+    RingBuffer,
     StreamingRPeakDetector,
     assess_window_quality,
     band_powers,

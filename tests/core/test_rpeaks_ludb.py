@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from physio_live.core import StreamingRPeakDetector
 from physio_live.core._config import ReplayConfig
-from physio_live.core._readouts import StreamingRPeakDetector
 from physio_live.core._replay import Recording, open_recording
 
 with warnings.catch_warnings():  # wfdb 4.x and pandas >= 3.1: see test_readouts.py
