@@ -32,7 +32,7 @@ from physio_live.core import ConfigError, SourceError
 from physio_live.core._config import apply_overrides
 from physio_live.core._filters import unit_scale_uv
 from physio_live.core._replay import open_recording
-from physio_live.models import CBraMod, load_checkpoint
+from physio_live.models import CBraMod, load_checkpoint, resolve_checkpoint
 
 from ._config import DataConfig, MaskingConfig, TrainError, recipe_from_dict
 from ._corpus import find_records, normalize_channel_name, preprocess_record, record_matches
@@ -70,23 +70,9 @@ class ScoreConfig:
 
 
 def resolve_encoder(spec: str | Path) -> Path:
-    """A shipped encoder name (``ecg-ludb``) or a path -> the checkpoint file."""
-    try:
-        from physio_live.models import resolve_checkpoint  # type: ignore[attr-defined]
-    except ImportError:
-        resolve_checkpoint = None
-    if resolve_checkpoint is not None:
-        return Path(resolve_checkpoint(str(spec)))
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path
-    shipped = Path(__file__).resolve().parents[1] / "models" / "weights" / f"{spec}.safetensors"
-    if shipped.is_file():
-        return shipped
-    raise TrainError(
-        f"--checkpoint {spec}: no such file and no shipped encoder of that name; give the path "
-        "of an encoder.safetensors or a shipped name such as ecg-ludb"
-    )
+    """A shipped encoder name (``ecg-ludb``) or a path -> the checkpoint file
+    (:func:`physio_live.models.resolve_checkpoint`)."""
+    return resolve_checkpoint(spec)
 
 
 def score_config(encoder: CBraMod | Any, modality: Any, overrides: list[str]) -> ScoreConfig:

@@ -1,0 +1,73 @@
+"""``physio-train score``: one JSON line with masked MSE per mask kind, on a real WFDB folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from physio_live.trainer.cli import main
+
+
+def _run(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main(["score", *args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_score_prints_one_json_line(capsys, data_dir):
+    rc, out, _ = _run(
+        capsys,
+        "--checkpoint",
+        "ecg-ludb",
+        "--set",
+        f"data.root={data_dir / 'wfdb_ptbdb_s0010_re'}",
+        "--set",
+        "repeats=4",
+        "--quiet",
+    )
+    assert rc == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 1
+    res = json.loads(lines[0])
+    assert res["records"] == 1 and res["samples"] == 9  # 38.4 s, 1 s settling, 4-s windows
+    assert res["per_record"][0]["leads"] == [
+        "i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6"
+    ]  # fmt: skip
+    for kind in ("intra", "inter", "all"):
+        r = res[kind]
+        assert set(r) == {"model", "zeros", "interp", "below_best_pct", "masked_samples"}
+        assert r["masked_samples"] > 0
+        assert 0 < r["model"] < r["zeros"], (kind, r)
+        best = min(r["zeros"], r["interp"])
+        assert r["below_best_pct"] == pytest.approx(100 * (1 - r["model"] / best))
+    total = res["intra"]["masked_samples"] + res["inter"]["masked_samples"]
+    assert res["all"]["masked_samples"] == total
+
+
+def test_score_one_lead_record_has_no_inter_lead_masks(capsys, data_dir):
+    rc, out, _ = _run(
+        capsys,
+        "--checkpoint",
+        "ecg-ludb",
+        "--set",
+        f"data.root={data_dir / 'wfdb_mitdb_100'}",
+        "--set",
+        "data.n_channels=1",
+        "--quiet",
+    )
+    assert rc == 0
+    res = json.loads(out)
+    assert res["per_record"][0]["leads"] == ["MLII"]
+    assert res["inter"]["masked_samples"] == 0 and res["inter"]["model"] is None
+    assert res["intra"]["masked_samples"] == res["all"]["masked_samples"] > 0
+    assert res["intra"]["model"] == pytest.approx(res["all"]["model"])
+
+
+def test_score_errors_are_one_line(capsys, tmp_path):
+    rc, out, err = _run(capsys, "--checkpoint", "no-such-encoder", "--set", f"data.root={tmp_path}")
+    assert rc == 1 and not out
+    assert err.startswith("physio-train: error: ") and "no-such-encoder" in err
+    assert len(err.strip().splitlines()) == 1
+    rc, out, err = _run(capsys, "--checkpoint", "ecg-ludb")
+    assert rc == 1 and "data.root" in err and len(err.strip().splitlines()) == 1
