@@ -236,12 +236,17 @@ class AugmentConfig:
     #: uniform in 1..C; which: uniform; their order kept), so the encoder also serves records
     #: and devices with fewer leads (a 2-lead Holter, the one lead of a chest strap)
     lead_subset: float = 0.0
+    #: at most this many leads in such a batch (null: all but one), e.g. 3 to train mostly
+    #: the few-lead case (1-3 leads), the one a record without a 12-lead ECG gives
+    lead_subset_max: int | None = None
 
     def validate(self, where: str) -> None:
         for name in ("scale", "lead_scale", "time_scale"):
             v = getattr(self, name)
             if v is not None and (len(v) != 2 or not 0 < v[0] <= v[1]):
                 raise ConfigError(f"{where}.{name}: give [low, high] with 0 < low <= high, or null")
+        if self.lead_subset_max is not None and self.lead_subset_max < 1:
+            raise ConfigError(f"{where}.lead_subset_max: at least 1 lead, or null")
         for name in ("flip", "lead_flip", "lead_shuffle", "lead_subset"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{where}.{name}: must be a probability in [0, 1]")

@@ -312,16 +312,23 @@ def _time_augment(
 
 
 def _lead_subset(
-    c: int, prob: float, seed: int, step: int, micro: int, info: DistInfo
+    c: int,
+    prob: float,
+    seed: int,
+    step: int,
+    micro: int,
+    info: DistInfo,
+    most: int | None = None,
 ) -> list[int] | None:
-    """The leads a batch keeps (``augment.lead_subset``), or None for all; its own generator,
-    so the masks and other augmentations of a run without it stay as they were."""
+    """The leads a batch keeps (``augment.lead_subset``, at most ``most``), or None for all;
+    its own generator, so the masks and other augmentations of a run without it stay as they
+    were."""
     if prob <= 0 or c < 2:
         return None
     g = _mask_generator(seed + 104_729, step, micro, info.rank)
     if float(torch.rand((), generator=g)) >= prob:
         return None
-    k = int(torch.randint(1, c + 1, (), generator=g))
+    k = int(torch.randint(1, min(c, most) + 1 if most else c + 1, (), generator=g))
     if k == c:
         return None
     return sorted(torch.randperm(c, generator=g)[:k].tolist())
@@ -336,7 +343,10 @@ def _batches(
     def load(step: int, micro: int) -> tuple[int, int, Tensor, MaskBatch]:
         idx = plan.indices(step, micro, info.rank)
         x = torch.from_numpy(corpus.get(idx))
-        leads = _lead_subset(x.shape[1], cfg.augment.lead_subset, cfg.run.seed, step, micro, info)
+        a = cfg.augment
+        leads = _lead_subset(
+            x.shape[1], a.lead_subset, cfg.run.seed, step, micro, info, a.lead_subset_max
+        )
         shape = (x.shape[0], len(leads) if leads is not None else x.shape[1], x.shape[2])
         g = _mask_generator(cfg.run.seed, step, micro, info.rank)
         mb = make_mask(shape, cfg.masking, g)
@@ -838,7 +848,10 @@ def _export(
         if cfg.masking.kind == "dual"
         else "CBraMod masked-patch reconstruction"
     )
-    notes = f"{step} steps; validation masked MSE {last_eval.get('mse', float('nan')):.4g}"
+    notes = (
+        f"{step} steps; validation masked MSE {last_eval.get('mse', float('nan')):.4g}; model "
+        f"input = microvolts x {1 / cfg.data.unit_uv:g} ({cfg.data.unit_uv:g} uV per unit)"
+    )
     prov = Provenance(
         trained=True,
         source=f"physio-train self-supervised pretraining: {objective}",
