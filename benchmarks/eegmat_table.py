@@ -1,12 +1,14 @@
 """The eegmat table: classical rows and deep rows (random or LUDB-pretrained ECG encoder).
 
-Reads the ``results.csv`` / ``summary.json`` of two ``physio-train finetune`` runs of
-``configs/finetune_eegmat.yaml`` (one with a randomly initialised ECG encoder, one with
-``model.ecg.init`` set to the pretrained encoder) and prints one JSON line and a Markdown table:
-published split (test subjects 32-35, mean +/- std over seeds) and subject-wise CV (mean +/- std
-over folds), next to CBraMod's published EEG-only row.
+Reads the ``results.csv`` / ``summary.json`` of ``physio-train finetune`` runs of
+``configs/finetune_eegmat.yaml``: one with the classical rows and EEG only, one with ECG only and
+fused with a randomly initialised ECG encoder, one with ``model.ecg.init`` set to the pretrained
+encoder (a run holding every row can be given more than once) and prints one JSON line and a
+Markdown table: published split (test subjects 32-35, mean +/- std over seeds) and subject-wise CV
+(mean +/- std over folds), next to CBraMod's published EEG-only row.
 
-    python benchmarks/eegmat_table.py runs/eegmat_ecg_random runs/eegmat_ecg_ludb
+    python benchmarks/eegmat_table.py runs/eegmat_eeg runs/eegmat_ecg_random_fused \
+        runs/eegmat_ecg_ludb
 """
 
 from __future__ import annotations
@@ -34,16 +36,18 @@ def read(run: Path) -> dict[tuple[str, str], dict[str, float]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("base", type=Path, help="run with the classical rows and EEG only")
     ap.add_argument("random", type=Path, help="run with a randomly initialised ECG encoder")
     ap.add_argument("pretrained", type=Path, nargs="?", help="run with the pretrained ECG encoder")
     args = ap.parse_args()
+    e = read(args.base)
     a = read(args.random)
     b = read(args.pretrained) if args.pretrained else {}
     rows = [
-        ("majority (chance)", a, "majority"),
-        ("band powers + LR (EEG)", a, "bandpower-lr"),
-        ("heart rate + LR (ECG)", a, "hr-lr"),
-        ("EEG only (random init)", a, "eeg"),
+        ("majority (chance)", e, "majority"),
+        ("band powers + LR (EEG)", e, "bandpower-lr"),
+        ("heart rate + LR (ECG)", e, "hr-lr"),
+        ("EEG only (random init)", e, "eeg"),
         ("ECG only, random init", a, "ecg"),
         ("ECG only, LUDB-pretrained", b, "ecg"),
         ("fused, random-init ECG", a, "fused"),
@@ -64,7 +68,7 @@ def main() -> None:
     pub = " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in CBRAMOD.values())
     lines.append(f"| CBraMod (published, EEG only) | {pub} | - | - | - |")
     secs = {}
-    for run in (args.random, args.pretrained):
+    for run in (args.base, args.random, args.pretrained):
         if run is not None and (run / "summary.json").is_file():
             secs[str(run)] = json.loads((run / "summary.json").read_text())["seconds"]
     print(json.dumps({"results": out, "seconds": secs}))
