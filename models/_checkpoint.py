@@ -488,6 +488,22 @@ def checkpoint_test_metrics(notes: Mapping[str, object]) -> dict[str, object]:
                     if isinstance(where.get(extra), (int, float)):
                         out[extra] = where[extra]
                 return out
+    # scores of a pretrained encoder: the first mapping whose key names a test split (the ECG
+    # encoder writes ``metrics.ludb_test.{intra,inter,all}``), its ``all`` part when it has one
+    stack: list[tuple[str, Mapping[str, object]]] = [("", notes)]
+    while stack:
+        prefix, d = stack.pop(0)
+        for key, value in d.items():
+            if not isinstance(value, Mapping):
+                continue
+            name = f"{prefix}{key}"
+            if "test" in key.lower():
+                part = value.get("all") if isinstance(value.get("all"), Mapping) else value
+                nums = {k: v for k, v in part.items() if isinstance(v, (int, float))}  # type: ignore[union-attr]
+                counts = {k: value[k] for k in ("records", "windows") if k in value}
+                if nums:
+                    return {"split": key, **nums, **counts}
+            stack.append((f"{name}.", value))
     return {}
 
 
@@ -495,7 +511,8 @@ def _metrics_summary(notes: dict[str, object]) -> str:
     """One line of test metrics from JSON notes, else every top-level number."""
     m = checkpoint_test_metrics(notes)
     if m:
-        return "test " + ", ".join(f"{k} {_fmt_num(v)}" for k, v in m.items())
+        head = f"test {m.pop('split')}:" if "split" in m else "test"
+        return head + " " + ", ".join(f"{k} {_fmt_num(v)}" for k, v in m.items())
     flat = {k: v for k, v in notes.items() if isinstance(v, (int, float))}
     return ", ".join(f"{k} {_fmt_num(v)}" for k, v in flat.items())
 

@@ -432,3 +432,27 @@ def test_models_list_and_info_show_targets_and_test_metrics(weights_dir, capsys)
     assert '"test_metrics": {"auroc": 0.8125' in out
     assert main(["models", "info", "no-such-model"]) == 1
     assert "shipped: tiny-test" in capsys.readouterr().err
+
+
+def test_models_list_shows_an_encoders_test_split_scores(tmp_path, monkeypatch, capsys):
+    from physio_live.app.cli import main
+
+    folder = tmp_path / "weights"
+    enc = CBraMod.from_config(SMALL_ENC)
+    notes = {  # as physio-train pretrain + score write them: per split, per mask kind
+        "metrics (masked MSE)": {
+            "ludb_train": {"records": 160, "all": {"model": 1.2, "zeros": 4.4}},
+            "ludb_test": {"records": 20, "intra": {"model": 0.7}, "all": {"model": 0.775}},
+        }
+    }
+    save_checkpoint(
+        folder / "enc-test.safetensors",
+        enc,
+        provenance=Provenance(trained=True, source="unit test", notes=json.dumps(notes)),
+        modality=ModalityConfig(name="ecg", channels=("I", "II"), encoder=SMALL_ENC),
+    )
+    monkeypatch.setattr(checkpoint_module, "WEIGHTS_DIR", folder)
+    assert main(["models", "list"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("enc-test") and "cbramod_encoder" in line and "ecg encoder" in line
+    assert line.endswith("test ludb_test: model 0.775, records 20")
