@@ -8,7 +8,7 @@ per-channel gain and offset, so the demo plays the very numbers the EDF reader g
 
 Build it again with::
 
-    python -m physio_live.app._demo_data ../shared/datasets/eegmat 35 --out app/data/eegmat-s35.npz
+    python -m physio_live.app._demo_data ../shared/datasets/eegmat 34 --out app/data/eegmat-s34.npz
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class DemoRecording:
 
 
 def demo_recording_path(spec: str | Path) -> Path:
-    """A bundled demo recording by name (``eegmat-s35``) or the path of an ``.npz``."""
+    """A bundled demo recording by name (``eegmat-s34``) or the path of an ``.npz``."""
     path = Path(spec).expanduser()
     if path.is_file():
         return path

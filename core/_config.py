@@ -388,8 +388,8 @@ class DemoConfig:
     enabled: bool = False
     #: what the outlets carry: ``synthetic`` (BrainFlow board + simulated ECG) or ``recording``
     play: Literal["synthetic", "recording"] = "synthetic"
-    #: the recording played (``play: recording``): a bundled name (``eegmat-s35``) or an .npz
-    recording: str = "eegmat-s35"
+    #: the recording played (``play: recording``): a bundled name (``eegmat-s34``) or an .npz
+    recording: str = "eegmat-s34"
     #: seconds into the recording where playing starts (after its end it plays again from 0)
     start: float = 0.0
     name_prefix: str = "physio-live-demo"
