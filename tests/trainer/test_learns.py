@@ -1,94 +1,144 @@
-"""Smoke pretraining on the real WFDB records vs the zeros and interpolation baselines.
+"""Evidence that ECG pretraining works on patients it never saw.
 
-The shipped smoke config trains on every record in ``../shared/data`` except the Challenge-2015
-record v102s (another patient, another database: leads II and V, a fast rhythm), which is held
-out. Numbers on the training records (in distribution) and on the held-out record are printed,
-total and per mask kind (intra-/inter-lead), with the two baselines on the very same masks.
+The shipped encoder ``models/weights/ecg-ludb.safetensors`` (``configs/pretrain_ecg_ludb.yaml``:
+LUDB records 1-160 train, 161-180 validation, 181-200 test) is scored with fresh random dual masks
+(seed from ``PHYSIO_LIVE_SEED`` or random, printed) against the two baselines on the very same
+masks (zeros; interp: straight lines across a hidden stretch / the mean of the visible leads):
 
-The held-out test is an expected failure: a tiny encoder trained for seconds on what is 97 %
-one patient (mitdb 100) does not beat predicting zeros on an unseen patient. Its predictions on
-the held-out masked patches are uncorrelated with the truth (r ~ 0.06, rms 0.8 vs 2.3), and for
-inter-lead masks nothing in the input says how this patient's hidden lead relates to the visible
-one: even a zero-lag least-squares scale fitted *on v102s itself* is only 3.4 % below zeros (the
-leads correlate at r = 0.19), and a 51-tap filter fitted on mitdb 100 is worse than zeros on
-v102s. See the README (training section) for the recipes tried and their numbers.
+- on the 20 LUDB test patients, its masked MSE is at least 50 % below the better baseline, for
+  intra-lead and for inter-lead masks;
+- on records of other databases in ``../shared/data`` (other patients, devices, rates, lead
+  sets), at least 15 % below the better baseline for intra-lead masks (MIT-BIH 100: 2 leads at
+  360 Hz; PTB s0010: 12 leads at 1000 Hz) and for inter-lead masks on the 12-lead PTB record.
+
+Not asserted because it does not hold (measured with ``physio-train score``, see the README):
+MIT-BIH 100 inter-lead (the interp baseline, a copy of the other lead, wins: its MLII and V5
+look alike), and the Challenge 2015 record v102s (leads II and V at 250 Hz, an alarm record with
+an unusual waveform): only ~2 % below zeros for both mask kinds. One-lead input (e.g. MLII
+alone) is no better than zeros: the encoder rebuilds a stretch of a lead from the other leads
+at the same instants, not from the lead's own beats.
+
+A fast training test checks that the loop learns at all (the loss falls on a small LUDB slice).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import os
+import random
 from pathlib import Path
 
 import pytest
 
-from physio_live.trainer import Corpus, evaluate, load_pretrain_config, pretrain
+from physio_live.trainer import load_pretrain_config, pretrain
+from physio_live.trainer._score import resolve_encoder, score
 
 ROOT = Path(__file__).resolve().parents[2]
-#: the run takes ~15 s on a quiet 2-core CPU, but several minutes when the cores are shared
-pytestmark = pytest.mark.timeout(900)
-PARTS = ("", "_intra", "_inter")
-
-
-def _line(name: str, ev: dict[str, float]) -> str:
-    cells = [
-        f"{part[1:] or 'all'} {ev['mse' + part]:.3f} (zeros {ev['zeros' + part]:.3f}, "
-        f"interp {ev['interp' + part]:.3f})"
-        for part in PARTS
-    ]
-    return f"{name}: " + " | ".join(cells)
+DATASETS = Path(os.environ.get("PHYSIO_LIVE_DATASETS", ROOT.parent / "shared" / "datasets"))
+SEED = int(os.environ.get("PHYSIO_LIVE_SEED", random.randrange(1_000_000)))
 
 
 @pytest.fixture(scope="module")
-def smoke_run(data_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("smoke")
+def ludb_dir() -> Path:
+    path = DATASETS / "ludb" / "data"
+    if not path.is_dir():
+        pytest.skip(f"LUDB not found at {path}; set PHYSIO_LIVE_DATASETS")
+    return path
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Path:
+    return resolve_encoder("ecg-ludb")
+
+
+def _line(name: str, res: dict) -> str:
+    cells = [
+        f"{k} {res[k]['model']:.3f} (zeros {res[k]['zeros']:.3f}, interp {res[k]['interp']:.3f}; "
+        f"{res[k]['below_best_pct']:.0f} % below)"
+        for k in ("intra", "inter")
+        if res[k]["model"] == res[k]["model"]
+    ]
+    return f"{name} [{res['samples']} windows, seed {SEED}]: " + " | ".join(cells)
+
+
+def _score(encoder: Path, root: Path, *extra: str, repeats: int = 2) -> dict:
+    res = score(encoder, [f"data.root={root}", f"seed={SEED}", f"repeats={repeats}", *extra])
+    print(_line(root.name, res))
+    return res
+
+
+def _below(res: dict, kind: str) -> float:
+    r = res[kind]
+    return 1.0 - r["model"] / min(r["zeros"], r["interp"])
+
+
+def test_beats_baselines_on_unseen_ludb_patients(encoder, ludb_dir):
+    # the recipe's data path: LUDB's leads at one common gain (data.wfdb_gain), 4-s windows at
+    # a 1-s hop (6 per 10-s record)
+    res = _score(
+        encoder, ludb_dir, "records=['{181..200}']", "data.hop_patches=1", "data.wfdb_gain=1000"
+    )
+    assert res["records"] == 20 and res["samples"] == 20 * 6
+    for kind in ("intra", "inter"):
+        assert _below(res, kind) >= 0.50, (kind, res[kind])
+
+
+@pytest.mark.parametrize(
+    ("record", "inter"), [("wfdb_ptbdb_s0010_re", True), ("wfdb_mitdb_100", False)]
+)
+def test_beats_baselines_on_other_databases(encoder, data_dir, record, inter):
+    res = _score(encoder, data_dir / record, repeats=8 if "ptbdb" in record else 2)
+    assert res["records"] == 1
+    assert _below(res, "intra") >= 0.15, res["intra"]
+    if inter:
+        assert _below(res, "inter") >= 0.15, res["inter"]
+
+
+def test_training_loss_falls_on_a_small_ludb_slice(ludb_dir, tmp_path):
+    """The loop learns: a tiny encoder on 20 patients, 120 steps, the loss at least 20 % down."""
     cfg = load_pretrain_config(
-        ROOT / "configs/pretrain_ecg_smoke.yaml",
-        [f"data.root={data_dir}", f"data.cache_dir={tmp / 'cache'}", f"run.out_dir={tmp / 'run'}"],
+        ROOT / "configs" / "pretrain_ecg_ludb.yaml",
+        [
+            f"data.root={ludb_dir}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            f"run.out_dir={tmp_path / 'run'}",
+            "data.include=['1?.hea', '2?.hea']",
+            "data.split.train=['{10..29}']",
+            "data.split.val=[]",
+            "data.split.test=[]",
+            "model.embed_dim=40",
+            "model.depth=2",
+            "model.mlp_dim=80",
+            "optim.steps=120",
+            "optim.warmup_steps=10",
+            "optim.batch_size=16",
+            "run.log_every=10",
+            "run.ckpt_every=1000",
+            "run.tensorboard='off'",
+        ],
     )
     res = pretrain(cfg, progress=False)
-    corpus = Corpus(res.cache)
-    train, val = corpus.split(cfg.data.val_records)
-    model = res_model(res)
-    on_train = evaluate(model, corpus, train, cfg)
-    # the held-out record again with three fresh sets of masks (the run's own is seed 0)
-    fresh = [
-        evaluate(
-            model, corpus, val, dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, seed=s))
-        )
-        for s in (101, 202, 303)
-    ]
-    print()
-    print(_line("train records", on_train))
-    print(_line("held-out record", res.eval))
-    for s, ev in zip((101, 202, 303), fresh, strict=True):
-        print(_line(f"held-out record, masks seed {s}", ev))
-    return cfg, res, on_train, [res.eval, *fresh]
+    assert res.finished
+    rows = (res.out_dir / "train.csv").read_text().splitlines()[1:]
+    losses = [float(r.split(",")[3]) for r in rows]
+    print(f"train loss every 10 steps: {[round(x, 3) for x in losses]}")
+    assert min(losses[-3:]) < 0.8 * losses[0], losses
 
 
-def res_model(res):
+def test_shipped_encoder_states_unit_split_and_scores(encoder):
+    """The file says what it takes and where its numbers come from (provenance)."""
+    import json
+
     from physio_live.models import load_checkpoint
 
-    return load_checkpoint(res.encoder).model
-
-
-@pytest.mark.slow
-def test_learns_on_training_records(smoke_run):
-    _, res, ev, _ = smoke_run
-    assert res.finished
-    for part in ("_intra", "_inter"):
-        assert ev[f"mse{part}"] < 0.85 * ev[f"zeros{part}"], ev
-        assert ev[f"mse{part}"] < 0.85 * ev[f"interp{part}"], ev
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(
-    reason="held-out patient (v102s): the smoke encoder's masked MSE is ~9 % ABOVE predicting "
-    "zeros (5.67 vs 5.22; intra 5.68 vs 5.29, inter 5.67 vs 5.18); its predictions there are "
-    "uncorrelated with the truth. Needs more patients than ../shared/data has (see module doc)",
-    strict=False,
-)
-def test_beats_baselines_on_held_out_record(smoke_run):
-    _, _, _, evs = smoke_run
-    for ev in evs:  # every set of masks, every mask kind: 10 % below the better baseline
-        for part in PARTS:
-            assert ev[f"mse{part}"] < 0.9 * min(ev[f"zeros{part}"], ev[f"interp{part}"]), ev
+    ck = load_checkpoint(encoder)
+    assert ck.kind == "cbramod_encoder" and ck.provenance.trained
+    assert ck.config.units == "uV" and ck.config.scale == pytest.approx(0.01)  # 100 uV per unit
+    assert (ck.config.sampling_rate, ck.config.n_patches, len(ck.config.channels)) == (200, 4, 12)
+    notes = json.loads(ck.provenance.notes)
+    assert notes["split"] == {"train": ["{1..160}"], "val": ["{161..180}"], "test": ["{181..200}"]}
+    assert notes["preprocessing"]["wfdb_gain"] == 1000.0
+    assert "physio_live.trainer._score" in notes["command"]
+    metrics = next(v for k, v in notes.items() if k.startswith("metrics"))
+    assert {"ludb_train", "ludb_val", "ludb_test", "wfdb_ptbdb_s0010_re"} <= set(metrics)
+    for kind in ("intra", "inter"):
+        assert metrics["ludb_test"][kind]["below_best_pct"] >= 50
