@@ -96,6 +96,9 @@ class DataConfig:
     kind: Literal["wfdb", "edf"]
     #: folder scanned recursively for records (relative: to the working directory)
     root: str
+    #: signal type read from each record; null: ECG for ``wfdb``, EEG for ``edf`` (set ``ecg``
+    #: to read the ECG channel of EDF recordings, e.g. eegmat's)
+    signal: Literal["ecg", "eeg"] | None = None
     #: glob patterns (relative to ``root``) restricting the records; empty: every record
     include: list[str] = field(default_factory=list)
     #: where the preprocessed shards and the manifest go (one sub-folder per parameter set)

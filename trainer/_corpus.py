@@ -298,7 +298,7 @@ def preprocess_record(path: str | Path, cfg: DataConfig) -> dict[str, Any]:
         info["seconds"] = time.perf_counter() - t0
         return info
 
-    role = "ecg" if cfg.kind == "wfdb" else "eeg"
+    role = cfg.signal or ("ecg" if cfg.kind == "wfdb" else "eeg")
     try:
         rec = open_recording(path)
     except SourceError as exc:

@@ -84,6 +84,7 @@ def score_config(encoder: CBraMod | Any, modality: Any, overrides: list[str]) ->
     data: dict[str, Any] = {
         "kind": "wfdb" if ecg else "edf",
         "root": "",
+        "signal": "ecg" if ecg else "eeg",
         "channels": channels,
         "n_channels": len(channels) if channels else 2,
         "rate": modality.sampling_rate,
@@ -106,7 +107,7 @@ def score_config(encoder: CBraMod | Any, modality: Any, overrides: list[str]) ->
 
 def _leads(path: Path, cfg: DataConfig) -> list[str]:
     """The leads a record is scored on (see the module docstring); empty when unreadable."""
-    role = "ecg" if cfg.kind == "wfdb" else "eeg"
+    role = cfg.signal or ("ecg" if cfg.kind == "wfdb" else "eeg")
     try:
         rec = open_recording(path)
     except (SourceError, Exception):  # third-party readers raise many kinds on damaged files

@@ -71,3 +71,20 @@ def test_score_errors_are_one_line(capsys, tmp_path):
     assert len(err.strip().splitlines()) == 1
     rc, out, err = _run(capsys, "--checkpoint", "ecg-ludb")
     assert rc == 1 and "data.root" in err and len(err.strip().splitlines()) == 1
+
+
+def test_score_reads_the_ecg_of_an_edf_folder(capsys, data_dir):
+    """eegmat: EEG + one ECG lead (mV, 500 Hz) in EDF; an ECG encoder scores the ECG channel."""
+    rc, out, _ = _run(
+        capsys,
+        "--checkpoint",
+        "ecg-ludb",
+        "--set",
+        f"data.root={data_dir / 'eeg_ecg_eegmat'}",
+        "--quiet",
+    )
+    assert rc == 0
+    res = json.loads(out)
+    assert res["per_record"] == [{"record": "Subject00_1", "leads": ["ECG"], "windows": 45}]
+    assert res["intra"]["masked_samples"] == 45 * 2 * 200 and res["inter"]["masked_samples"] == 0
+    assert res["intra"]["zeros"] > 0 and res["intra"]["model"] > 0
