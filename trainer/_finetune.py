@@ -150,6 +150,7 @@ class _Factory:
 
     def __init__(self, cfg: FinetuneConfig, ws: WindowSet) -> None:
         self.cfg = cfg
+        torch.manual_seed(cfg.run.seed)  # random encoders: the same for the same recipe
         self.eeg_enc, p1 = _load_encoder(cfg.model.eeg, "eeg")
         self.ecg_enc, p2 = _load_encoder(cfg.model.ecg, "ecg")
         self.parents = p1 + p2

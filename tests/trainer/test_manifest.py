@@ -188,7 +188,7 @@ def test_small_finetune_on_a_slice_learns_and_exports(datasets_dir: Path, tmp_pa
             "eval": {"protocols": ["split"], "modalities": ["ecg", "fused"], "seeds": 2,
                      "split": {"train": ["00", "01"], "val": ["02"], "test": ["03"]},
                      "baselines": True, "export": str(tmp_path / "shipped.safetensors")},
-            "run": {"out_dir": str(tmp_path / "run")},
+            "run": {"out_dir": str(tmp_path / "run"), "seed": 0},
         }
     )  # fmt: skip
     out = run_finetune(cfg)
@@ -208,8 +208,10 @@ def test_small_finetune_on_a_slice_learns_and_exports(datasets_dir: Path, tmp_pa
         p = ck.model.predict(torch.from_numpy(ws.eeg[test]), torch.from_numpy(ws.ecg[test]))
     auc = auroc(ws.labels[test, 0], p.probabilities[:, 0].numpy())
     assert auc == pytest.approx(chosen["test_metrics"]["auroc"], abs=1e-4)
-    # it learned: the model separates its training windows
+    # it learned: the model separates its training windows (seeded run: 0.80 here; seeds 1-5
+    # gave 0.78-0.92)
     train = np.flatnonzero(np.isin(ws.subject, [0, 1]))
     with torch.no_grad():
         q = ck.model.predict(torch.from_numpy(ws.eeg[train]), torch.from_numpy(ws.ecg[train]))
-    assert auroc(ws.labels[train, 0], q.probabilities[:, 0].numpy()) > 0.75
+    train_auc = auroc(ws.labels[train, 0], q.probabilities[:, 0].numpy())
+    assert train_auc > 0.75
