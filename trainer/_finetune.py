@@ -440,7 +440,7 @@ def _aggregate(rows: list[dict[str, Any]], targets: Sequence[str]) -> list[dict[
     for proto, mod in keys:
         sel = [r for r in rows if r["protocol"] == proto and r["modality"] == mod]
         folds = list(dict.fromkeys(r["fold"] for r in sel))
-        over_seeds = len(folds) == 1
+        over_seeds = len(folds) == 1 and any(r["seed"] != "" for r in sel)
         for target in [*targets, "mean"]:
             rs = sel if target == "mean" else [r for r in sel if r["target"] == target]
             units: dict[Any, list[dict[str, Any]]] = {}
