@@ -1,0 +1,99 @@
+"""The live path and the training path agree: the app's replay of the four held-out eegmat test
+subjects, through the same Session the live app runs, scores the shipped model as its trainer did.
+
+``physio-train finetune`` cuts the recordings with the app's replay + aligner path and records the
+test AUROC (and the window hop it used) in the checkpoint's provenance; here the app replays the
+eight test files with that hop, and the AUROC of its per-window estimates (rest vs arithmetic,
+every window of the four subjects pooled) must be within 0.02 of the recorded one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from physio_live.app._session import Session
+from physio_live.core import load_config
+from physio_live.core._replay import open_recording
+from physio_live.models import checkpoint_test_metrics, describe_checkpoint
+
+TESTS = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("PHYSIO_LIVE_DATASETS", TESTS.parents[1] / "shared" / "datasets"))
+TEST_SUBJECTS = (32, 33, 34, 35)  # the published split's test subjects
+CHECKPOINT = "eegmat-fused"  # the shipped model
+CONFIG = "demo"  # the built-in demo's aligner settings are the model's
+
+
+def auroc(y: np.ndarray, p: np.ndarray) -> float:
+    """Area under the ROC curve as the Mann-Whitney U statistic (ties count one half)."""
+    y = np.asarray(y, bool)
+    pos, neg = p[y], p[~y]
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+def test_auroc_is_the_mann_whitney_statistic():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    p = np.array([0.1, 0.4, 0.35, 0.8, 0.8, 0.9])
+    # pairs (pos > neg): 0.35 beats 0.1 only; 0.8 beats 0.1, 0.4, ties 0.8; 0.9 beats all three
+    assert auroc(y, p) == pytest.approx((1 + 2.5 + 3) / 9)
+
+
+def _replay(path: Path, hop: float) -> np.ndarray:
+    """P(arithmetic) of every window the app cuts from ``path`` (withheld ones are NaN)."""
+    cfg = load_config(
+        CONFIG,
+        [f"aligner.hop={hop}", f"model.checkpoint={CHECKPOINT}", "model.device=cpu",
+         "recording.enabled=false", "outlet.enabled=false"],
+    )  # fmt: skip
+    session = Session(cfg, recording=open_recording(path), speed=None)
+    session.open()
+    got: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    def on_estimate(e):
+        with lock:
+            got.append((e.t_end, float("nan") if e.withheld else float(e.probabilities[0])))
+
+    session.on_estimate(on_estimate)
+    try:
+        session.start()
+        assert session.finished.wait(120), f"replay of {path.name} did not finish"
+    finally:
+        session.close()
+    got.sort()
+    return np.array([p for _, p in got])
+
+
+@pytest.mark.slow
+def test_replayed_test_subjects_give_the_trainers_test_auroc():
+    root = DATASETS / "eegmat"
+    if not root.is_dir():
+        pytest.skip(f"eegmat not found at {root}; set PHYSIO_LIVE_DATASETS")
+    info = describe_checkpoint(CHECKPOINT)
+    assert info["targets"] == ["arithmetic"]
+    notes = json.loads(info["provenance"]["notes"])  # type: ignore[index]
+    recorded = checkpoint_test_metrics(notes)
+    hop = float(recorded["hop_s"])
+    ys, ps = [], []
+    for s in TEST_SUBJECTS:
+        for k, label in ((1, 0), (2, 1)):
+            p = _replay(root / f"Subject{s:02d}_{k}.edf", hop)
+            assert len(p) > 0.8 * (182 if k == 1 else 62) / hop  # a window every hop
+            ys.append(np.full(len(p), label))
+            ps.append(p)
+    y, p = np.concatenate(ys), np.concatenate(ps)
+    ok = np.isfinite(p)
+    assert ok.mean() > 0.95, f"{(~ok).sum()} of {len(p)} windows withheld"
+    ours = auroc(y[ok], p[ok])
+    print(
+        f"app replay AUROC {ours:.4f} over {ok.sum()} windows (hop {hop:g} s); trainer's "
+        f"test AUROC {recorded['auroc']} over {recorded.get('test_windows')} windows"
+    )
+    assert abs(ours - float(recorded["auroc"])) <= 0.02
