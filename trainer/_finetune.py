@@ -62,6 +62,7 @@ from physio_live.models import (
     config_from_official,
     load_checkpoint,
     read_state_dict,
+    resolve_checkpoint,
     save_checkpoint,
 )
 from physio_live.models._cbramod import load_strict
@@ -126,8 +127,9 @@ def _load_encoder(init: EncoderInit, what: str) -> tuple[CBraMod, tuple[str, ...
         except ValueError as exc:
             raise ConfigError(f"model.{what}: {exc}") from None
         return enc, ()
-    path = Path(init.init).expanduser()
     try:
+        # a shipped name (e.g. ``ecg-ludb``) or a path
+        path = resolve_checkpoint(init.init)
         if path.suffix == ".safetensors":
             ck = load_checkpoint(path)
             if not isinstance(ck.model, CBraMod):

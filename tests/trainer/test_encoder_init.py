@@ -1,0 +1,31 @@
+"""Fine-tuning recipes name their encoders by shipped name or by path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from physio_live.models import load_checkpoint, resolve_checkpoint, shipped_checkpoints
+from physio_live.trainer import TrainError
+from physio_live.trainer._finetune import _load_encoder
+from physio_live.trainer._finetune_config import EncoderInit
+
+
+def test_encoder_init_takes_a_shipped_name_or_its_path():
+    if "ecg-ludb" not in shipped_checkpoints():
+        pytest.fail("the shipped ECG encoder ecg-ludb is missing from models/weights")
+    by_name, parents = _load_encoder(EncoderInit(init="ecg-ludb"), "ecg")
+    by_path, _ = _load_encoder(EncoderInit(init=str(resolve_checkpoint("ecg-ludb"))), "ecg")
+    shipped = load_checkpoint(resolve_checkpoint("ecg-ludb")).model.state_dict()
+    got = by_name.state_dict()
+    assert "ecg-ludb" in parents[0]
+    common = [k for k in got if k in shipped]
+    assert len(common) > 10
+    for k in common:
+        assert torch.equal(got[k], shipped[k]), k
+        assert torch.equal(by_path.state_dict()[k], got[k]), k
+
+
+def test_unknown_encoder_name_lists_the_shipped_ones():
+    with pytest.raises(TrainError, match="model.eeg.init: .*shipped: .*ecg-ludb"):
+        _load_encoder(EncoderInit(init="no-such-encoder"), "eeg")
