@@ -27,5 +27,5 @@ def test_encoder_init_takes_a_shipped_name_or_its_path():
 
 
 def test_unknown_encoder_name_lists_the_shipped_ones():
-    with pytest.raises(TrainError, match="model.eeg.init: .*shipped: .*ecg-ludb"):
+    with pytest.raises(TrainError, match=r"model\.eeg\.init: .*shipped: .*ecg-ludb"):
         _load_encoder(EncoderInit(init="no-such-encoder"), "eeg")
