@@ -17,8 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from physio_live.core import Chunk, Estimate, RingBuffer, StreamInfo
-from physio_live.core._filters import unit_scale_uv
+from physio_live.core import Chunk, Estimate, RingBuffer, StreamInfo, unit_scale_uv
 
 __all__ = [
     "EstimatePanel",

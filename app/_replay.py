@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from physio_live.core import Config, Estimate, Window
-from physio_live.core._replay import open_recording
+from physio_live.core import Config, Estimate, Window, open_recording
 
 from ._session import Session
 

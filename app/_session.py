@@ -28,10 +28,10 @@ from physio_live.core import (
     Pipeline,
     Recorder,
     RecorderStatus,
+    Recording,
     StreamInfo,
+    unit_scale_uv,
 )
-from physio_live.core._filters import unit_scale_uv
-from physio_live.core._replay import Recording
 
 from ._demo import DemoOutlets, bind_demo_sources
 from ._outlet import EstimateOutlet, estimate_stream_info, make_outlet

@@ -201,7 +201,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
     from physio_live.app._replay import EstimateCSV, WindowExporter
     from physio_live.app._session import Session
-    from physio_live.core._replay import open_recording
+    from physio_live.core import open_recording
 
     cfg = _load_cfg(args)
     speed = _parse_speed(args.speed)

@@ -72,7 +72,7 @@ def _match(ref: np.ndarray, det: np.ndarray, tol: float) -> set[int]:
 
 def bench_ludb(datasets: Path, offsets: list[float], tol: float = 0.150) -> list[dict]:
     """Pooled Se/PPV on LUDB per start offset, lead ii and lead picked by the detector."""
-    from physio_live.core._replay import open_recording
+    from physio_live.core import open_recording
 
     recs = []
     for r in range(1, 201):

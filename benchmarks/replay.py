@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 
 def hour_recording(minutes: float):
-    from physio_live.core._replay import Recording, ReplayStream, open_recording
+    from physio_live.core import RecordedStream, Recording, open_recording
 
     base = open_recording(DATA / "eeg_ecg_eegmat" / "Subject00_1.edf")
     out = []
@@ -41,7 +41,7 @@ def hour_recording(minutes: float):
         n = int(minutes * 60 * fs)
         reps = -(-n // len(s.data))
         data = np.tile(s.data, (reps, 1))[:n]
-        out.append(ReplayStream(s.info, data, np.arange(n) / fs))
+        out.append(RecordedStream(s.info, data, np.arange(n) / fs))
     return Recording(base.path, out, [], [])
 
 

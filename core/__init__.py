@@ -21,9 +21,16 @@ from ._config import (
     OutletConfig,
     QualityConfig,
     RecordingConfig,
+    ReplayConfig,
     apply_overrides,
     config_from_dict,
     load_config,
+)
+from ._config_engine import (
+    build_dataclass,
+    read_config_file,
+    register_tagged_union,
+    scientific_numbers,
 )
 from ._eeg_bands import BANDS, AlphaAsymmetry, band_powers, frontal_alpha_asymmetry
 from ._errors import (
@@ -34,11 +41,12 @@ from ._errors import (
     StoppedWaitingError,
     StreamNotFoundError,
 )
-from ._filters import StreamingFilter, design_sos
+from ._filters import StreamingFilter, design_sos, unit_scale_uv
 from ._heart import HeartRateTracker, HeartReadout, RPeakConfig, StreamingRPeakDetector
 from ._lsl import LSLSource
 from ._pipeline import Pipeline, StreamStats, make_source
 from ._recorder import Recorder, RecorderStatus
+from ._recordings import RecordedStream, Recording, open_recording
 from ._resample import GridSamples, resample_to_grid
 from ._ringbuffer import RingBuffer
 from ._signal_quality import QualityReport, QualityThresholds, assess_window_quality
@@ -77,10 +85,13 @@ __all__ = [
     "QualityReport",
     "QualityThresholds",
     "RPeakConfig",
+    "RecordedStream",
     "Recorder",
     "RecorderStatus",
+    "Recording",
     "RecordingConfig",
     "RecordingError",
+    "ReplayConfig",
     "RingBuffer",
     "Source",
     "SourceError",
@@ -95,10 +106,16 @@ __all__ = [
     "apply_overrides",
     "assess_window_quality",
     "band_powers",
+    "build_dataclass",
     "config_from_dict",
     "design_sos",
     "frontal_alpha_asymmetry",
     "load_config",
     "make_source",
+    "open_recording",
+    "read_config_file",
+    "register_tagged_union",
     "resample_to_grid",
+    "scientific_numbers",
+    "unit_scale_uv",
 ]

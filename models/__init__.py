@@ -17,6 +17,7 @@ from ._cbramod import (
     cbramod_ecg,
     checkpoint_filter_fn,
     config_from_official,
+    load_strict,
     num_params,
     to_official_state_dict,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "inference_context",
     "load_checkpoint",
     "load_official_cbramod",
+    "load_strict",
     "locate_official_cbramod",
     "num_params",
     "pull_cbramod",

@@ -84,3 +84,28 @@ def test_wheel_installs_and_imports_outside_the_repo(tmp_path):
     assert "demo 4.0" in out
     for script_name in ("physio-live", "physio-train"):
         assert (env_dir / "bin" / script_name).exists()
+
+
+def test_packages_talk_through_public_names_only():
+    """No module imports another package's private module (``physio_live.core._x`` from the app
+    or the trainer): each package's ``__init__`` is its interface."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    offences = []
+    for pkg in ("core", "models", "trainer", "app"):
+        for path in sorted((root / pkg).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                else:
+                    continue
+                for name in names:
+                    parts = name.split(".")
+                    if len(parts) >= 3 and parts[0] == "physio_live" and parts[1] != pkg:
+                        if parts[2].startswith("_"):
+                            offences.append(f"{path.relative_to(root)}:{node.lineno}: {name}")
+    assert not offences, "private modules of another package imported:\n" + "\n".join(offences)

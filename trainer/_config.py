@@ -1,6 +1,6 @@
 """Typed pretraining configs: YAML (``yaml.safe_load``) into validated dataclasses.
 
-Same conventions as :mod:`physio_live.core._config`: unknown keys, wrong types and bad values
+Same conventions as :mod:`physio_live.core._config_engine`: unknown keys, wrong types and bad values
 give one :class:`~physio_live.core.ConfigError` line naming the file, the key and the fix;
 command-line overrides use dotted keys (``--set optim.lr=3e-4``) and go through the same checks.
 
@@ -16,8 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from physio_live.core import ConfigError, PhysioLiveError
-from physio_live.core._config import _build, read_config_file, scientific_numbers
+from physio_live.core import (
+    ConfigError,
+    PhysioLiveError,
+    build_dataclass,
+    read_config_file,
+    scientific_numbers,
+)
 
 __all__ = [
     "AugmentConfig",
@@ -357,7 +362,7 @@ def recipe_from_dict(cls: type, data: Any, path: str, sections: str):
     from a raw mapping; ``sections`` names its top-level keys for the error message."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the file must hold a mapping ({sections} ...)")
-    cfg = _build(cls, scientific_numbers(data), f"{path}:")
+    cfg = build_dataclass(cls, scientific_numbers(data), f"{path}:")
     cfg.path = path
     cfg.validate()
     return cfg

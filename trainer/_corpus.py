@@ -2,7 +2,7 @@
 
 Preprocessing, per record (in parallel over records, once):
 
-1. read with the replay readers of :mod:`physio_live.core._replay` (WFDB: single/multi-segment,
+1. read with the replay readers of :mod:`physio_live.core._recordings` (WFDB: single/multi-segment,
    formats 16/212/..., every signal at its own rate, ECG leads picked by name, other signals left
    out; EDF/BDF: EEG channels by label, references and non-EEG left out);
 2. pick ``n_channels`` channels (by name when ``channels`` is given, else the first ones);
@@ -49,9 +49,14 @@ from typing import Any
 
 import numpy as np
 
-from physio_live.core import SourceError, StreamingFilter, design_sos, resample_to_grid
-from physio_live.core._filters import unit_scale_uv
-from physio_live.core._replay import open_recording
+from physio_live.core import (
+    SourceError,
+    StreamingFilter,
+    design_sos,
+    open_recording,
+    resample_to_grid,
+    unit_scale_uv,
+)
 
 from ._config import DataConfig, SplitConfig, TrainError, expand_record_pattern
 from ._progress import Progress

@@ -16,8 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from physio_live.core import ConfigError
-from physio_live.core._filters import unit_scale_uv
+from physio_live.core import ConfigError, unit_scale_uv
 from physio_live.models import ModalityConfig
 
 __all__ = [

@@ -9,7 +9,7 @@ looks like ``mat["DREAMER"][0, 0]["Data"][0, s]["EEG"][0, 0]["stimuli"][0, 0][cl
 
 Preprocessing (both modalities, per recording, as the app's aligner does live): raw values x unit
 factor -> microvolts -> model units (/ ``unit_uv``), causal Butterworth band-pass (+ notch) at the
-native rate (:func:`physio_live.core._filters.design_sos`), linear interpolation onto the 200 Hz
+native rate (:func:`physio_live.core.design_sos`), linear interpolation onto the 200 Hz
 grid, the first ``settle_s`` seconds dropped (filter settling). Optional baseline correction
 (``subtract``: the mean 1-s patch of the clip's baseline recording is subtracted from every 1-s
 patch of the stimulus, Yang et al. 2018; the live app has no baseline, so models meant for the app
@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from physio_live.core import ConfigError
-from physio_live.core._filters import StreamingFilter, design_sos, unit_scale_uv
+from physio_live.core import ConfigError, StreamingFilter, design_sos, unit_scale_uv
 
 from ._config import TrainError
 from ._data import (

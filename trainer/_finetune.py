@@ -61,11 +61,11 @@ from physio_live.models import (
     checkpoint_filter_fn,
     config_from_official,
     load_checkpoint,
+    load_strict,
     read_state_dict,
     resolve_checkpoint,
     save_checkpoint,
 )
-from physio_live.models._cbramod import load_strict
 
 from ._config import TrainError
 from ._data import WindowSet, load_windows

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from physio_live.core import ConfigError
-from physio_live.core._config import read_config_file
+from physio_live.core import ConfigError, read_config_file
 
 from ._config import recipe_from_dict
 from ._data import FinetuneDataConfig

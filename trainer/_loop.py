@@ -43,10 +43,10 @@ from physio_live.models import (
     checkpoint_filter_fn,
     config_from_official,
     load_checkpoint,
+    load_strict,
     read_state_dict,
     save_checkpoint,
 )
-from physio_live.models._cbramod import load_strict
 
 from ._config import AugmentConfig, OptimConfig, PretrainConfig, TrainError
 from ._corpus import Corpus, build_cache, cache_path

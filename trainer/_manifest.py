@@ -30,9 +30,9 @@ from physio_live.core import (
     AlignerConfig,
     ConfigError,
     PhysioLiveError,
+    open_recording,
 )
 from physio_live.core import ModalityConfig as AlignerModality
-from physio_live.core._replay import open_recording
 
 from ._config import TrainError
 from ._data import MODEL_RATE, PATCH, FinetuneDataConfig, WindowSet, _spec, binarize
@@ -144,7 +144,7 @@ def _code_fingerprint() -> str:
 
     h = hashlib.sha256()
     for f in sorted(Path(core.__file__).parent.glob("_*.py")):
-        if f.stem in ("_aligner", "_filters", "_replay", "_resample", "_types"):
+        if f.stem in ("_aligner", "_filters", "_recordings", "_resample", "_types"):
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
 

@@ -28,10 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from physio_live.core import ConfigError, SourceError
-from physio_live.core._config import apply_overrides
-from physio_live.core._filters import unit_scale_uv
-from physio_live.core._replay import open_recording
+from physio_live.core import (
+    ConfigError,
+    SourceError,
+    apply_overrides,
+    open_recording,
+    unit_scale_uv,
+)
 from physio_live.models import CBraMod, load_checkpoint, resolve_checkpoint
 
 from ._config import DataConfig, MaskingConfig, TrainError, recipe_from_dict

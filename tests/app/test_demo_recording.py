@@ -19,8 +19,7 @@ from physio_live.app._demo_data import (
     load_demo_recording,
 )
 from physio_live.app._session import Session
-from physio_live.core import load_config
-from physio_live.core._replay import open_recording
+from physio_live.core import load_config, open_recording
 from physio_live.models import (
     CBraModConfig,
     FusedEmotionConfig,
@@ -298,8 +297,7 @@ def test_demo_outlets_play_from_start_then_the_whole_recording_again(eegmat_dir,
 def test_shipped_model_rises_during_the_task_of_the_bundled_recording():
     """The built-in demo's data through the demo's config and model (``eegmat-fused``), replayed
     at full speed: P(arithmetic) is clearly higher in the task than in the rest before it."""
-    from physio_live.core import StreamInfo
-    from physio_live.core._replay import Recording, ReplayStream
+    from physio_live.core import RecordedStream, Recording, StreamInfo
 
     cfg = load_config(DEMO, ["model.device=cpu", "recording.enabled=false", "outlet.enabled=false"])
     assert cfg.model.checkpoint == "eegmat-fused"
@@ -309,7 +307,7 @@ def test_shipped_model_rises_during_the_task_of_the_bundled_recording():
     def stream(role, labels, data, unit):
         info = StreamInfo(f"demo-{role}", role.upper(), role, labels, (unit,) * len(labels),
                           rec.rate, f"demo-{role}")  # fmt: skip
-        return ReplayStream(info, data, t)
+        return RecordedStream(info, data, t)
 
     streams = [stream("eeg", rec.eeg_labels, rec.eeg, "uV"),
                stream("ecg", rec.ecg_labels, rec.ecg, "mV")]  # fmt: skip

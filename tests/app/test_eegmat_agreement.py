@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from physio_live.app._session import Session
-from physio_live.core import load_config
-from physio_live.core._replay import open_recording
+from physio_live.core import load_config, open_recording
 from physio_live.models import checkpoint_test_metrics, describe_checkpoint
 
 TESTS = Path(__file__).resolve().parents[1]

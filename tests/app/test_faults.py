@@ -22,8 +22,7 @@ import pyxdf
 import yaml
 
 from physio_live.app._session import Session
-from physio_live.core import config_from_dict
-from physio_live.core._replay import open_recording
+from physio_live.core import config_from_dict, open_recording
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from physio_live.app._session import Session
-from physio_live.core import config_from_dict
-from physio_live.core._replay import ReplayStream, open_recording
+from physio_live.core import RecordedStream, config_from_dict, open_recording
 
 
 def _cfg(**gate) -> object:
@@ -43,7 +42,9 @@ def test_faulty_stretch_is_withheld_and_the_rest_issued_with_readouts(data_dir):
     chans = rng.choice(data.shape[1], 8, replace=False)  # 8 of 19 channels: above 25 %
     a, b = int(t_fault * fs), int((t_fault + 2.0) * fs)
     data[a:b, chans] = np.nan
-    rec.streams = [ReplayStream(s.info, data, s.timestamps) if s is eeg else s for s in rec.streams]
+    rec.streams = [
+        RecordedStream(s.info, data, s.timestamps) if s is eeg else s for s in rec.streams
+    ]
     ests = _run(_cfg(), rec)
     assert len(ests) > 40
     for e in ests:
@@ -68,7 +69,9 @@ def test_gate_off_issues_everything(data_dir):
     eeg = next(s for s in rec.streams if s.info.role == "eeg")
     data = eeg.data.copy()
     data[:, :10] = 0.0  # 10 of 19 channels flat
-    rec.streams = [ReplayStream(s.info, data, s.timestamps) if s is eeg else s for s in rec.streams]
+    rec.streams = [
+        RecordedStream(s.info, data, s.timestamps) if s is eeg else s for s in rec.streams
+    ]
     ests = _run(_cfg(enabled=False), rec)
     assert ests and not any(e.withheld for e in ests)
     ests = _run(_cfg(), rec)

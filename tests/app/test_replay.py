@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import pyxdf
 
-from physio_live.core import StreamInfo, config_from_dict
-from physio_live.core._replay import open_recording
+from physio_live.core import StreamInfo, config_from_dict, open_recording
 from physio_live.core._xdf import XDFWriter
 
 pytestmark = pytest.mark.slow

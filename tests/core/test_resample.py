@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from physio_live.core import Aligner, AlignerConfig, Chunk, resample_to_grid
-from physio_live.core._replay import open_recording
+from physio_live.core import Aligner, AlignerConfig, Chunk, open_recording, resample_to_grid
 from physio_live.trainer import DataConfig
 from physio_live.trainer._corpus import preprocess_record, to_model_grid
 

@@ -36,9 +36,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from physio_live.core import StreamingRPeakDetector
-from physio_live.core._config import ReplayConfig
-from physio_live.core._replay import Recording, open_recording
+from physio_live.core import Recording, ReplayConfig, StreamingRPeakDetector, open_recording
 
 with warnings.catch_warnings():  # wfdb 4.x and pandas >= 3.1: see test_readouts.py
     warnings.filterwarnings("ignore", message="The inplace keyword", category=Warning)

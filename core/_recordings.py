@@ -38,7 +38,7 @@ import numpy as np
 from ._errors import SourceError
 from ._types import Chunk, StreamInfo
 
-__all__ = ["Recording", "ReplayStream", "open_recording"]
+__all__ = ["RecordedStream", "Recording", "open_recording"]
 
 #: WFDB / EDF lead names that are ECG (lower case); anything containing "ecg"/"ekg" is too.
 _ECG_LEADS = {
@@ -50,7 +50,7 @@ _REFERENCE = re.compile(r"^(a1|a2|m1|m2)(-(a1|a2|m1|m2))?$", re.IGNORECASE)
 
 
 @dataclass
-class ReplayStream:
+class RecordedStream:
     """One stream of a recording: what it is, its samples and their timestamps."""
 
     info: StreamInfo
@@ -63,7 +63,7 @@ class Recording:
     """A recording's streams (those with a role; others are listed in ``skipped``)."""
 
     path: Path
-    streams: list[ReplayStream]
+    streams: list[RecordedStream]
     skipped: list[str]
     warnings: list[str]
     ours: bool = False
@@ -97,13 +97,13 @@ class Recording:
         out = []
         for s in self.streams:
             keep = (s.timestamps >= t0) & (s.timestamps < t1)
-            out.append(ReplayStream(s.info, s.data[keep], s.timestamps[keep]))
+            out.append(RecordedStream(s.info, s.data[keep], s.timestamps[keep]))
         return Recording(self.path, out, self.skipped, self.warnings, self.ours)
 
     def chunks(self, chunk_seconds: float = 0.1) -> Iterator[Chunk]:
         """Chunks of every stream, merged in the order of their last timestamp."""
 
-        def one(idx: int, s: ReplayStream) -> Iterator[tuple[float, int, Chunk]]:
+        def one(idx: int, s: RecordedStream) -> Iterator[tuple[float, int, Chunk]]:
             ts = s.timestamps
             if len(ts) == 0:
                 return
@@ -222,7 +222,7 @@ def _read_xdf(path: Path, roles: dict[str, str]) -> Recording:
         logger.removeHandler(catcher)
     warnings = []
     damaged = [m for m in catcher.messages if "corrupt" in m.lower()]
-    out: list[ReplayStream] = []
+    out: list[RecordedStream] = []
     skipped: list[str] = []
     for s in streams:
         info = s["info"]
@@ -249,7 +249,7 @@ def _read_xdf(path: Path, roles: dict[str, str]) -> Recording:
             if n_ch > 1:
                 data = data[:, :1]
             out.append(
-                ReplayStream(
+                RecordedStream(
                     StreamInfo(name, stype, "markers", (labels[0],), ("",), 0.0, sid, "string"),
                     data,
                     ts,
@@ -292,7 +292,7 @@ def _read_xdf(path: Path, roles: dict[str, str]) -> Recording:
                 channel_format="float32",
                 channel_types=tuple(ctypes[i] for i in idx),
             )
-            out.append(ReplayStream(sinfo, np.ascontiguousarray(x[:, idx]), ts))
+            out.append(RecordedStream(sinfo, np.ascontiguousarray(x[:, idx]), ts))
     if damaged:
         last = max((float(s.timestamps[-1]) for s in out if len(s.timestamps)), default=0.0)
         first = min((float(s.timestamps[0]) for s in out if len(s.timestamps)), default=0.0)
@@ -436,7 +436,7 @@ def _read_edf(path: Path, roles: dict[str, str]) -> Recording:
                 nominal_srate=fs,
                 source_id=f"{path.name}-{role}-{fs:g}",
             )
-            out.append(ReplayStream(info, x, np.arange(n) / fs))
+            out.append(RecordedStream(info, x, np.arange(n) / fs))
         onsets, _durations, texts = f.readAnnotations()
         if len(onsets):
             info = StreamInfo(
@@ -444,7 +444,7 @@ def _read_edf(path: Path, roles: dict[str, str]) -> Recording:
                 f"{path.name}-annotations", "string",
             )  # fmt: skip
             data = np.array([[str(t)] for t in texts], dtype=object)
-            out.append(ReplayStream(info, data, np.asarray(onsets, np.float64)))
+            out.append(RecordedStream(info, data, np.asarray(onsets, np.float64)))
     finally:
         f.close()
     return Recording(path, out, skipped, warnings)
@@ -508,7 +508,7 @@ def _read_wfdb(path: Path, roles: dict[str, str]) -> Recording:
     data = np.ascontiguousarray(
         np.stack([np.asarray(rec.e_p_signal[i][:n]) for i in idx], axis=1), dtype=np.float32
     )
-    streams = [ReplayStream(info, data, np.arange(len(data)) / fs)]
+    streams = [RecordedStream(info, data, np.arange(len(data)) / fs)]
     return Recording(path, streams, skipped, warnings)
 
 
