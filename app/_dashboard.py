@@ -304,7 +304,10 @@ class Dashboard(QtWidgets.QMainWindow):
         """Show ``session`` (opened and started): build the plots for its streams."""
         assert session.pipeline is not None and session.model is not None
         self.session = session
-        self.cfg = session.cfg
+        if session.mode != "replay" or self.cfg is None:
+            # the config the user chose (never the session's derived one): "Back to live" and
+            # the next replay start from it; a replay keeps the live config it came from
+            self.cfg = session.base_cfg
         while not self._estimates.empty():  # estimates of a previous session
             self._estimates.get_nowait()
         streams = session.pipeline.streams

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -216,9 +217,14 @@ class DemoOutlets:
             setattr(self, name, None)
 
 
-def bind_demo_sources(cfg: Config, demo: DemoOutlets) -> None:
-    """Point the config's LSL sources that name a demo stream at this process's demo outlets."""
+def bind_demo_sources(cfg: Config, demo: DemoOutlets) -> Config:
+    """A copy of ``cfg`` whose LSL sources that name a demo stream point at this process's demo
+    outlets (by source id); ``cfg`` itself is not changed."""
     by_name = {name: demo.source_ids[role] for role, name in demo.names.items()}
-    for src in cfg.sources:
-        if isinstance(src, LSLSourceConfig) and src.name in by_name and src.source_id is None:
-            src.source_id = by_name[src.name]
+    sources = [
+        replace(src, source_id=by_name[src.name])
+        if isinstance(src, LSLSourceConfig) and src.name in by_name and src.source_id is None
+        else src
+        for src in cfg.sources
+    ]
+    return replace(cfg, sources=sources)

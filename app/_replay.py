@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ def replay_session(
     to XDF is off unless the caller turns it on (a replay of a recording is not a new recording).
     """
     rec = open_recording(path, cfg.replay.roles).select(start, duration)
-    cfg.recording.enabled = False
+    cfg = replace(cfg, recording=replace(cfg.recording, enabled=False))  # the caller's stays
     session = Session(cfg, recording=rec, speed=speed)
     session.open()
     session.start()

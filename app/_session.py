@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from physio_live.core import (
+    AlignerConfig,
     Chunk,
     Config,
     ConfigError,
@@ -103,15 +104,19 @@ def build_model(cfg: Config, eeg_labels: tuple[str, ...], ecg_labels: tuple[str,
     return FusedEmotionModel(fcfg)
 
 
-def _apply_model_preprocessing(cfg: Config, model) -> None:
-    """Make the aligner feed the model as it was trained (scaling, rate, window length)."""
+def model_aligner_config(cfg: Config, model) -> AlignerConfig:
+    """The aligner settings that feed ``model`` as it was trained: the config's, with each
+    modality's scaling taken from the model (the rate and, for ``flatten`` models, the window
+    length must already match). A new object; ``cfg`` is not changed."""
     mc = model.config
+    aligner = cfg.aligner
     for mod in ("eeg", "ecg"):
         spec = getattr(mc, mod)
         to_uv = unit_scale_uv(spec.units, None)
         if to_uv is None:
             raise ConfigError(f"model {mod} units {spec.units!r} unknown; expected uV or mV")
-        getattr(cfg.aligner, mod).unit_uv = to_uv / spec.scale
+        scaled = replace(getattr(aligner, mod), unit_uv=to_uv / spec.scale)
+        aligner = replace(aligner, **{mod: scaled})
         if abs(spec.sampling_rate - cfg.aligner.rate) > 1e-9:
             raise ConfigError(
                 f"{cfg.path}: aligner.rate is {cfg.aligner.rate} Hz but the model takes "
@@ -122,6 +127,7 @@ def _apply_model_preprocessing(cfg: Config, model) -> None:
                 f"{cfg.path}: aligner.window is {cfg.aligner.window} s but the model was trained "
                 f"on {spec.window_seconds:g}-s windows; set aligner.window: {spec.window_seconds:g}"
             )
+    return aligner
 
 
 @dataclass
@@ -169,6 +175,10 @@ class Session:
     ):
         """``recording`` replays a file instead of opening the config's sources, at ``speed``
         (1 = real time, None = as fast as possible); replays never drop a window."""
+        #: the config as given; never changed
+        self.base_cfg = cfg
+        #: what the session runs on: ``base_cfg`` with the demo's source ids and the model's input
+        #: scaling filled in by ``open`` (derived copies, so ``base_cfg`` stays as it was)
         self.cfg = cfg
         self.replay = recording
         self.speed = speed
@@ -218,7 +228,8 @@ class Session:
             if cfg.demo.enabled and self._sources is None and self.replay is None:
                 self.demo = DemoOutlets(cfg.demo)
                 self.demo.start()
-                bind_demo_sources(cfg, self.demo)
+                # the demo's outlets carry this process's source ids: a derived config names them
+                cfg = self.cfg = bind_demo_sources(cfg, self.demo)
             if cfg.model.threads:
                 torch.set_num_threads(cfg.model.threads)
             device = pick_device(cfg.model.device)
@@ -236,7 +247,10 @@ class Session:
                 lab for s in self.pipeline.streams if s.role == "ecg" for lab in s.channel_labels
             )
             self.model = build_model(cfg, eeg, ecg)
-            _apply_model_preprocessing(cfg, self.model)
+            # the model fixes the input scaling: the session runs on a derived config (the
+            # caller's stays as it was, e.g. for the dashboard's "Back to live")
+            aligner_cfg = model_aligner_config(cfg, self.model)
+            cfg = self.cfg = replace(cfg, aligner=aligner_cfg)
             self._check_channels(eeg, ecg)
             self.worker = InferenceWorker(
                 self.model,
@@ -271,9 +285,9 @@ class Session:
                 source_id=f"{base}-markers",
                 channel_format="string",
             )
-            # app markers go to the windows and the file; this also rebuilds the aligner with
-            # the model's scaling
-            self.pipeline.prepare([self._marker_info])
+            # app markers go to the windows and the file; the aligner is built (again) with the
+            # model's scaling
+            self.pipeline.prepare([self._marker_info], aligner=aligner_cfg)
             self.pipeline.on_chunk(self._on_chunk)
             if cfg.recording.enabled:
                 self.start_recording()

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 
 from physio_live.app._format import fmt_bytes, fmt_ms
 
@@ -212,7 +213,7 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.export_windows:  # fail now, not after the whole replay
         Path(args.export_windows).expanduser().parent.mkdir(parents=True, exist_ok=True)
     if not args.record_dir:
-        cfg.recording.enabled = False
+        cfg = replace(cfg, recording=replace(cfg.recording, enabled=False))
     src = Path(args.replay)
     out_dir = Path(args.out) if args.out else src.parent
     csv_path = out_dir / f"{src.stem}.estimates.csv"
@@ -222,7 +223,7 @@ def run_replay(args: argparse.Namespace) -> int:
     early = session.messages()  # e.g. channel-name warnings: say them now
     for msg in early:
         print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
-    exporter = WindowExporter(cfg) if args.export_windows else None
+    exporter = WindowExporter(session.cfg) if args.export_windows else None
     writer = EstimateCSV(csv_path, tuple(session.model.config.targets))
     try:
         names = ", ".join(

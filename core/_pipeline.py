@@ -20,7 +20,7 @@ import numpy as np
 from ._aligner import Aligner
 from ._array_source import ArraySource
 from ._brainflow import BrainFlowSource
-from ._config import BrainFlowSourceConfig, Config, LSLSourceConfig
+from ._config import AlignerConfig, BrainFlowSourceConfig, Config, LSLSourceConfig
 from ._errors import PhysioLiveError
 from ._lsl import LSLSource
 from ._ringbuffer import RingBuffer
@@ -66,6 +66,8 @@ class Pipeline:
 
     def __init__(self, cfg: Config, sources: list[Source] | None = None):
         self.cfg = cfg
+        #: what the aligner is built from: the config's, or what ``prepare`` was given
+        self.aligner_cfg: AlignerConfig = cfg.aligner
         self.sources = sources if sources is not None else [make_source(s) for s in cfg.sources]
         self.buffers: dict[str, RingBuffer] = {}
         self.stats: dict[str, StreamStats] = {}
@@ -118,8 +120,14 @@ class Pipeline:
             raise
         self.prepare([info for src in self.sources for info in src.streams])
 
-    def prepare(self, streams: list[StreamInfo]) -> None:
-        """Build a ring buffer per stream and the aligner (``open`` does this for its sources)."""
+    def prepare(self, streams: list[StreamInfo], aligner: AlignerConfig | None = None) -> None:
+        """Build a ring buffer per stream and the aligner (``open`` does this for its sources).
+
+        ``aligner`` replaces the aligner settings from here on (e.g. the model's input scaling,
+        known once the model is loaded); the config itself is never changed.
+        """
+        if aligner is not None:
+            self.aligner_cfg = aligner
         for info in streams:
             if info.key in self._infos:
                 raise PhysioLiveError(
@@ -133,7 +141,7 @@ class Pipeline:
             self.buffers[info.key] = RingBuffer(cap, info.n_channels, dtype=dtype)
             self.stats[info.key] = StreamStats(info)
             self._cursors[info.key] = 0
-        self.aligner = Aligner(self.cfg.aligner, self.streams, self.cfg.buffer_seconds)
+        self.aligner = Aligner(self.aligner_cfg, self.streams, self.cfg.buffer_seconds)
 
     def start(self) -> None:
         """Open (if needed) and start the reader and aligner threads."""

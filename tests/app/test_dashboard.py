@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import uuid
@@ -208,8 +209,13 @@ def test_estimate_panel_greys_gated_and_withheld_estimates(qtbot):
     assert len(x) == 2  # withheld estimates leave the trail
 
 
-def test_replay_of_a_real_recording_in_the_window(qtbot, data_dir):
-    cfg = load_config("demo_synthetic", TINY)
+def test_replay_of_a_real_recording_in_the_window(qtbot, data_dir, tmp_path):
+    # the live config records; the replay must not, and must not switch the live config's
+    # recording off ("Back to live" reopens that config)
+    cfg = load_config(
+        "demo_synthetic", [*TINY[:2], "recording.enabled=true", f"recording.folder={tmp_path}"]
+    )
+    before = copy.deepcopy(cfg)
     win = Dashboard(None)
     qtbot.addWidget(win)
     win.show()
@@ -221,6 +227,9 @@ def test_replay_of_a_real_recording_in_the_window(qtbot, data_dir):
     qtbot.waitUntil(lambda: win.eeg_plot.channel_points(0) > 500, timeout=20_000)
     assert len(win.eeg_plot.labels) == 19 and win.ecg_plot.labels == ["ECG"]
     qtbot.waitUntil(lambda: win.estimates.count >= 2, timeout=30_000)
+    assert win.session.recorder is None and not list(tmp_path.iterdir())  # replay: no file
+    assert not win.session.cfg.recording.enabled
+    assert win.cfg == before and win.cfg.recording.enabled  # the live config is as loaded
     win.close()
 
 

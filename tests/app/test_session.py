@@ -132,3 +132,23 @@ def test_messages_are_one_append_only_log_whatever_part_reports(eegmat_sources):
             ]
     finally:
         session.close()
+
+
+def test_a_session_never_changes_the_config_it_was_given(eegmat_sources):
+    """The model fixes the input scaling; the session runs on a derived config and leaves the
+    caller's as it was (the dashboard reopens it for "Back to live")."""
+    import copy
+
+    cfg = config_from_dict(
+        {**ARRAY_SESSION, "aligner": {**ARRAY_SESSION["aligner"], "eeg": {"unit_uv": 7.0}}}
+    )
+    before = copy.deepcopy(cfg)
+    session = Session(cfg, sources=eegmat_sources)
+    session.open()
+    try:
+        spec = session.model.config.eeg
+        assert session.cfg.aligner.eeg.unit_uv == pytest.approx(1.0 / spec.scale)
+        assert session.pipeline.aligner_cfg is session.cfg.aligner
+    finally:
+        session.close()
+    assert cfg == before and cfg.aligner.eeg.unit_uv == 7.0
