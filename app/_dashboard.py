@@ -34,7 +34,7 @@ from ._dashboard_widgets import (
     configure_pyqtgraph,
     status_chip,
 )
-from ._format import fmt_bytes, fmt_ms
+from ._format import fmt_bytes, fmt_clock, fmt_ms
 from ._session import Session
 
 __all__ = ["Dashboard", "run_dashboard"]
@@ -325,7 +325,12 @@ class Dashboard(QtWidgets.QMainWindow):
                 session.pipeline.on_chunk(self.heart.on_chunk)
                 break
         model = session.model
-        self.estimates.set_model(tuple(model.config.targets), model.untrained, model.model_id)
+        self.estimates.set_model(
+            tuple(model.config.targets),
+            model.untrained,
+            model.model_id,
+            replay_start=session.replay.t_first if session.replay is not None else None,
+        )
         for e in list(session.estimates)[-self.estimates.capacity // 2 :]:
             self.estimates.add(e)
         session.on_estimate(lambda est, s=session: self._estimates.put((s, est)))
@@ -739,7 +744,17 @@ class Dashboard(QtWidgets.QMainWindow):
             )
             chip.setMinimumWidth(chip.sizeHint().width())  # never clip the state
         self.pipeline_chip.setText(f"{st.elapsed:.0f} s · {st.estimates_per_s:.1f} est/s")
-        self.latency_chip.setText(f"latency p50 {_ms(st.latency_p50)} · p99 {_ms(st.latency_p99)}")
+        if s.replay is not None:  # recorded time vs now is not a latency: show the position
+            done = s.estimates[-1].t_end - s.replay.t_first if s.estimates else 0.0
+            speed = "max" if s.speed is None else f"{s.speed:g}×"
+            self.latency_chip.setText(
+                f"replay {fmt_clock(done)} / {fmt_clock(s.replay.t_last - s.replay.t_first)}"
+                f" · {speed}"
+            )
+        else:
+            self.latency_chip.setText(
+                f"latency p50 {_ms(st.latency_p50)} · p99 {_ms(st.latency_p99)}"
+            )
         colour = "#b00020" if st.dropped else "#202020"
         self.dropped_chip.setText(f"<span style='color:{colour}'>dropped {st.dropped}</span>")
         if st.recording:

@@ -19,6 +19,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from physio_live.core import Chunk, Estimate, RingBuffer, StreamInfo, unit_scale_uv
 
+from ._format import fmt_clock
+
 __all__ = [
     "EstimatePanel",
     "HeartMonitor",
@@ -370,6 +372,7 @@ class EstimatePanel(QtWidgets.QWidget):
         self.history_s = history_s
         self.trail = trail
         self.targets: tuple[str, ...] = ()
+        self.replay_start: float | None = None  # set for a replay: show positions, not latency
         self._t = np.zeros(capacity, np.float64)
         self._p = np.zeros((0, capacity), np.float64)
         self._ok = np.zeros(capacity, bool)
@@ -454,9 +457,20 @@ class EstimatePanel(QtWidgets.QWidget):
         layout.addWidget(self.plane, 3)
 
     # -- set-up --------------------------------------------------------------------------------
-    def set_model(self, targets: tuple[str, ...], untrained: bool, model_id: str) -> None:
-        """Build labels and curves for the model's targets; show the banner for random weights."""
+    def set_model(
+        self,
+        targets: tuple[str, ...],
+        untrained: bool,
+        model_id: str,
+        replay_start: float | None = None,
+    ) -> None:
+        """Build labels and curves for the model's targets; show the banner for random weights.
+
+        ``replay_start`` (the recording's first timestamp) marks a replay: an estimate then shows
+        where in the recording its window ends, not a latency (emission wall time minus recorded
+        time means nothing there)."""
         self.targets = tuple(targets)
+        self.replay_start = replay_start
         self.banner.setVisible(bool(untrained))
         self.banner.setToolTip(f"model {model_id}")
         while self.values_row.count():
@@ -595,9 +609,11 @@ class EstimatePanel(QtWidgets.QWidget):
             self.quality_label.setText(f"quality: {q} (estimate shown grey)")
             self.quality_label.setStyleSheet("QLabel { color: #b36b00; }")
         else:
-            self.quality_label.setText(
-                f"quality: ok · latency {est.latency * 1000:.0f} ms · window {est.window_index}"
-            )
+            if self.replay_start is None:
+                when = f"latency {est.latency * 1000:.0f} ms"
+            else:
+                when = f"{fmt_clock(est.t_end - self.replay_start)} into the recording"
+            self.quality_label.setText(f"quality: ok · {when} · window {est.window_index}")
             self.quality_label.setStyleSheet("QLabel { color: #2a7f3f; }")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["fmt_bytes", "fmt_ms"]
+__all__ = ["fmt_bytes", "fmt_clock", "fmt_ms"]
 
 
 def fmt_bytes(n: float, sep: str = "") -> str:
@@ -19,3 +19,13 @@ def fmt_bytes(n: float, sep: str = "") -> str:
 def fmt_ms(seconds: float, sep: str = "") -> str:
     """Seconds as whole milliseconds, ``-`` for NaN."""
     return "-" if math.isnan(seconds) else f"{seconds * 1000:.0f}{sep}ms"
+
+
+def fmt_clock(seconds: float) -> str:
+    """``83.4`` -> ``1:23``; ``3725`` -> ``1:02:05`` (a position in a recording)."""
+    if not math.isfinite(seconds):
+        return "-"
+    s = max(0, int(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"

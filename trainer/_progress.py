@@ -15,11 +15,8 @@ __all__ = ["Progress", "format_seconds"]
 
 
 def format_seconds(s: float) -> str:
-    """``3725.0`` -> ``1:02:05``."""
-    s = max(0, round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+    """``3725.0`` -> ``1:02:05`` (tqdm's own interval format)."""
+    return tqdm.format_interval(max(0.0, s))
 
 
 class Progress:

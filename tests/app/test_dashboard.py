@@ -227,6 +227,13 @@ def test_replay_of_a_real_recording_in_the_window(qtbot, data_dir, tmp_path):
     qtbot.waitUntil(lambda: win.eeg_plot.channel_points(0) > 500, timeout=20_000)
     assert len(win.eeg_plot.labels) == 19 and win.ecg_plot.labels == ["ECG"]
     qtbot.waitUntil(lambda: win.estimates.count >= 2, timeout=30_000)
+    # a replay shows where in the recording it is, not emission time minus recorded time
+    win._update_status(force=True)
+    assert win.latency_chip.text().startswith("replay ") and "8×" in win.latency_chip.text()
+    qtbot.waitUntil(
+        lambda: "into the recording" in win.estimates.quality_label.text(), timeout=10_000
+    )
+    assert "latency" not in win.estimates.quality_label.text()
     assert win.session.recorder is None and not list(tmp_path.iterdir())  # replay: no file
     assert not win.session.cfg.recording.enabled
     assert win.cfg == before and win.cfg.recording.enabled  # the live config is as loaded

@@ -34,4 +34,4 @@ def test_disabled_progress_writes_nothing():
 
 def test_format_seconds():
     assert format_seconds(3725.0) == "1:02:05"
-    assert format_seconds(65.4) == "1:05"
+    assert format_seconds(65.4) == "01:05"
