@@ -475,5 +475,11 @@ def test_quality_planted_faults_flag_exactly_their_channels_and_windows(eegmat):
             if must:
                 assert code in got, msg
                 checked += 1
-            assert set(got) <= {code, "amplitude"}, msg  # a pop into the rail is also too big
+            allowed = {code, "amplitude"}  # a pop into the rail is also too big
+            if code == "flat":
+                # a held value cut short by the window's edge (shorter than flat_run_s) that sits
+                # at the window's max or min is a plateau at a rail: exactly what clipping looks
+                # like (seed 4227523789: 0.8 s of a held value at the start of a window)
+                allowed.add("clipped")
+            assert set(got) <= allowed, msg
     assert checked >= 20, (seed, checked)
