@@ -29,12 +29,12 @@ from physio_live.core import Config, PhysioLiveError, load_config
 
 from ._dashboard_widgets import (
     EstimatePanel,
-    HeartMonitor,
     TracePlot,
     configure_pyqtgraph,
     status_chip,
 )
 from ._format import fmt_bytes, fmt_clock, fmt_ms
+from ._physio import PhysioMonitor
 from ._session import Session
 
 __all__ = ["Dashboard", "run_dashboard"]
@@ -89,7 +89,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self.span = 10.0
         self.frames = 0
         self.frame_times: deque[float] = deque(maxlen=2000)  # seconds spent in refresh()
-        self.heart: HeartMonitor | None = None
+        self.heart: PhysioMonitor | None = None
         self.stream_states: dict[str, str] = {}
         self.messages: list[str] = []
         self._estimates: queue.SimpleQueue = queue.SimpleQueue()
@@ -318,12 +318,9 @@ class Dashboard(QtWidgets.QMainWindow):
         self._on_scale_changed()
         self.set_span(self.span)
         self._build_channel_menu()
-        self.heart = None
-        for info in ecg:
-            if info.nominal_srate >= 50.0:
-                self.heart = HeartMonitor(info)
-                session.pipeline.on_chunk(self.heart.on_chunk)
-                break
+        # what the session's one R-peak detector found (the dashboard runs none of its own)
+        physio = session.physio
+        self.heart = physio if physio is not None and physio.detector is not None else None
         model = session.model
         self.estimates.set_model(
             tuple(model.config.targets),
@@ -644,7 +641,7 @@ class Dashboard(QtWidgets.QMainWindow):
         if hm is None or hm.lead is None or not plot.last_x or len(plot.last_x[0]) < 2:
             self._rpeaks.setData([], [])
             return
-        peaks = np.fromiter(hm.peaks, float, len(hm.peaks)) - t_ref
+        peaks = hm.recent_peaks(t_ref - self.span - 1.0) - t_ref
         peaks = peaks[(peaks >= -self.span) & (peaks <= 0)]
         x, y = plot.last_x[0], plot.last_y[0][hm.lead]
         if not plot.visible[hm.lead] or len(peaks) == 0:

@@ -1,29 +1,26 @@
-"""Dashboard building blocks: stacked trace plots, the ECG heart monitor, the estimates panel.
+"""Dashboard building blocks: stacked trace plots and the estimates panel.
 
-Everything here only *reads*: ring buffers (thread-safe slices), R-peak times and heart-rate
-readouts that :class:`HeartMonitor` computes on the pipeline's reader thread, and estimates that the
-window hands over from the worker thread. Display arrays are preallocated once per stream layout
-and reused every frame; pyqtgraph then draws them with peak downsampling and clip-to-view.
+Everything here only *reads*: ring buffers (thread-safe slices), the R-peak times and heart-rate
+readouts the session's :class:`~physio_live.app._physio.PhysioMonitor` computes on the reader
+thread, and estimates that the window hands over from the worker thread. Display arrays are
+preallocated once per stream layout and reused every frame; pyqtgraph then draws them with peak
+downsampling and clip-to-view.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections import deque
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from physio_live.core import Chunk, Estimate, RingBuffer, StreamInfo, unit_scale_uv
+from physio_live.core import Estimate, RingBuffer, StreamInfo, unit_scale_uv
 
 from ._format import fmt_clock
 
 __all__ = [
     "EstimatePanel",
-    "HeartMonitor",
     "MarkerLines",
     "TracePlot",
     "configure_pyqtgraph",
@@ -310,50 +307,6 @@ class TracePlot(pg.PlotWidget):
             ranges.extend(((hi - lo) * self._to_uv[k0 : k0 + n_ch]).tolist())
         finite = [r for r in ranges if math.isfinite(r) and r > 0]
         return float(np.median(finite)) if finite else None
-
-
-class HeartMonitor:
-    """R peaks and heart rate of one ECG stream, computed on the pipeline's reader thread.
-
-    Registered as a chunk listener, so detection runs where the samples arrive and never on the GUI
-    thread; the GUI reads ``peaks`` (a deque of LSL times) and ``readout`` (replaced atomically).
-    """
-
-    def __init__(self, info: StreamInfo):
-        from physio_live.core import HeartRateTracker, StreamingRPeakDetector
-
-        self.info = info
-        self.key = info.key
-        self.detector = StreamingRPeakDetector(fs=info.nominal_srate, labels=info.channel_labels)
-        self.tracker = HeartRateTracker()
-        self.peaks: deque[float] = deque(maxlen=256)
-        self.hr_bpm = math.nan
-        self.rmssd_ms = math.nan
-        self.error: str | None = None
-        self._lock = threading.Lock()
-        self._last_readout = 0.0
-
-    @property
-    def lead(self) -> int | None:
-        return self.detector.lead
-
-    def on_chunk(self, chunk: Chunk) -> None:
-        """Chunk listener (reader thread): feed the detector, update the readout twice a second."""
-        if chunk.info.key != self.key or self.error is not None:
-            return
-        try:
-            with self._lock:
-                new = self.detector.push_chunk(chunk)
-                if len(new):
-                    self.peaks.extend(float(t) for t in new)
-                    self.tracker.add(new)
-                now = time.monotonic()
-                if now - self._last_readout >= 0.5:
-                    self._last_readout = now
-                    r = self.tracker.readout(float(chunk.timestamps[-1]))
-                    self.hr_bpm, self.rmssd_ms = r.hr_bpm, r.rmssd_ms
-        except Exception as exc:  # never break the reader thread; say so in the window
-            self.error = f"R-peak detection stopped on {self.info.name}: {exc}"
 
 
 class EstimatePanel(QtWidgets.QWidget):

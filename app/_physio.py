@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -74,7 +75,13 @@ class PhysioMonitor:
             else None
         )
         self.heart = HeartRateTracker()
-        self.peaks: list[float] = []  # recent R-peak times, for the dashboard
+        self.peaks: list[float] = []  # recent R-peak times (LSL clock), for the dashboard
+        #: the latest heart rate and RMSSD (refreshed twice a second), for the dashboard
+        self.hr_bpm = math.nan
+        self.rmssd_ms = math.nan
+        #: set when R-peak detection stopped on an error (the rest of the session goes on)
+        self.error: str | None = None
+        self._last_readout = 0.0
         gate = cfg.aligner.gate
         self.limits = {
             mod: QualityThresholds(
@@ -88,20 +95,35 @@ class PhysioMonitor:
         }
 
     # -- heart (reader or replay thread) --------------------------------------------------
+    @property
+    def lead(self) -> int | None:
+        """The ECG lead the detector follows (None until it has picked one)."""
+        return self.detector.lead if self.detector is not None else None
+
     def on_chunk(self, chunk: Chunk) -> None:
-        if self.detector is None or chunk.info.key != self.ecg_key:
+        """Chunk listener (reader or replay thread): the session's one R-peak detector."""
+        if self.detector is None or chunk.info.key != self.ecg_key or self.error is not None:
             return
-        with self._lock:
-            new = self.detector.push_chunk(chunk)
-            if len(new):
-                self.heart.add(new)
-                self.peaks.extend(float(t) for t in new)
-                if len(self.peaks) > 600:
-                    del self.peaks[:-600]
+        try:
+            with self._lock:
+                new = self.detector.push_chunk(chunk)
+                if len(new):
+                    self.heart.add(new)
+                    self.peaks.extend(float(t) for t in new)
+                    if len(self.peaks) > 600:
+                        del self.peaks[:-600]
+                now = time.monotonic()
+                if now - self._last_readout >= 0.5:
+                    self._last_readout = now
+                    r = self.heart.readout(float(chunk.timestamps[-1]))
+                    self.hr_bpm, self.rmssd_ms = r.hr_bpm, r.rmssd_ms
+        except Exception as exc:  # never break the reader thread; the dashboard says so
+            self.error = f"R-peak detection stopped on {chunk.info.name}: {exc}"
 
     def recent_peaks(self, since: float) -> np.ndarray:
+        """R-peak times after ``since`` (LSL clock), a copy."""
         with self._lock:
-            return np.array([t for t in self.peaks if t > since])
+            return np.array([t for t in self.peaks if t > since], dtype=np.float64)
 
     # -- per window (aligner or replay thread) --------------------------------------------
     def process(self, window: Window) -> Window:
