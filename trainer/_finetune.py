@@ -80,6 +80,7 @@ from ._finetune_config import (
     load_finetune_config,
 )
 from ._metrics import METRIC_NAMES, accuracy, auroc, binary_metrics, macro_f1, nanmean
+from ._schedule import pick_train_device, warmup_cosine_lr
 from ._splits import (
     Fold,
     kfold_splits,
@@ -187,18 +188,13 @@ class _Factory:
 
 def _lr(step: int, t: FinetuneTrainConfig) -> float:
     """Linear warmup, then cosine decay to ``min_lr`` (a pure function of the step)."""
-    if step < t.warmup_steps:
-        return t.lr * (step + 1) / t.warmup_steps
-    span = max(1, t.steps - t.warmup_steps)
-    frac = min(1.0, (step - t.warmup_steps) / span)
-    return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + math.cos(math.pi * frac))
+    return warmup_cosine_lr(
+        step, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps, steps=t.steps
+    )
 
 
 def _device(pref: str) -> torch.device:
-    if pref == "cuda" and not torch.cuda.is_available():
-        raise TrainError("train.device is cuda but no CUDA device is visible; use auto")
-    use = pref == "cuda" or (pref == "auto" and torch.cuda.is_available())
-    return torch.device("cuda" if use else "cpu")
+    return torch.device("cuda" if pick_train_device(pref, "train.device") else "cpu")
 
 
 class _Data:

@@ -52,6 +52,7 @@ from ._config import AugmentConfig, OptimConfig, PretrainConfig, TrainError
 from ._corpus import Corpus, build_cache, cache_path
 from ._masking import MaskBatch, baseline_interp, make_mask, masked_mse
 from ._progress import Progress, format_seconds
+from ._schedule import pick_train_device, warmup_cosine_lr
 
 __all__ = [
     "BatchPlan",
@@ -74,11 +75,9 @@ _EVAL_COLS = ["step", "n_samples"] + [
 def lr_at(step: int, cfg: OptimConfig) -> float:
     """Learning rate of optimizer step ``step`` (0-based): linear warmup, then cosine to
     ``min_lr`` at ``cfg.steps``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.steps - cfg.warmup_steps)
-    t = min(1.0, (step - cfg.warmup_steps) / span)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * t))
+    return warmup_cosine_lr(
+        step, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps, steps=cfg.steps
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -107,9 +106,7 @@ def _setup_distributed(device_pref: str) -> tuple[DistInfo, bool]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device_pref == "cuda" or (device_pref == "auto" and torch.cuda.is_available())
-    if device_pref == "cuda" and not torch.cuda.is_available():
-        raise TrainError("run.device is cuda but no CUDA device is visible; use run.device=auto")
+    use_cuda = pick_train_device(device_pref, "run.device")
     device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
     if use_cuda:
         torch.cuda.set_device(device)

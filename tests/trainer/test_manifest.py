@@ -171,6 +171,11 @@ def test_shipped_eegmat_recipe_loads() -> None:
     assert cfg.data.kind == "manifest" and cfg.data.root == "/x" and cfg.data.window_s == 4
     assert cfg.eval.split.test == ["32-35"] and cfg.eval.seeds == 5 and cfg.eval.cv_folds == 9
     assert cfg.model.pooling == "mean" and cfg.data.eeg.unit_uv == 100
+    # the full-size GPU recipe: same data and protocol, the real encoders
+    gpu = load_finetune_config(ROOT / "configs" / "finetune_eegmat_gpu.yaml", ["data.root=/x"])
+    assert gpu.data == cfg.data and gpu.eval.split == cfg.eval.split
+    assert gpu.eval.seeds == 5 and gpu.train.device == "cuda"
+    assert gpu.model.eeg.init == "cbramod.safetensors" and gpu.model.ecg.init == "ecg-ludb"
 
 
 @pytest.mark.slow
