@@ -35,6 +35,7 @@ from ._dashboard_widgets import (
 )
 from ._format import fmt_bytes, fmt_clock, fmt_ms
 from ._physio import PhysioMonitor
+from ._replay import replay_session
 from ._session import Session
 
 __all__ = ["Dashboard", "run_dashboard"]
@@ -366,16 +367,7 @@ class Dashboard(QtWidgets.QMainWindow):
         return self._reopen(lambda: Session(cfg), f"config {cfg.path}")
 
     def open_replay(self, path: str | Path, speed: float = 1.0) -> bool:
-        """Replay a recording through the same pipeline (needs ``app._replay.replay_session``)."""
-        try:
-            from physio_live.app._replay import replay_session  # built concurrently
-        except ImportError:
-            self.message(
-                "replay is not available in this build (physio_live.app._replay."
-                "replay_session is missing); live view continues",
-                error=True,
-            )
-            return False
+        """Replay a recording through the same pipeline (:func:`replay_session`)."""
         cfg = self.cfg
         if cfg is None:
             try:

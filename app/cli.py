@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import replace
 
 from physio_live.app._format import fmt_bytes, fmt_ms
 
@@ -200,8 +199,8 @@ def _check_replay_span(rec, cfg, args: argparse.Namespace) -> None:
 def run_replay(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from physio_live.app._replay import EstimateCSV, WindowExporter
-    from physio_live.app._session import Session
+    from physio_live.app._replay import replay_session
+    from physio_live.app._sinks import EstimateCSV, WindowExporter
     from physio_live.core import open_recording
 
     cfg = _load_cfg(args)
@@ -212,14 +211,12 @@ def run_replay(args: argparse.Namespace) -> int:
     _check_replay_span(rec, cfg, args)
     if args.export_windows:  # fail now, not after the whole replay
         Path(args.export_windows).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    if not args.record_dir:
-        cfg = replace(cfg, recording=replace(cfg.recording, enabled=False))
     src = Path(args.replay)
     out_dir = Path(args.out) if args.out else src.parent
     csv_path = out_dir / f"{src.stem}.estimates.csv"
     stop = _install_stop_signals()
-    session = Session(cfg, recording=rec, speed=speed)
-    session.open()
+    # opened, not started: the CSV, exporter and printers attach first
+    session = replay_session(cfg, rec, speed, record=bool(args.record_dir), autostart=False)
     early = session.messages()  # e.g. channel-name warnings: say them now
     for msg in early:
         print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
