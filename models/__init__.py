@@ -22,22 +22,14 @@ from ._cbramod import (
     to_official_state_dict,
 )
 from ._checkpoint import (
-    CBRAMOD_HUB_FILENAME,
-    CBRAMOD_HUB_REPO,
-    CBRAMOD_URL,
     Checkpoint,
     checkpoint_summary,
     checkpoint_test_metrics,
     describe_checkpoint,
     format_checkpoint_info,
-    hf_hub_cache_dir,
     load_checkpoint,
-    load_official_cbramod,
-    locate_official_cbramod,
-    pull_cbramod,
     read_state_dict,
     resolve_checkpoint,
-    resolve_hub_file,
     save_checkpoint,
     shipped_checkpoints,
 )
@@ -51,6 +43,16 @@ from ._fused import (
     Provenance,
     inference_context,
     weights_fingerprint,
+)
+from ._hub import (
+    CBRAMOD_HUB_FILENAME,
+    CBRAMOD_HUB_REPO,
+    CBRAMOD_URL,
+    hf_hub_cache_dir,
+    load_official_cbramod,
+    locate_official_cbramod,
+    pull_cbramod,
+    resolve_hub_file,
 )
 
 __all__ = [
