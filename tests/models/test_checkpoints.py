@@ -35,6 +35,7 @@ from physio_live.models import (
     save_checkpoint,
 )
 from physio_live.models import _checkpoint as checkpoint_module
+from physio_live.models import _hub as hub_module
 
 SMALL_ENC = CBraModConfig(embed_dim=40, depth=2, num_heads=4, mlp_dim=80, out_dim=None)
 
@@ -343,7 +344,7 @@ def test_pull_downloads_into_the_cache(
             cache_dir, official_model.state_dict(), reference.HUB_REVISION
         )
 
-    monkeypatch.setattr(checkpoint_module, "_hf_hub_download", fake_download)
+    monkeypatch.setattr(hub_module, "_hf_hub_download", fake_download)
     cache = tmp_path / "cache"
     out = pull_cbramod(tmp_path / "c.safetensors", cache_dir=cache)
     assert calls == [("weighting666/CBraMod", "pretrained_weights.pth", "main")]
