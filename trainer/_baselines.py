@@ -1,8 +1,10 @@
 """Classical reference rows on the same windows and folds as the deep models.
 
 - ``bandpower-lr``: log band powers per EEG channel (delta 1-4, theta 4-8, alpha 8-13, beta 13-30,
-  gamma 30-45 Hz; Welch, 1-s Hann segments, half overlap) + an L2 logistic regression.
-- ``hr-lr``: heart rate of the window (R peaks of the ECG: 60 / median RR) + a logistic regression.
+  gamma 30-45 Hz; the app's readout: Welch, 2-s Hann segments, half overlap) + an L2 logistic
+  regression.
+- ``hr-lr``: heart rate of the window (the app's R-peak detector and heart-rate readout: 60 /
+  median RR) + a logistic regression.
 
 The logistic regression is fitted here by Newton's method (IRLS) in NumPy, with class-balanced
 weights (as the deep models' ``train.balance``) and features standardized on the training part;
@@ -14,7 +16,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import find_peaks, welch
+
+from physio_live.core import BANDS, HeartRateTracker, StreamingRPeakDetector, band_powers
 
 from ._data import MODEL_RATE, WindowSet
 from ._metrics import auroc, nanmean
@@ -28,7 +31,6 @@ __all__ = [
     "heart_rate",
 ]
 
-BANDS = {"delta": (1, 4), "theta": (4, 8), "alpha": (8, 13), "beta": (13, 30), "gamma": (30, 45)}
 _L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
@@ -70,28 +72,27 @@ class LogisticRegression:
 
 
 def band_power_features(eeg: np.ndarray, rate: float = MODEL_RATE) -> np.ndarray:
-    """EEG windows ``[N, C, P, 200]`` (or ``[N, C, T]``) -> log10 band powers ``[N, C x 5]``."""
-    x = eeg.reshape(eeg.shape[0], eeg.shape[1], -1).astype(np.float64)
-    f, pxx = welch(x, fs=rate, nperseg=int(rate), axis=-1)
-    feats = [np.log10(pxx[..., (f >= lo) & (f < hi)].sum(-1) + 1e-12) for lo, hi in BANDS.values()]
-    return np.stack(feats, axis=-1).reshape(len(x), -1)
+    """EEG windows ``[N, C, P, 200]`` (or ``[N, C, T]``) -> log10 band powers ``[N, C x 5]``: the
+    app's own readout (:func:`physio_live.core.band_powers`, Welch over :data:`BANDS`)."""
+    x = eeg.reshape(eeg.shape[0], eeg.shape[1], -1)
+    return np.stack([np.log10(band_powers(w, rate) + 1e-12).ravel() for w in x])
 
 
 def heart_rate(ecg: np.ndarray, rate: float = MODEL_RATE) -> np.ndarray:
-    """Heart rate (beats/min) of each ECG window ``[N, C, P, 200]`` from its first lead: R peaks
-    (the polarity with the larger extreme, at least 0.33 s apart, above half the extreme);
-    NaN where fewer than two peaks are found."""
-    x = ecg.reshape(ecg.shape[0], ecg.shape[1], -1)[:, 0].astype(np.float64)
+    """Heart rate (beats/min) of each ECG window ``[N, C, P, 200]``: the app's own R-peak detector
+    (:class:`physio_live.core.StreamingRPeakDetector`, lead picked by it) run over the window and
+    flushed, then the app's heart-rate readout (60 / median RR); NaN where it finds too few
+    beats."""
+    x = ecg.reshape(ecg.shape[0], ecg.shape[1], -1).astype(np.float64)
+    t = np.arange(x.shape[-1]) / rate
     out = np.full(len(x), math.nan)
-    for i, s in enumerate(x):
-        s = s - np.median(s)
-        if np.abs(s.min()) > np.abs(s.max()):
-            s = -s
-        if s.max() <= 0:
-            continue
-        peaks, _ = find_peaks(s, height=0.5 * s.max(), distance=int(0.33 * rate))
-        if len(peaks) >= 2:
-            out[i] = 60.0 * rate / float(np.median(np.diff(peaks)))
+    for i, w in enumerate(x):
+        det = StreamingRPeakDetector(rate)
+        det.push(w.T, t)
+        det.flush()
+        tracker = HeartRateTracker()
+        tracker.add(np.asarray(det.peak_times))
+        out[i] = tracker.readout(float(t[-1])).hr_bpm
     return out
 
 

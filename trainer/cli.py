@@ -34,15 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--config", required=True, help="YAML recipe, e.g. configs/pretrain_ecg_smoke.yaml"
         )  # (finetune/evaluate: configs/finetune_eegmat.yaml, finetune_dreamer*.yaml)
-        p.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config value, e.g. --set data.root=/data/ptb-xl (repeatable)",
-        )
-        p.add_argument("--quiet", action="store_true", help="no progress output")
+        _add_common(p, "override a config value, e.g. --set data.root=/data/ptb-xl (repeatable)")
         if name == "pretrain":
             p.add_argument(
                 "--resume", action="store_true", help="continue from <out_dir>/checkpoint.pt"
@@ -56,16 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint", required=True, help="encoder.safetensors or a shipped name (ecg-ludb)"
     )
+    _add_common(p, "e.g. --set data.root=../shared/data/wfdb_mitdb_100 --set seed=1 (repeatable)")
+    return parser
+
+
+def _add_common(p: argparse.ArgumentParser, set_help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable) and ``--quiet``, shared by every subcommand."""
     p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="e.g. --set data.root=../shared/data/wfdb_mitdb_100 --set seed=1 (repeatable)",
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

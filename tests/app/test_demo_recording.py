@@ -4,6 +4,7 @@ valence / arousal / dominance for a DREAMER-style model, with the valence-arousa
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import threading
@@ -201,13 +202,11 @@ def test_replay_csv_names_the_models_target(eegmat_dir, arithmetic_ckpt, tmp_pat
     assert len(rows) > 5 and all(0.0 <= float(r[2]) <= 1.0 for r in rows[1:])
 
 
-@pytest.mark.slow
-@pytest.mark.qt
-def test_dashboard_shows_one_arithmetic_curve_and_no_affect_plane(qtbot, arithmetic_ckpt):
-    pytest.importorskip("pyqtgraph")
+@contextlib.contextmanager
+def _dashboard_on(qtbot, cfg):
+    """A started Session on ``cfg`` in a shown Dashboard, once it has drawn two estimates."""
     from physio_live.app._dashboard import Dashboard
 
-    cfg = load_config(DEMO, [*QUIET, f"model.checkpoint={arithmetic_ckpt}", "demo.start=50"])
     session = Session(cfg)
     session.open()
     try:
@@ -216,6 +215,17 @@ def test_dashboard_shows_one_arithmetic_curve_and_no_affect_plane(qtbot, arithme
         qtbot.addWidget(win)
         win.show()
         qtbot.waitUntil(lambda: win.estimates.count >= 2, timeout=20_000)
+        yield win
+    finally:
+        session.close()
+
+
+@pytest.mark.slow
+@pytest.mark.qt
+def test_dashboard_shows_one_arithmetic_curve_and_no_affect_plane(qtbot, arithmetic_ckpt):
+    pytest.importorskip("pyqtgraph")
+    cfg = load_config(DEMO, [*QUIET, f"model.checkpoint={arithmetic_ckpt}", "demo.start=50"])
+    with _dashboard_on(qtbot, cfg) as win:
         panel = win.estimates
         assert panel.targets == ("arithmetic",) and len(panel.curves) == 1
         assert [lab.text().split("\n")[0] for lab in panel.value_labels] == ["arithmetic"]
@@ -224,25 +234,14 @@ def test_dashboard_shows_one_arithmetic_curve_and_no_affect_plane(qtbot, arithme
         qtbot.waitUntil(lambda: panel.curves[0].getData()[0] is not None, timeout=5_000)
         assert "P(arithmetic)" in panel.time_plot.getPlotItem().getAxis("left").labelText
         assert len(win.eeg_plot.labels) == 19 and win.ecg_plot.labels == ["ECG"]
-    finally:
-        session.close()
 
 
 @pytest.mark.slow
 @pytest.mark.qt
 def test_dashboard_shows_the_affect_plane_for_a_valence_arousal_model(qtbot, vad_ckpt):
     pytest.importorskip("pyqtgraph")
-    from physio_live.app._dashboard import Dashboard
-
     cfg = load_config("demo_synthetic", [*QUIET, f"model.checkpoint={vad_ckpt}"])
-    session = Session(cfg)
-    session.open()
-    try:
-        session.start()
-        win = Dashboard(session)
-        qtbot.addWidget(win)
-        win.show()
-        qtbot.waitUntil(lambda: win.estimates.count >= 2, timeout=20_000)
+    with _dashboard_on(qtbot, cfg) as win:
         panel = win.estimates
         assert panel.targets == ("valence", "arousal", "dominance") and len(panel.curves) == 3
         assert panel.plane.isVisibleTo(win)
@@ -251,8 +250,6 @@ def test_dashboard_shows_the_affect_plane_for_a_valence_arousal_model(qtbot, vad
         assert pp.getAxis("left").labelText == "arousal"
         qtbot.waitUntil(lambda: len(panel.current.data) == 1, timeout=5_000)
         assert panel.time_plot.getPlotItem().getAxis("left").labelText == "P(high)"
-    finally:
-        session.close()
 
 
 def test_demo_outlets_play_from_start_then_the_whole_recording_again(eegmat_dir, tmp_path):

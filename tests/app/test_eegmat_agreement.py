@@ -20,28 +20,13 @@ import pytest
 from physio_live.app._session import Session
 from physio_live.core import load_config, open_recording
 from physio_live.models import checkpoint_test_metrics, describe_checkpoint
+from physio_live.trainer import auroc  # the trainer's own metric: the same definition on both sides
 
 TESTS = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("PHYSIO_LIVE_DATASETS", TESTS.parents[1] / "shared" / "datasets"))
 TEST_SUBJECTS = (32, 33, 34, 35)  # the published split's test subjects
 CHECKPOINT = "eegmat-fused"  # the shipped model
 CONFIG = "demo"  # the built-in demo's aligner settings are the model's
-
-
-def auroc(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve as the Mann-Whitney U statistic (ties count one half)."""
-    y = np.asarray(y, bool)
-    pos, neg = p[y], p[~y]
-    greater = (pos[:, None] > neg[None, :]).sum()
-    ties = (pos[:, None] == neg[None, :]).sum()
-    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
-
-
-def test_auroc_is_the_mann_whitney_statistic():
-    y = np.array([0, 0, 1, 1, 0, 1])
-    p = np.array([0.1, 0.4, 0.35, 0.8, 0.8, 0.9])
-    # pairs (pos > neg): 0.35 beats 0.1 only; 0.8 beats 0.1, 0.4, ties 0.8; 0.9 beats all three
-    assert auroc(y, p) == pytest.approx((1 + 2.5 + 3) / 9)
 
 
 def _replay(path: Path, hop: float) -> np.ndarray:
