@@ -1,8 +1,8 @@
 """The desktop dashboard: live EEG and ECG beside live emotion estimates (PySide6 + pyqtgraph).
 
 One :class:`~physio_live.app._session.Session` feeds both front ends; the dashboard only *reads* it:
-ring buffers for the traces, R-peak times from a chunk listener that runs on the pipeline's reader
-thread, estimates handed over from the worker thread through a thread-safe queue, and
+ring buffers for the traces, the R-peak times and heart rate of the session's annotation stage,
+estimates handed over from the worker thread through a thread-safe queue, and
 ``Session.status()`` for the status bar. One QTimer at ~30 Hz drives every redraw. Anything slow or
 fallible (opening a config, a replay, closing the previous session) runs on a background thread and
 reports back through a queue, so the window never freezes and errors land in the window, not in a
@@ -27,6 +27,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from physio_live.core import Config, PhysioLiveError, load_config
 
+from ._annotate import HeartMonitor
 from ._dashboard_widgets import (
     EstimatePanel,
     TracePlot,
@@ -34,7 +35,6 @@ from ._dashboard_widgets import (
     status_chip,
 )
 from ._format import fmt_bytes, fmt_clock, fmt_ms
-from ._physio import PhysioMonitor
 from ._replay import replay_session
 from ._session import Session
 
@@ -90,7 +90,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self.span = 10.0
         self.frames = 0
         self.frame_times: deque[float] = deque(maxlen=2000)  # seconds spent in refresh()
-        self.heart: PhysioMonitor | None = None
+        self.heart: HeartMonitor | None = None
         self.stream_states: dict[str, str] = {}
         self.messages: list[str] = []
         self._estimates: queue.SimpleQueue = queue.SimpleQueue()
@@ -320,8 +320,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self.set_span(self.span)
         self._build_channel_menu()
         # what the session's one R-peak detector found (the dashboard runs none of its own)
-        physio = session.physio
-        self.heart = physio if physio is not None and physio.detector is not None else None
+        self.heart = session.annotator.heart if session.annotator is not None else None
         model = session.model
         self.estimates.set_model(
             tuple(model.config.targets),

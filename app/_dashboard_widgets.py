@@ -1,8 +1,8 @@
 """Dashboard building blocks: stacked trace plots and the estimates panel.
 
 Everything here only *reads*: ring buffers (thread-safe slices), the R-peak times and heart-rate
-readouts the session's :class:`~physio_live.app._physio.PhysioMonitor` computes on the reader
-thread, and estimates that the window hands over from the worker thread. Display arrays are
+readouts the session's :class:`~physio_live.app._annotate.HeartMonitor` computes in the annotation
+stage, and estimates that the window hands over from the worker thread. Display arrays are
 preallocated once per stream layout and reused every frame; pyqtgraph then draws them with peak
 downsampling and clip-to-view.
 """

@@ -31,12 +31,13 @@ from physio_live.core import (
     RecorderStatus,
     Recording,
     StreamInfo,
+    Window,
     unit_scale_uv,
 )
 
+from ._annotate import READOUT_KEYS, WindowAnnotator, readout_stream_info
 from ._demo import DemoOutlets, bind_demo_sources
 from ._outlet import EstimateOutlet, estimate_stream_info, make_outlet
-from ._physio import READOUT_KEYS, PhysioMonitor, readout_stream_info
 from ._worker import InferenceWorker, pick_device
 
 __all__ = ["STREAM_LOST_AFTER_S", "Session", "build_model"]
@@ -196,7 +197,8 @@ class Session:
         self._readout_outlet = None
         self._marker_info: StreamInfo | None = None
         self._readout_info: StreamInfo | None = None
-        self.physio: PhysioMonitor | None = None
+        #: the annotation stage (readouts, quality gate, the one R-peak detector)
+        self.annotator: WindowAnnotator | None = None
         self._closing = False
         self._running = False
         self.recording_status: RecorderStatus | None = None  # the last closed recording's
@@ -297,9 +299,9 @@ class Session:
                 )
                 self._marker_outlet = make_outlet(self._marker_info)
                 self._readout_outlet = make_outlet(self._readout_info)
-            self.physio = PhysioMonitor(cfg, self.pipeline)
-            self.pipeline.on_chunk(self.physio.on_chunk)
-            self.pipeline.on_window(lambda w: self.worker.submit(self.physio.process(w)))
+            self.annotator = WindowAnnotator(cfg, self.pipeline.streams)
+            self.pipeline.on_aligner_input(self.annotator.push)
+            self.pipeline.on_window(self._on_window)
             self.worker.on_estimate(self._on_estimate)
         except BaseException:
             self.close()
@@ -350,6 +352,12 @@ class Session:
         if self._marker_outlet is not None:
             self._marker_outlet.push_sample([str(text)], t)
         return t
+
+    def _on_window(self, window: Window) -> None:
+        """A finished window: annotated (its raw samples went through the stage first), then
+        queued for the model with its annotation."""
+        assert self.annotator is not None and self.worker is not None
+        self.worker.submit(window, self.annotator.annotate(window))
 
     def _on_chunk(self, chunk: Chunk) -> None:
         rec = self.recorder

@@ -1,7 +1,8 @@
 """Inference worker: one thread owns the model and the device, windows in, estimates out.
 
-Windows arrive through a bounded queue. The worker takes everything waiting (up to ``max_batch``),
-stacks it into one batch, runs the fused model under ``torch.inference_mode`` and emits one
+Windows arrive through a bounded queue, each with its annotation (readouts, and whether the
+quality gate withholds it). The worker takes everything waiting (up to ``max_batch``), stacks it
+into one batch, runs the fused model under ``torch.inference_mode`` and emits one
 :class:`~physio_live.core.Estimate` per window. In ``live`` mode a full queue drops its oldest
 window (counted in ``dropped``) so acquisition never blocks; in ``replay`` mode ``submit`` waits
 for room and nothing is dropped. On CUDA the batch is staged in pinned host memory and copied with
@@ -20,6 +21,8 @@ import numpy as np
 import torch
 
 from physio_live.core import Estimate, Window
+
+from ._annotate import Annotation
 
 __all__ = ["InferenceWorker", "WorkerStats", "pick_device"]
 
@@ -101,7 +104,7 @@ class InferenceWorker:
         self.clock = clock
         self.stats = WorkerStats()
         self.errors: list[str] = []
-        self._queue: deque[Window] = deque()
+        self._queue: deque[tuple[Window, Annotation]] = deque()
         self._cond = threading.Condition()
         self._listeners: list[Callable[[Estimate], None]] = []
         self._thread: threading.Thread | None = None
@@ -111,11 +114,14 @@ class InferenceWorker:
         self._pinned: dict[str, torch.Tensor] = {}
 
     def on_estimate(self, fn: Callable[[Estimate], None]) -> None:
+        """Call ``fn`` with every Estimate (from the worker thread)."""
         self._listeners.append(fn)
 
     # -- producer side ---------------------------------------------------------------------
-    def submit(self, window: Window) -> None:
-        """Queue a window (live: drop the oldest when full; replay: wait for room)."""
+    def submit(self, window: Window, annotation: Annotation | None = None) -> None:
+        """Queue a window with its annotation (live: drop the oldest when full; replay: wait for
+        room). Without an annotation the window is estimated, with no readouts."""
+        item = (window, annotation if annotation is not None else Annotation())
         with self._cond:
             if self.mode == "replay":
                 while len(self._queue) >= self.max_queue and not self._stopping:
@@ -123,7 +129,7 @@ class InferenceWorker:
             elif len(self._queue) >= self.max_queue:
                 self._queue.popleft()
                 self.stats.dropped += 1
-            self._queue.append(window)
+            self._queue.append(item)
             self.stats.submitted += 1
             self.stats.max_queued = max(self.stats.max_queued, len(self._queue))
             self._cond.notify_all()
@@ -244,10 +250,10 @@ class InferenceWorker:
             pred.ecg_missing.cpu().numpy(),
         )
 
-    def _run(self, batch: list[Window]) -> None:
+    def _run(self, batch: list[tuple[Window, Annotation]]) -> None:
         """Estimates for a batch, in order; withheld windows skip the model (NaN, with reason)."""
         t0 = time.perf_counter()
-        run = [w for w in batch if not w.withhold]
+        run = [w for w, a in batch if not a.withhold]
         if run:
             probs, e_miss, c_miss = self._predict(run)
         targets = tuple(self.model.config.targets)
@@ -256,14 +262,14 @@ class InferenceWorker:
         self.stats.batches += 1
         self.stats.compute.append(time.perf_counter() - t0)
         k = 0
-        for w in batch:
-            if w.withhold:
+        for w, a in batch:
+            if a.withhold:
                 est = Estimate(
                     t_end=w.t_end, t_emit=t_emit, targets=targets, probabilities=nan,
                     quality=w.quality, model_id=self.model.model_id,
                     untrained=self.model.untrained, window_index=w.index,
                     eeg_missing=w.eeg is None, ecg_missing=w.ecg is None, withheld=True,
-                    reason=w.withhold, readouts=w.readouts,
+                    reason=a.withhold, readouts=a.readouts,
                 )  # fmt: skip
                 self.stats.withheld += 1
             else:
@@ -272,7 +278,7 @@ class InferenceWorker:
                     probabilities=tuple(float(p) for p in probs[k]), quality=w.quality,
                     model_id=self.model.model_id, untrained=self.model.untrained,
                     window_index=w.index, eeg_missing=bool(e_miss[k]),
-                    ecg_missing=bool(c_miss[k]), reason="; ".join(w.notes), readouts=w.readouts,
+                    ecg_missing=bool(c_miss[k]), reason="; ".join(a.notes), readouts=a.readouts,
                 )  # fmt: skip
                 k += 1
             with self._cond:

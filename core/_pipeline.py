@@ -1,10 +1,11 @@
 """The streaming core wired together: sources -> ring buffers -> aligner -> windows.
 
 One reader thread per source pulls Chunks into that stream's ring buffer and hands the raw Chunks to
-chunk listeners (recorder, dashboard); one aligner thread follows every buffer with its own cursor
-(so it sees each sample exactly once), feeds the aligner and hands finished windows to window
-listeners. A source that fails keeps being retried; its error is kept in ``errors`` and the other
-streams go on.
+chunk listeners (recorder); one aligner thread follows every buffer with its own cursor (so it sees
+each sample exactly once), hands what it reads to the aligner-input listeners (a stage that
+annotates windows) and to the aligner, and then the finished windows to window listeners. A
+source that fails keeps being retried; its error is kept in ``errors`` and the other streams go
+on.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class Pipeline:
         self.aligner: Aligner | None = None
         self.errors: list[str] = []
         self._chunk_listeners: list[Callable[[Chunk], None]] = []
+        self._input_listeners: list[Callable[[Chunk], None]] = []
         self._window_listeners: list[Callable[[Window], None]] = []
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -89,6 +91,13 @@ class Pipeline:
     def on_chunk(self, fn: Callable[[Chunk], None]) -> None:
         """Call ``fn`` with every raw Chunk (from the reader threads)."""
         self._chunk_listeners.append(fn)
+
+    def on_aligner_input(self, fn: Callable[[Chunk], None]) -> None:
+        """Call ``fn`` with every raw Chunk as the aligner takes it in (the thread that runs
+        :meth:`step`; each sample once, in time order per stream), before the windows those
+        samples complete reach the window listeners: a stage that annotates windows feeds on
+        this and never needs to read the buffers back."""
+        self._input_listeners.append(fn)
 
     def on_window(self, fn: Callable[[Window], None]) -> None:
         """Call ``fn`` with every Window (from the aligner thread)."""
@@ -239,6 +248,8 @@ class Pipeline:
         while self._gaps:  # after the reads: every gap of the samples just read is here
             self.aligner.mark_gap(*self._gaps.popleft())
         for chunk in new:
+            for fn in self._input_listeners:
+                self._call(fn, chunk)  # a failing stage costs the aligner no sample
             self.aligner.push(chunk)
         windows = self.aligner.pop_windows()
         for w in windows:

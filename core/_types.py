@@ -154,12 +154,6 @@ class Window:
     eeg_labels: tuple[str, ...] = ()
     ecg_labels: tuple[str, ...] = ()
     markers: tuple[tuple[float, str], ...] = ()
-    #: set by the quality gate: why the estimate of this window is withheld ("" = not withheld)
-    withhold: str = ""
-    #: physiological readouts at the window's end (heart rate, HRV, alpha asymmetry ...)
-    readouts: dict[str, float] = field(default_factory=dict)
-    #: per-modality reasons the raw-signal check found (issued with the estimate)
-    notes: tuple[str, ...] = ()
 
     @property
     def n_samples(self) -> int:

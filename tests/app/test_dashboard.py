@@ -62,7 +62,7 @@ def test_demo_window_draws_estimates_records_and_marks(demo_window, qtbot, tmp_p
     )
     assert 50 < win.heart.hr_bpm < 90  # the demo ECG beats at 70 bpm
     # one R-peak detector per ECG stream: the window shows what the session computed
-    assert win.heart is win.session.physio
+    assert win.heart is win.session.annotator.heart
     assert win._rpeaks.getData()[0] is not None and len(win._rpeaks.getData()[0]) >= 1
     chips = " ".join(c.text() for c in win.stream_chips.values())
     assert "physio-live-demo-EEG" in chips and "ok" in chips

@@ -6,7 +6,7 @@ the QRS peaks marked on lead ii: every ``N`` annotation of ``N.ii`` (in LUDB ``N
 peak, bracketed by its onset ``(`` and offset ``)``; ``p`` and ``t`` are the P and T waves).
 
 The detector sees what the app gives it on ``--replay N.hea``: the WFDB reader's ECG stream (all
-12 leads, mV), cut into the replay's chunks, fed to a detector built as ``PhysioMonitor`` builds
+12 leads, mV), cut into the replay's chunks, fed to a detector built as ``HeartMonitor`` builds
 it (the stream's rate and labels, the lead picked by the detector). A second test holds it to
 lead ii, the annotated lead.
 
