@@ -387,7 +387,7 @@ class Session:
                 continue
             up = mod.upper()
             if all(_GENERIC_LABEL.match(x) for x in h) or all(_GENERIC_LABEL.match(x) for x in w):
-                self.pipeline.errors.append(
+                self._say(
                     f"{up} channels unnamed ({', '.join(have[:3])} ...): assuming they are the "
                     f"model's {', '.join(want)} in this order; name them (sources[N].labels) to "
                     "have them checked"
@@ -407,7 +407,7 @@ class Session:
                     f"{', '.join(missing) or '-'}; not the model's: {', '.join(extra) or '-'})"
                 )
             if mod == "ecg":  # lead names differ between devices for the same placement
-                self.pipeline.errors.append(f"{problem}; check that the leads correspond")
+                self._say(f"{problem}; check that the leads correspond")
                 continue
             raise ConfigError(
                 f"{problem}; pick streams with the model's channels in its order, rename "
@@ -511,10 +511,10 @@ class Session:
             self._messages.append(msg)
 
     def _collect(self) -> None:
-        """Move what the parts (pipeline, worker, recorder, demo) reported since the last call
-        into the session's append-only message log, in the order it is found (caller holds the
-        lock). Each part keeps its own list; only the new tail of each is taken, so a reader's
-        count of messages seen stays valid however the parts interleave."""
+        """Move what the parts (pipeline, worker, recorder, demo, heart monitor) reported since
+        the last call into the session's append-only message log, in the order it is found
+        (caller holds the lock). Each part keeps its own list; only the new tail of each is taken,
+        so a reader's count of messages seen stays valid however the parts interleave."""
         parts: list[tuple[object, list[str]]] = []
         if self.pipeline is not None:
             parts.append((("pipeline", id(self.pipeline)), list(self.pipeline.errors)))
@@ -525,6 +525,9 @@ class Session:
             parts.append((("recorder", id(recorder)), _recorder_messages(recorder.status())))
         if self.demo is not None and self.demo.error:
             parts.append((("demo", id(self.demo)), [self.demo.error]))
+        heart = self.annotator.heart if self.annotator is not None else None
+        if heart is not None and heart.error:
+            parts.append((("heart", id(heart)), [heart.error]))
         for key, msgs in parts:
             self._take(key, msgs)
 
@@ -561,7 +564,7 @@ class Session:
                 pipe.step()  # windows go to the worker, which waits for room (no drops)
             self.worker.wait_idle(timeout=600)
         except Exception as exc:  # report, never kill the app
-            pipe.errors.append(f"replay stopped: {type(exc).__name__}: {exc}")
+            self._say(f"replay stopped: {type(exc).__name__}: {exc}")
         finally:
             self.finished.set()
 
