@@ -7,11 +7,15 @@ estimates handed over from the worker thread through a thread-safe queue, and
 fallible (opening a config, a replay, closing the previous session) runs on a background thread and
 reports back through a queue, so the window never freezes and errors land in the window, not in a
 traceback.
+
+This module is the window: its layout, its slots and the frame loop. Its parts live beside it: the
+toolbars (``_dashboard_toolbars``), the traces (``_dashboard_traces``), the estimates panel
+(``_dashboard_widgets``), the status bar (``_dashboard_status``) and session switching
+(``_dashboard_switch``).
 """
 
 from __future__ import annotations
 
-import math
 import queue
 import signal
 import sys
@@ -21,55 +25,27 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from physio_live.core import Config, PhysioLiveError, load_config
+from physio_live.core import Config, Estimate, PhysioLiveError, load_config
 
 from ._annotate import HeartMonitor
-from ._dashboard_widgets import (
-    EstimatePanel,
-    TracePlot,
-    configure_pyqtgraph,
-    status_chip,
-)
-from ._format import fmt_bytes, fmt_clock, fmt_ms
+from ._dashboard_status import StatusBar
+from ._dashboard_switch import SessionSwitcher
+from ._dashboard_toolbars import build_channel_menu, build_toolbars
+from ._dashboard_traces import TraceView
+from ._dashboard_widgets import EstimatePanel, TracePlot, configure_pyqtgraph, header_label
+from ._format import fmt_bytes
 from ._replay import replay_session
 from ._session import Session
 
 __all__ = ["Dashboard", "run_dashboard"]
 
-#: EEG amplitude scales offered, microvolts per channel spacing
-EEG_SCALES_UV = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
-#: ECG amplitude scales offered, millivolts per lead spacing
-ECG_SCALES_MV = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
-REPLAY_SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0)
 FRAME_MS = 33
 
 
 def _fmt_bytes(n: float) -> str:
     return fmt_bytes(n, " ")
-
-
-def _ms(x: float) -> str:
-    return fmt_ms(x, " ")
-
-
-def _ensure_running(session: Session, stop=None, on_wait=None) -> Session:
-    """Open and start ``session`` unless that already happened (replay may hand over either).
-
-    A source with ``on_missing: wait`` reports each attempt to ``on_wait`` and gives up when
-    ``stop`` is set (the window closes, or another choice is made)."""
-    if session.pipeline is None:
-        session.open(stop, on_wait=on_wait)
-    if not session.running:
-        try:
-            session.start()
-        except BaseException:
-            session.close()
-            raise
-    return session
 
 
 class Dashboard(QtWidgets.QMainWindow):
@@ -80,7 +56,13 @@ class Dashboard(QtWidgets.QMainWindow):
     :meth:`open_replay`.
     """
 
-    def __init__(self, session: Session | None = None, *, owns_session: bool = True, parent=None):
+    def __init__(
+        self,
+        session: Session | None = None,
+        *,
+        owns_session: bool = True,
+        parent: QtWidgets.QWidget | None = None,
+    ):
         super().__init__(parent)
         configure_pyqtgraph()
         self.session: Session | None = None
@@ -90,13 +72,11 @@ class Dashboard(QtWidgets.QMainWindow):
         self.span = 10.0
         self.frames = 0
         self.frame_times: deque[float] = deque(maxlen=2000)  # seconds spent in refresh()
-        self.heart: HeartMonitor | None = None
-        self.stream_states: dict[str, str] = {}
         self.messages: list[str] = []
-        self._estimates: queue.SimpleQueue = queue.SimpleQueue()
-        self._opened: queue.SimpleQueue = queue.SimpleQueue()
-        self._opener: threading.Thread | None = None
-        self._open_stop = threading.Event()  # ends a pending open's wait for a missing source
+        # estimates handed over from the worker thread, tagged with their session
+        self._estimates: queue.SimpleQueue[tuple[Session, Estimate]] = queue.SimpleQueue()
+        #: opens the next session (config, replay, back to live) in a thread
+        self.switcher = SessionSwitcher()
         self._closing = False
         self._t_ref: float | None = None
         self._dirty = True
@@ -119,7 +99,7 @@ class Dashboard(QtWidgets.QMainWindow):
     # ============================================================================ UI
     def _build_ui(self) -> None:
         self.setWindowTitle("physio-live")
-        self._build_toolbars()
+        build_toolbars(self)
         central = QtWidgets.QWidget()
         outer = QtWidgets.QVBoxLayout(central)
         outer.setContentsMargins(4, 4, 4, 4)
@@ -134,37 +114,20 @@ class Dashboard(QtWidgets.QMainWindow):
         outer.addWidget(self.error_banner)
 
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        self.eeg_header = self._header("EEG")
-        self.eeg_plot = TracePlot("EEG")
-        self.ecg_header = self._header("ECG")
-        self.ecg_plot = TracePlot("ECG")
-        self._rpeaks = pg.ScatterPlotItem(
-            size=10, symbol="t1", pen=pg.mkPen("#b00020"), brush=pg.mkBrush("#b00020")
-        )
-        self._rpeaks.setZValue(20)
-        self.ecg_plot.plot.addItem(self._rpeaks)
-        for header, plot in ((self.eeg_header, self.eeg_plot), (self.ecg_header, self.ecg_plot)):
-            box = QtWidgets.QWidget()
-            lay = QtWidgets.QVBoxLayout(box)
-            lay.setContentsMargins(0, 0, 0, 0)
-            lay.setSpacing(2)
-            lay.addWidget(header)
-            lay.addWidget(plot, 1)
-            left.addWidget(box)
-        left.setStretchFactor(0, 3)
-        left.setStretchFactor(1, 1)
-        left.setSizes([700, 250])
-        split.addWidget(left)
+        self.traces = TraceView()
+        self.eeg_plot: TracePlot = self.traces.eeg_plot
+        self.ecg_plot: TracePlot = self.traces.ecg_plot
+        self._rpeaks = self.traces.rpeaks
+        split.addWidget(self.traces)
 
         right = QtWidgets.QWidget()
         rlay = QtWidgets.QVBoxLayout(right)
         rlay.setContentsMargins(0, 0, 0, 0)
         rlay.setSpacing(2)
-        rlay.addWidget(self._header("Estimates"))
+        rlay.addWidget(header_label("Estimates"))
         self.estimates = EstimatePanel()
         rlay.addWidget(self.estimates, 1)
-        rlay.addWidget(self._header("Messages"))
+        rlay.addWidget(header_label("Messages"))
         self.log = QtWidgets.QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(500)
@@ -177,128 +140,16 @@ class Dashboard(QtWidgets.QMainWindow):
         outer.addWidget(split, 1)
         self.setCentralWidget(central)
 
-        sb = self.statusBar()
-        self.stream_box = QtWidgets.QWidget()
-        self.stream_layout = QtWidgets.QHBoxLayout(self.stream_box)
-        self.stream_layout.setContentsMargins(0, 0, 0, 0)
-        self.stream_layout.setSpacing(0)
-        self.stream_chips: dict[str, QtWidgets.QLabel] = {}
-        sb.addWidget(self.stream_box, 1)
-        self.pipeline_chip = status_chip()
-        self.latency_chip = status_chip()
-        self.dropped_chip = status_chip()
-        self.recording_chip = status_chip()
-        for chip in (self.pipeline_chip, self.latency_chip, self.dropped_chip):
-            sb.addPermanentWidget(chip)
-        sb.addPermanentWidget(self.recording_chip)
+        self.status = StatusBar(self.statusBar())
+        self.stream_chips = self.status.stream_chips  # the same dicts, kept current by it
+        self.stream_states = self.status.stream_states
+        self.recording_chip = self.status.recording_chip
+        self.latency_chip = self.status.latency_chip
 
-    @staticmethod
-    def _header(text: str) -> QtWidgets.QLabel:
-        lab = QtWidgets.QLabel(text)
-        lab.setStyleSheet("QLabel { font-weight: bold; padding: 2px 4px; }")
-        lab.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        return lab
-
-    def _build_toolbars(self) -> None:
-        tb = self.addToolBar("Session")
-        tb.setMovable(False)
-        self.record_button = QtWidgets.QPushButton("● Start recording")
-        self.record_button.setCheckable(True)
-        self.record_button.clicked.connect(self._on_record_clicked)
-        tb.addWidget(self.record_button)
-        tb.addSeparator()
-        tb.addWidget(QtWidgets.QLabel(" Marker "))
-        self.marker_edit = QtWidgets.QLineEdit()
-        self.marker_edit.setPlaceholderText("marker text (Enter), or keys 1-9")
-        self.marker_edit.setFixedWidth(230)
-        self.marker_edit.returnPressed.connect(self._on_marker_clicked)
-        tb.addWidget(self.marker_edit)
-        self.marker_button = QtWidgets.QPushButton("Insert marker")
-        self.marker_button.clicked.connect(self._on_marker_clicked)
-        tb.addWidget(self.marker_button)
-        tb.addSeparator()
-        self.config_button = QtWidgets.QPushButton("Open config…")
-        self.config_button.clicked.connect(self._on_config_clicked)
-        tb.addWidget(self.config_button)
-        tb.addSeparator()
-        self.replay_button = QtWidgets.QPushButton("Replay file…")
-        self.replay_button.clicked.connect(self._on_replay_clicked)
-        tb.addWidget(self.replay_button)
-        tb.addWidget(QtWidgets.QLabel(" speed "))
-        self.speed_combo = QtWidgets.QComboBox()
-        for s in REPLAY_SPEEDS:
-            self.speed_combo.addItem(f"{s:g}×", s)
-        self.speed_combo.setCurrentIndex(REPLAY_SPEEDS.index(1.0))
-        tb.addWidget(self.speed_combo)
-        self.live_button = QtWidgets.QPushButton("Back to live")
-        self.live_button.clicked.connect(self._on_live_clicked)
-        self.live_button.setEnabled(False)
-        tb.addWidget(self.live_button)
-
-        self.addToolBarBreak()
-        vb = self.addToolBar("View")
-        vb.setMovable(False)
-        self.pause_button = QtWidgets.QPushButton("❚❚ Pause view")
-        self.pause_button.setCheckable(True)
-        self.pause_button.toggled.connect(self.set_paused)
-        vb.addWidget(self.pause_button)
-        vb.addSeparator()
-        vb.addWidget(QtWidgets.QLabel(" Span "))
-        self.span_spin = QtWidgets.QSpinBox()
-        self.span_spin.setRange(2, 30)
-        self.span_spin.setValue(int(self.span))
-        self.span_spin.setSuffix(" s")
-        self.span_spin.valueChanged.connect(self.set_span)
-        vb.addWidget(self.span_spin)
-        vb.addWidget(QtWidgets.QLabel("  EEG scale "))
-        self.eeg_scale = QtWidgets.QComboBox()
-        for v in EEG_SCALES_UV:
-            self.eeg_scale.addItem(f"{v:g} µV/div", float(v))
-        self.eeg_scale.setCurrentIndex(EEG_SCALES_UV.index(100))
-        self.eeg_scale.currentIndexChanged.connect(self._on_scale_changed)
-        vb.addWidget(self.eeg_scale)
-        vb.addWidget(QtWidgets.QLabel("  ECG scale "))
-        self.ecg_scale = QtWidgets.QComboBox()
-        for v in ECG_SCALES_MV:
-            self.ecg_scale.addItem(f"{v:g} mV/div", v * 1000.0)
-        self.ecg_scale.setCurrentIndex(ECG_SCALES_MV.index(2.0))
-        self.ecg_scale.currentIndexChanged.connect(self._on_scale_changed)
-        vb.addWidget(self.ecg_scale)
-        vb.addSeparator()
-        self.channels_button = QtWidgets.QToolButton()
-        self.channels_button.setText("Channels ▾")
-        self.channels_button.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.channels_menu = QtWidgets.QMenu(self)
-        self.channels_button.setMenu(self.channels_menu)
-        vb.addWidget(self.channels_button)
-
-        self._shortcuts = []
-        for k in range(1, 10):
-            sc = QtGui.QShortcut(QtGui.QKeySequence(str(k)), self)
-            sc.activated.connect(lambda k=k: self.insert_marker(str(k)))
-            self._shortcuts.append(sc)
-
-        menu = self.menuBar().addMenu("&File")
-        menu.addAction("Open config…", self._on_config_clicked)
-        menu.addAction("Replay a recording…", self._on_replay_clicked)
-        menu.addSeparator()
-        menu.addAction("Quit", QtGui.QKeySequence.StandardKey.Quit, self.close)
-
-    def _build_channel_menu(self) -> None:
-        self.channels_menu.clear()
-        self.channel_actions: dict[str, QtGui.QAction] = {}
-        for plot, name in ((self.eeg_plot, "EEG"), (self.ecg_plot, "ECG")):
-            if not plot.labels:
-                continue
-            self.channels_menu.addSection(name)
-            for i, label in enumerate(plot.labels):
-                act = self.channels_menu.addAction(label)
-                act.setCheckable(True)
-                act.setChecked(bool(plot.visible[i]))
-                act.toggled.connect(lambda on, p=plot, i=i: self._set_visible(p, i, on))
-                self.channel_actions[f"{name}:{label}"] = act
-        self.channels_menu.addSeparator()
-        self.channels_menu.addAction("Show all", lambda: self._show_all(True))
+    @property
+    def heart(self) -> HeartMonitor | None:
+        """The session's heart monitor whose beats and rate the ECG view shows."""
+        return self.traces.heart
 
     # ============================================================================ session
     def _attach(self, session: Session) -> None:
@@ -311,16 +162,12 @@ class Dashboard(QtWidgets.QMainWindow):
             self.cfg = session.base_cfg
         while not self._estimates.empty():  # estimates of a previous session
             self._estimates.get_nowait()
-        streams = session.pipeline.streams
-        eeg = [s for s in streams if s.role == "eeg"]
-        ecg = [s for s in streams if s.role == "ecg"]
-        self.eeg_plot.set_streams(eeg)
-        self.ecg_plot.set_streams(ecg)
+        # what the session's one R-peak detector found (the dashboard runs none of its own)
+        heart = session.annotator.heart if session.annotator is not None else None
+        self.traces.set_streams(session.pipeline.streams, heart)
         self._on_scale_changed()
         self.set_span(self.span)
-        self._build_channel_menu()
-        # what the session's one R-peak detector found (the dashboard runs none of its own)
-        self.heart = session.annotator.heart if session.annotator is not None else None
+        build_channel_menu(self)
         model = session.model
         self.estimates.set_model(
             tuple(model.config.targets),
@@ -331,7 +178,7 @@ class Dashboard(QtWidgets.QMainWindow):
         for e in list(session.estimates)[-self.estimates.capacity // 2 :]:
             self.estimates.add(e)
         session.on_estimate(lambda est, s=session: self._estimates.put((s, est)))
-        self._build_stream_chips()
+        self.status.set_session(session)
         mode = "replay" if session.mode == "replay" else "live"
         where = self._replay_path if mode == "replay" else str(self.cfg.path)
         self.setWindowTitle(f"physio-live · {mode} · {where}")
@@ -340,17 +187,15 @@ class Dashboard(QtWidgets.QMainWindow):
         self._dirty = True
         self._autoscale_pending = True
         self._n_errors = 0
-        self.stream_states = {}
+        self.stream_states.clear()
         self._headers()
         self.message(f"{mode}: {where}; model {model.model_id} on {session.worker.device}")
 
     def _detach(self) -> None:
         self.session = None
-        self.heart = None
-        self.eeg_plot.set_streams([])
-        self.ecg_plot.set_streams([])
+        self.traces.set_streams([], None)
         self.estimates.reset()
-        self._build_stream_chips()
+        self.status.set_session(None)
 
     def open_config(self, path: str | Path | Config) -> bool:
         """Load a config file (bad file: message, current session kept) and reopen on it."""
@@ -381,49 +226,28 @@ class Dashboard(QtWidgets.QMainWindow):
 
     def _reopen(self, factory: Callable[[], Session], what: str) -> bool:
         """Close the current session and open another in a thread; the frame timer attaches it."""
-        if self._opener is not None and self._opener.is_alive():
-            self._open_stop.set()  # e.g. waiting for a stream that never comes: give up on it
+        if self.switcher.busy:
+            self.switcher.cancel()  # e.g. waiting for a stream that never comes: give up on it
             self.message(
                 "still opening the previous choice (its wait is cancelled); try again in a moment",
                 error=True,
             )
             return False
-        self._open_stop = stop = threading.Event()
         old = self.session if self.owns_session else None
         self._detach()
         self.owns_session = True
         self.message(f"opening {what} ...")
-
-        def work() -> None:
-            if old is not None:
-                try:
-                    old.close()
-                except Exception as exc:
-                    self._opened.put(("msg", f"closing the previous session: {exc}"))
-            try:
-                session = _ensure_running(
-                    factory(), stop, on_wait=lambda msg: self._opened.put(("msg", msg))
-                )
-                self._opened.put(("ok", session, what))
-            except PhysioLiveError as exc:
-                self._opened.put(("error", f"{what} failed: {exc}"))
-            except Exception as exc:
-                self._opened.put(("error", f"{what} failed: {type(exc).__name__}: {exc}"))
-
-        self._opener = threading.Thread(target=work, name="dashboard-open", daemon=True)
-        self._opener.start()
+        self.switcher.switch(factory, what, old)
         return True
 
     def _drain_opened(self) -> None:
-        while not self._opened.empty():
-            item = self._opened.get_nowait()
-            if item[0] == "ok":
-                if self._closing:
-                    item[1].close()
-                else:
-                    self._attach(item[1])
+        for item in self.switcher.take():
+            if item.session is None:
+                self.message(item.message, error=True)
+            elif self._closing:
+                item.session.close()
             else:
-                self.message(item[1], error=True)
+                self._attach(item.session)
 
     # ============================================================================ controls
     def set_paused(self, paused: bool) -> None:
@@ -440,13 +264,11 @@ class Dashboard(QtWidgets.QMainWindow):
         self.span = float(min(max(span, 2.0), 30.0))
         if self.span_spin.value() != int(self.span):
             self.span_spin.setValue(int(self.span))
-        self.eeg_plot.set_span(self.span)
-        self.ecg_plot.set_span(self.span)
+        self.traces.set_span(self.span)
         self._dirty = True
 
     def _on_scale_changed(self, *_: object) -> None:
-        self.eeg_plot.set_scale(self.eeg_scale.currentData())
-        self.ecg_plot.set_scale(self.ecg_scale.currentData())
+        self.traces.set_scales(self.eeg_scale.currentData(), self.ecg_scale.currentData())
         self._dirty = True
         self._headers()
 
@@ -608,151 +430,37 @@ class Dashboard(QtWidgets.QMainWindow):
         return t
 
     def _draw(self, s: Session, t_ref: float) -> None:
-        bufs = s.pipeline.buffers
-        self.eeg_plot.refresh(bufs, t_ref, self.span)
-        self.ecg_plot.refresh(bufs, t_ref, self.span)
-        marks: list[tuple[float, str]] = []
-        for info in s.pipeline.streams:
-            if info.role == "markers":
-                data, ts = bufs[info.key].read_range(t_ref - max(self.span, 60.0), t_ref + 1.0)
-                marks.extend((float(t - t_ref), str(d[0])) for d, t in zip(data, ts, strict=True))
-        marks.sort()
-        self.eeg_plot.markers.update([m for m in marks if m[0] >= -self.span])
+        assert s.pipeline is not None
+        marks = self.traces.draw(s.pipeline, t_ref, self.span)
         self.estimates.markers.update(marks)
-        self._draw_heart(t_ref)
         # estimates come twice a second and their plot spans a minute: 10 redraws/s are plenty
         now = time.monotonic()
         if self.estimates.count != self._est_drawn or now - self._est_time >= 0.1 or self.paused:
             self._est_drawn, self._est_time = self.estimates.count, now
             self.estimates.refresh(t_ref)
 
-    def _draw_heart(self, t_ref: float) -> None:
-        hm = self.heart
-        plot = self.ecg_plot
-        if hm is None or hm.lead is None or not plot.last_x or len(plot.last_x[0]) < 2:
-            self._rpeaks.setData([], [])
-            return
-        peaks = hm.recent_peaks(t_ref - self.span - 1.0) - t_ref
-        peaks = peaks[(peaks >= -self.span) & (peaks <= 0)]
-        x, y = plot.last_x[0], plot.last_y[0][hm.lead]
-        if not plot.visible[hm.lead] or len(peaks) == 0:
-            self._rpeaks.setData([], [])
-            return
-        idx = np.clip(np.searchsorted(x, peaks), 0, len(x) - 1)
-        self._rpeaks.setData(peaks, y[idx] + 0.15)
-
     def _headers(self) -> None:
-        paused = (
-            " &nbsp; <span style='color:#b36b00'>PAUSED (acquisition continues)</span>"
-            if self.paused
-            else ""
-        )
-        eeg = [i for i in self.eeg_plot.streams]
-        desc = ", ".join(f"{i.name}: {i.n_channels} ch @ {i.nominal_srate:g} Hz" for i in eeg)
-        self.eeg_header.setText(
-            f"EEG &nbsp;<span style='font-weight:normal'>{desc or 'no EEG stream'} · raw, "
-            f"mean removed · {self.eeg_scale.currentText()}</span>{paused}"
-        )
-        hm = self.heart
-        hr = ""
-        if hm is not None:
-            if hm.error:
-                hr = f" · <span style='color:#b00020'>{hm.error}</span>"
-            elif math.isfinite(hm.hr_bpm):
-                rm = f" · RMSSD {hm.rmssd_ms:.0f} ms" if math.isfinite(hm.rmssd_ms) else ""
-                hr = f" · <span style='color:#b00020'>♥ {hm.hr_bpm:.0f} bpm</span>{rm}"
-            else:
-                hr = " · heart rate: learning ..."
-        ecg = self.ecg_plot.streams
-        desc = ", ".join(f"{i.name}: {i.n_channels} lead(s) @ {i.nominal_srate:g} Hz" for i in ecg)
-        self.ecg_header.setText(
-            f"ECG &nbsp;<span style='font-weight:normal'>{desc or 'no ECG stream'} · "
-            f"{self.ecg_scale.currentText()}{hr}</span>{paused}"
+        self.traces.set_headers(
+            paused=self.paused,
+            eeg_scale=self.eeg_scale.currentText(),
+            ecg_scale=self.ecg_scale.currentText(),
         )
 
     # ============================================================================ status bar
-    def _build_stream_chips(self) -> None:
-        for chip in self.stream_chips.values():
-            self.stream_layout.removeWidget(chip)
-            chip.deleteLater()
-        self.stream_chips = {}
-        if self.session is None:
-            return
-        own = f"{self.session.cfg.outlet.name}-markers"
-        for info in self.session.pipeline.streams:
-            if info.name == own:
-                continue
-            chip = status_chip(info.name)
-            self.stream_layout.addWidget(chip)
-            self.stream_chips[info.key] = chip
-        self.stream_layout.addStretch(1)
-
     def _update_status(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_status < 0.5:
             return
         self._last_status = now
-        if (
-            self._banner_until
-            and now > self._banner_until
-            and "lost" not in self.stream_states.values()
-        ):
+        if self._banner_until and now > self._banner_until and not self.status.any_lost:
             self.error_banner.setVisible(False)
             self._banner_until = 0.0
         s = self.session
         if s is None or s.worker is None:
-            self.pipeline_chip.setText("<i>no session</i>")
+            self.status.show_no_session()
             return
         st = s.status()
-        for key, chip in self.stream_chips.items():
-            stats = s.pipeline.stats[key]
-            info = stats.info
-            if not info.is_regular:
-                chip.setText(f"<b>{info.name}</b> {stats.samples} markers")
-                continue
-            try:
-                last_wall = stats.rate_window[-1][0]
-            except IndexError:
-                last_wall = None
-            if last_wall is None:
-                state, colour, rate = "waiting", "#b36b00", 0.0
-            elif key in st.lost:  # judged by the session, which also says so in a message
-                state, colour, rate = f"lost ({now - st.lost[key]:.0f} s)", "#b00020", 0.0
-            elif key in s.pipeline.finished:
-                state, colour, rate = "ended", "#808080", 0.0
-            else:
-                state, colour, rate = "ok", "#2a7f3f", stats.effective_rate
-            prev = self.stream_states.get(key)
-            short = state.split(" ")[0]
-            if prev != short:  # the session logs the loss and the return (and records them)
-                self.stream_states[key] = short
-            chip.setText(
-                f"<b>{info.name}</b> {rate:.0f}/{info.nominal_srate:g} Hz "
-                f"<span style='color:{colour}'>● {state}</span>"
-            )
-            chip.setMinimumWidth(chip.sizeHint().width())  # never clip the state
-        self.pipeline_chip.setText(f"{st.elapsed:.0f} s · {st.estimates_per_s:.1f} est/s")
-        if s.replay is not None:  # recorded time vs now is not a latency: show the position
-            done = s.estimates[-1].t_end - s.replay.t_first if s.estimates else 0.0
-            speed = "max" if s.speed is None else f"{s.speed:g}×"
-            self.latency_chip.setText(
-                f"replay {fmt_clock(done)} / {fmt_clock(s.replay.t_last - s.replay.t_first)}"
-                f" · {speed}"
-            )
-        else:
-            self.latency_chip.setText(
-                f"latency p50 {_ms(st.latency_p50)} · p99 {_ms(st.latency_p99)}"
-            )
-        colour = "#b00020" if st.dropped else "#202020"
-        self.dropped_chip.setText(f"<span style='color:{colour}'>dropped {st.dropped}</span>")
-        if st.recording:
-            self.recording_chip.setText(
-                f"<span style='color:#b00020'><b>● REC</b></span> {Path(st.recording).name} "
-                f"({_fmt_bytes(st.recording_bytes)})"
-            )
-            self.recording_chip.setToolTip(st.recording)
-        else:
-            self.recording_chip.setText("<span style='color:#808080'>not recording</span>")
+        self.status.show(s, st, now)
         recording = s.recorder is not None
         if self.record_button.isChecked() != recording:
             self.record_button.setChecked(recording)
@@ -769,13 +477,7 @@ class Dashboard(QtWidgets.QMainWindow):
         """Stop the timer, close the session (footers written), wait for a pending open."""
         self._closing = True
         self.timer.stop()
-        self._open_stop.set()
-        if self._opener is not None:
-            self._opener.join(timeout=30.0)
-        while not self._opened.empty():
-            item = self._opened.get_nowait()
-            if item[0] == "ok":
-                item[1].close()
+        self.switcher.close(timeout=30.0)
         if self.session is not None and self.owns_session:
             try:
                 self.session.close()

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from physio_live.core import Estimate, RingBuffer, StreamInfo, unit_scale_uv
 
@@ -24,6 +24,7 @@ __all__ = [
     "MarkerLines",
     "TracePlot",
     "configure_pyqtgraph",
+    "header_label",
 ]
 
 #: colours of the channels (cycled), readable on a white background
@@ -570,13 +571,9 @@ class EstimatePanel(QtWidgets.QWidget):
             self.quality_label.setStyleSheet("QLabel { color: #2a7f3f; }")
 
 
-def status_chip(text: str = "") -> QtWidgets.QLabel:
-    """A label for the status bar with a little padding."""
+def header_label(text: str) -> QtWidgets.QLabel:
+    """A bold header line above a plot or panel (rich text)."""
     lab = QtWidgets.QLabel(text)
-    lab.setContentsMargins(6, 0, 6, 0)
+    lab.setStyleSheet("QLabel { font-weight: bold; padding: 2px 4px; }")
     lab.setTextFormat(QtCore.Qt.TextFormat.RichText)
     return lab
-
-
-def key_sequence(text: str) -> QtGui.QKeySequence:
-    return QtGui.QKeySequence(text)

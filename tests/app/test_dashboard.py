@@ -167,7 +167,7 @@ def test_bad_config_and_missing_replay_are_messages_not_crashes(qtbot, tmp_path)
     n = len(win.messages)
     win.open_replay(tmp_path / "nothing.xdf", 2.0)
     qtbot.waitUntil(lambda: any("no such file" in m for m in win.messages[n:]), timeout=10_000)
-    qtbot.waitUntil(lambda: win._opener is None or not win._opener.is_alive(), timeout=10_000)
+    qtbot.waitUntil(lambda: not win.switcher.busy, timeout=10_000)
     assert win.error_banner.isVisibleTo(win)
 
 
@@ -286,4 +286,4 @@ def test_waiting_for_a_missing_stream_shows_progress_and_ends_when_it_appears(ls
 def test_closing_the_window_ends_a_wait_that_never_ends(qtbot):
     win = _window_waiting_for(qtbot, f"never-{uuid.uuid4().hex[:8]}")
     win.close()  # sets the stop event and joins the opener (30 s at most)
-    assert not win._opener.is_alive(), "the wait went on after the window closed"
+    assert not win.switcher.busy, "the wait went on after the window closed"
