@@ -124,7 +124,9 @@ class TracePlot(pg.PlotWidget):
 
     N_COLOURS = len(_CHANNEL_COLOURS)
 
-    def __init__(self, title: str, *, max_seconds: float = 30.0, parent=None):
+    def __init__(
+        self, title: str, *, max_seconds: float = 30.0, parent: QtWidgets.QWidget | None = None
+    ):
         super().__init__(parent=parent)
         self.max_seconds = max_seconds
         self.plot: pg.PlotItem = self.getPlotItem()
@@ -319,7 +321,12 @@ class EstimatePanel(QtWidgets.QWidget):
     """
 
     def __init__(
-        self, *, capacity: int = 2048, history_s: float = 60.0, trail: int = 12, parent=None
+        self,
+        *,
+        capacity: int = 2048,
+        history_s: float = 60.0,
+        trail: int = 12,
+        parent: QtWidgets.QWidget | None = None,
     ):
         super().__init__(parent)
         self.capacity = capacity

@@ -33,6 +33,7 @@ from physio_live.core import (
     BrainFlowSourceConfig,
     BrainFlowStreamConfig,
     Config,
+    DemoConfig,
     LSLSourceConfig,
     StreamInfo,
 )
@@ -46,7 +47,7 @@ __all__ = ["DemoOutlets", "bind_demo_sources"]
 class DemoOutlets:
     """Runs the demo outlets in one background thread until ``stop``."""
 
-    def __init__(self, cfg, tag: str | None = None):
+    def __init__(self, cfg: DemoConfig, tag: str | None = None):
         self.cfg = cfg
         self.tag = tag or f"{os.getpid()}"
         self.names = {

@@ -7,14 +7,21 @@ the untrained warning. Withheld estimates (poor signal quality) are sent as NaN.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from physio_live.core import Estimate, StreamInfo
 
+if TYPE_CHECKING:
+    import pylsl
+
 __all__ = ["EstimateOutlet", "estimate_stream_info", "make_outlet"]
 
 
-def make_outlet(info: StreamInfo, chunk_size: int = 0, extra: dict[str, str] | None = None):
+def make_outlet(
+    info: StreamInfo, chunk_size: int = 0, extra: dict[str, str] | None = None
+) -> pylsl.StreamOutlet:
     """A pylsl outlet for ``info`` with channel labels/units/types in ``desc``."""
     import pylsl
 

@@ -13,9 +13,11 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +32,7 @@ from physio_live.core import (
     Recorder,
     RecorderStatus,
     Recording,
+    Source,
     StreamInfo,
     Window,
     unit_scale_uv,
@@ -39,6 +42,11 @@ from ._annotate import READOUT_KEYS, WindowAnnotator, readout_stream_info
 from ._demo import DemoOutlets, bind_demo_sources
 from ._outlet import EstimateOutlet, estimate_stream_info, make_outlet
 from ._worker import InferenceWorker, pick_device
+
+if TYPE_CHECKING:
+    import pylsl
+
+    from physio_live.models import FusedEmotionModel
 
 __all__ = ["STREAM_LOST_AFTER_S", "Session", "build_model"]
 
@@ -60,7 +68,9 @@ def _norm_label(label: str) -> str:
     return _LABEL_ALIASES.get(low, low)
 
 
-def build_model(cfg: Config, eeg_labels: tuple[str, ...], ecg_labels: tuple[str, ...]):
+def build_model(
+    cfg: Config, eeg_labels: tuple[str, ...], ecg_labels: tuple[str, ...]
+) -> FusedEmotionModel:
     """The fused model from ``model.checkpoint``, or untrained weights shaped for the streams."""
     from physio_live.models import (
         CBraModConfig,
@@ -105,7 +115,7 @@ def build_model(cfg: Config, eeg_labels: tuple[str, ...], ecg_labels: tuple[str,
     return FusedEmotionModel(fcfg)
 
 
-def model_aligner_config(cfg: Config, model) -> AlignerConfig:
+def model_aligner_config(cfg: Config, model: FusedEmotionModel) -> AlignerConfig:
     """The aligner settings that feed ``model`` as it was trained: the config's, with each
     modality's scaling taken from the model (the rate and, for ``flatten`` models, the window
     length must already match). A new object; ``cfg`` is not changed."""
@@ -170,12 +180,13 @@ class Session:
         cfg: Config,
         *,
         mode: str = "live",
-        sources=None,
+        sources: list[Source] | None = None,
         recording: Recording | None = None,
         speed: float | None = None,
     ):
-        """``recording`` replays a file instead of opening the config's sources, at ``speed``
-        (1 = real time, None = as fast as possible); replays never drop a window."""
+        """``sources`` replace the config's (tests, benchmarks); ``mode`` ``replay`` drops no
+        window. ``recording`` replays a file instead of opening sources, at ``speed`` (1 = real
+        time, None = as fast as possible); replays never drop a window."""
         #: the config as given; never changed
         self.base_cfg = cfg
         #: what the session runs on: ``base_cfg`` with the demo's source ids and the model's input
@@ -193,8 +204,8 @@ class Session:
         self.worker: InferenceWorker | None = None
         self.recorder: Recorder | None = None
         self.outlet: EstimateOutlet | None = None
-        self._marker_outlet = None
-        self._readout_outlet = None
+        self._marker_outlet: pylsl.StreamOutlet | None = None
+        self._readout_outlet: pylsl.StreamOutlet | None = None
         self._marker_info: StreamInfo | None = None
         self._readout_info: StreamInfo | None = None
         #: the annotation stage (readouts, quality gate, the one R-peak detector)
@@ -208,21 +219,27 @@ class Session:
         # memory stays flat (10,000 kept made a 60-min soak grow by 3 %).
         self._keep_estimates = 512
         self._estimate_info: StreamInfo | None = None
-        self._listeners = []
+        self._listeners: list[Callable[[Estimate], None]] = []
         self._t_start = 0.0
         self._last = (0.0, 0, 0)
         self._rates = (0.0, 0.0)
-        self.model = None
+        #: the fused model (set by ``open``)
+        self.model: FusedEmotionModel | None = None
         self.lost_streams: dict[str, float] = {}
         self._messages: list[str] = []
         self._message_lock = threading.Lock()
         # how many entries of each part's own message list are already in ``_messages``
         self._taken: dict[object, int] = {}
 
-    def on_estimate(self, fn) -> None:
+    def on_estimate(self, fn: Callable[[Estimate], None]) -> None:
+        """Call ``fn`` with every Estimate (from the worker thread), after the session's sinks."""
         self._listeners.append(fn)
 
-    def open(self, stop: threading.Event | None = None, on_wait=None) -> None:
+    def open(
+        self,
+        stop: threading.Event | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         """Open sources (a source with ``on_missing: wait`` waits for its stream or device,
         reporting to ``on_wait``, until ``stop`` is set), model, worker, recorder and outlets."""
         cfg = self.cfg
@@ -441,6 +458,8 @@ class Session:
         return self._running
 
     def start(self) -> None:
+        """Start the worker, then the pipeline's threads and the stream watch (live) or the
+        thread that feeds the recording (replay)."""
         assert self.pipeline is not None and self.worker is not None
         self._running = True
         self._t_start = time.monotonic()
@@ -569,6 +588,7 @@ class Session:
             self.finished.set()
 
     def status(self) -> SessionStatus:
+        """Rates, counters, latency, recording and every message so far (see SessionStatus)."""
         pipe, worker = self.pipeline, self.worker
         assert pipe is not None and worker is not None
         now = time.monotonic()

@@ -225,7 +225,7 @@ class InferenceWorker:
         buf[:b].copy_(host)
         return buf[:b].to(self.device, non_blocking=True)
 
-    def _predict(self, batch: list[Window]):
+    def _predict(self, batch: list[Window]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Probabilities [B, targets] and missing flags of the windows (one forward pass)."""
         cfg = getattr(self.model, "config", None)
         patch = cfg.eeg.patch_size if cfg is not None else 200

@@ -15,8 +15,14 @@ import signal
 import sys
 import threading
 import time
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from physio_live.app._format import fmt_bytes, fmt_ms
+
+if TYPE_CHECKING:
+    from physio_live.app._session import SessionStatus
+    from physio_live.core import Config, Estimate, Recording, Window
 
 __all__ = ["main"]
 
@@ -78,11 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fmt_rate(st) -> str:
+def _fmt_rate(st: tuple[float, float]) -> str:
     return f"{st[0]:.0f}/{st[1]:g}Hz" if st[1] > 0 else f"{st[0]:.1f}/s"
 
 
-def _status_line(st, latest=None) -> str:
+def _status_line(st: SessionStatus, latest: Estimate | None = None) -> str:
     """One status line; ``latest`` (the newest Estimate) adds its value per target."""
     rates = " ".join(f"{name}={_fmt_rate(r)}" for name, r in st.rates.items())
     rec = f"rec={fmt_bytes(st.recording_bytes)}" if st.recording else "rec=off"
@@ -106,13 +112,13 @@ class _Latest:
     """The newest estimate (set from the worker thread, read by the status line)."""
 
     def __init__(self) -> None:
-        self.estimate = None
+        self.estimate: Estimate | None = None
 
-    def __call__(self, est) -> None:
+    def __call__(self, est: Estimate) -> None:
         self.estimate = est
 
 
-def _fmt_window(w) -> str:
+def _fmt_window(w: Window) -> str:
     parts = [f"window {w.index:5d} t_end={w.t_end:.3f}"]
     if w.eeg is not None:
         parts.append(f"eeg {w.eeg.shape[0]}x{w.eeg.shape[1]}")
@@ -124,7 +130,7 @@ def _fmt_window(w) -> str:
     return "  ".join(parts)
 
 
-def _fmt_estimate(e) -> str:
+def _fmt_estimate(e: Estimate) -> str:
     probs = " ".join(f"{t}={p:.3f}" for t, p in zip(e.targets, e.probabilities, strict=True))
     flag = " UNTRAINED" if e.untrained else ""
     hr = e.readouts.get("hr_bpm", float("nan"))
@@ -136,7 +142,7 @@ def _fmt_estimate(e) -> str:
     return f"estimate t_end={e.t_end:.3f} latency={e.latency * 1000:.1f}ms {probs}{extra}{flag}"
 
 
-def _load_cfg(args: argparse.Namespace):
+def _load_cfg(args: argparse.Namespace) -> Config:
     from physio_live.core import load_config
 
     overrides = list(args.overrides)
@@ -154,7 +160,7 @@ def _load_cfg(args: argparse.Namespace):
 def _install_stop_signals() -> threading.Event:
     stop = threading.Event()
 
-    def _on_signal(signum, frame):
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, _on_signal)
@@ -176,7 +182,7 @@ def _parse_speed(text: str) -> float | None:
     return speed
 
 
-def _check_replay_span(rec, cfg, args: argparse.Namespace) -> None:
+def _check_replay_span(rec: Recording, cfg: Config, args: argparse.Namespace) -> None:
     """Refuse a replay that cannot give one window: windows are cut only where every EEG/ECG
     stream has data, so the common span must hold one window."""
     from physio_live.core import SourceError
