@@ -33,8 +33,8 @@ from ._annotate import HeartMonitor
 from ._dashboard_status import StatusBar
 from ._dashboard_switch import SessionSwitcher
 from ._dashboard_toolbars import build_channel_menu, build_toolbars
-from ._dashboard_traces import TraceView
-from ._dashboard_widgets import EstimatePanel, TracePlot, configure_pyqtgraph, header_label
+from ._dashboard_traces import TracePlot, TraceView
+from ._dashboard_widgets import EstimatePanel, configure_pyqtgraph, header_label
 from ._format import fmt_bytes
 from ._replay import replay_session
 from ._session import Session
