@@ -5,12 +5,16 @@ The reference here follows the official code's structure (``nn.MultiheadAttentio
 through ``to_official_state_dict``. Both run under ``torch.inference_mode()`` in eval mode, in the
 same process, interleaved. Prints one JSON line of figures, then a short table.
 
-    python benchmarks/encoder.py [--threads 2] [--repeats 5] [--quick]
+Also reported: the largest difference relative to the largest output, and each model's error
+against the same official-layout model run in float64.
+
+    python benchmarks/encoder.py [--threads 2] [--repeats 7] [--rounds 3] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -119,8 +123,15 @@ def _time_ms(fn: Callable[[], Tensor], repeats: int) -> float:
 
 
 def _run_case(
-    ours: nn.Module, ref: nn.Module, batch: int, ch: int, patches: int, repeats: int, device: str
+    ours: nn.Module,
+    ref: nn.Module,
+    ref64: nn.Module | None,
+    shape: tuple[int, int, int],
+    repeats: int,
+    rounds: int,
+    device: str,
 ) -> dict[str, object]:
+    batch, ch, patches = shape
     x = torch.randn(batch, ch, patches, 200, device=device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
@@ -135,10 +146,16 @@ def _run_case(
 
     with torch.inference_mode():
         expected = ref(x)
-        diff = (ours(x) - expected).abs().max().item()
+        got = ours(x)
+        diff = (got - expected).abs().max().item()
         scale = expected.abs().max().item()
+        if ref64 is not None:  # both against the same computation in float64
+            truth = ref64(x.double())
+            t_scale = truth.abs().max().item()
+            ours_f64 = (got.double() - truth).abs().max().item() / t_scale
+            ref_f64 = (expected.double() - truth).abs().max().item() / t_scale
     ours_ms, ref_ms = [], []
-    for _ in range(2):  # interleave to spread drift over both
+    for _ in range(rounds):  # interleaved, to spread drift and load over both
         ref_ms.append(_time_ms(run(ref), repeats))
         ours_ms.append(_time_ms(run(ours), repeats))
     row: dict[str, object] = {
@@ -151,7 +168,11 @@ def _run_case(
         "speedup": round(min(ref_ms) / min(ours_ms), 2),
         "max_abs_diff": diff,
         "max_abs_output": round(scale, 2),
+        "max_rel_diff": float(f"{diff / scale:.3g}"),
     }
+    if ref64 is not None:
+        row["ours_rel_err_vs_float64"] = float(f"{ours_f64:.3g}")
+        row["reference_rel_err_vs_float64"] = float(f"{ref_f64:.3g}")
     if device == "cuda":
         row["ours_bf16_ms"] = round(_time_ms(run(ours, bf16=True), repeats), 2)
         row["reference_bf16_ms"] = round(_time_ms(run(ref, bf16=True), repeats), 2)
@@ -161,8 +182,9 @@ def _run_case(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="batch 1 and 8 only")
+    ap.add_argument("--repeats", type=int, default=7, help="timed calls per round (median)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best median)")
+    ap.add_argument("--quick", action="store_true", help="batch 1 and 8 only, fewer shapes")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -170,16 +192,22 @@ def main(argv: list[str] | None = None) -> int:
     ours = CBraMod().eval()
     ref = OfficialCBraMod().eval()
     ref.load_state_dict(to_official_state_dict(ours.state_dict()), strict=True)
+    ref64 = copy.deepcopy(ref).double()
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    batches = (1, 8) if args.quick else (1, 32)
+    # batch 1: the live path (19- and 32-channel EEG, the 2-lead ECG encoder, a long window);
+    # batch 32: replays and training-time embedding
+    if args.quick:
+        shapes = [(1, 19, 4), (1, 32, 4), (1, 2, 4), (8, 19, 4)]
+    else:
+        shapes = [(1, 19, 4), (1, 32, 4), (1, 2, 4), (1, 14, 30), (32, 19, 4), (32, 32, 4)]
     rows = []
     for device in devices:
         ours.to(device)
         ref.to(device)
-        for batch in batches:
-            for ch, patches in ((19, 4), (14, 30)):
-                rows.append(_run_case(ours, ref, batch, ch, patches, args.repeats, device))
+        ref64.to(device)
+        for shape in shapes:
+            rows.append(_run_case(ours, ref, ref64, shape, args.repeats, args.rounds, device))
 
     summary = {
         "benchmark": "cbramod_encoder_forward",
@@ -192,13 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary))
     print()
     print(
-        f"{'dev':<5}{'batch':>6}{'C x P':>9}{'ours ms':>11}{'ref ms':>11}{'speedup':>9}{'diff':>11}"
+        f"{'dev':<5}{'batch':>6}{'C x P':>9}{'ours ms':>11}{'ref ms':>11}{'speedup':>9}"
+        f"{'rel diff':>10}"
     )
     for r in rows:
         cp = f"{r['channels']}x{r['patches']}"
         print(
             f"{r['device']:<5}{r['batch']:>6}{cp:>9}{r['ours_ms']:>11.2f}"
-            f"{r['reference_ms']:>11.2f}{r['speedup']:>8.2f}x{r['max_abs_diff']:>11.1e}"
+            f"{r['reference_ms']:>11.2f}{r['speedup']:>8.2f}x{r['max_rel_diff']:>10.1e}"
         )
     return 0
 

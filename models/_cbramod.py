@@ -22,6 +22,7 @@ patches by ``mask_token`` (zeros) before both the conv stack and the rFFT.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -83,6 +84,131 @@ class CBraModConfig:
 
 def _conv_steps(patch_size: int) -> int:
     return (patch_size + 2 * _CONV1_PADDING - _CONV1_KERNEL) // _CONV1_STRIDE + 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Inference kernels (no autograd): oneDNN linears with fused GELU / residual add on CPU float32
+# --------------------------------------------------------------------------------------------------
+
+_onednn_ok: bool | None = None  # None: not probed yet
+
+
+def _onednn_linear_available() -> bool:
+    """Whether ``torch.ops.mkldnn._linear_pointwise`` (oneDNN inner product) runs here; probed once."""
+    global _onednn_ok
+    if _onednn_ok is None:
+        try:
+            ok = torch.backends.mkldnn.is_available()
+            if ok:
+                w, x = torch.ones(3, 2), torch.ones(1, 2)
+                y = torch.ops.mkldnn._linear_pointwise(x, w, None, "gelu", [], "none")
+                z = torch.ops.mkldnn._linear_pointwise.binary(x, y, w, torch.zeros(3), "add")
+                ok = bool(torch.allclose(z, y + 2.0))
+        except Exception:  # an op missing from this build or refused by this CPU
+            ok = False
+        _onednn_ok = ok
+    return _onednn_ok
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled()
+
+
+def _use_onednn(x: Tensor) -> bool:
+    """oneDNN linears for float32 on the CPU outside autocast (autocast needs the aten ops)."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and not _autocast_on("cpu")
+        and _onednn_linear_available()
+    )
+
+
+# oneDNN sums a dot product in one accumulator, so its float32 error grows with the inner size
+# (about twice MKL's at 800); linears wider than this are summed in chunks of at most this size,
+# which keeps the encoder's outputs as close to a float64 computation as the aten ops are.
+_CHUNK = 200
+_PACK_BATCH = 64  # row-count hint for oneDNN's blocked weight layout
+
+
+class _Packed:
+    """A linear layer's weight in oneDNN's blocked layout, cut into chunks of inner size."""
+
+    __slots__ = ("chunks", "width")
+
+    def __init__(self, weight: Tensor) -> None:
+        w = weight.detach()
+        k = w.shape[1]
+        n = -(-k // _CHUNK)
+        self.width = -(-k // n)
+        self.chunks = [
+            torch.ops.mkldnn._reorder_linear_weight(
+                w[:, i : i + self.width].contiguous(), _PACK_BATCH
+            )
+            for i in range(0, k, self.width)
+        ]
+
+
+# Packed weights per model, outside the module (no state_dict, deepcopy or pickle sees them);
+# rebuilt whenever a weight changes (optimizer step, load_state_dict, .to()).
+_PACKS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], dict[nn.Linear, _Packed]]]
+_PACKS = weakref.WeakKeyDictionary()
+
+
+def _packed_weights(model: nn.Module) -> dict[nn.Linear, _Packed]:
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    key = tuple(v for m in layers for v in (m.weight.data_ptr(), m.weight._version))
+    hit = _PACKS.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    packs = {m: _Packed(m.weight) for m in layers}
+    _PACKS[model] = (key, packs)
+    return packs
+
+
+Packs = dict[nn.Linear, _Packed] | None
+"""oneDNN weights (``None``: the aten ops, e.g. on CUDA or under autocast)."""
+
+
+def _linear(
+    x: Tensor, layer: nn.Linear, packs: Packs, *, gelu: bool = False, residual: Tensor | None = None
+) -> Tensor:
+    """``residual + gelu?(layer(x))`` (GELU exact, erf) in as few ops as the backend allows."""
+    if packs is None:
+        y = F.linear(x, layer.weight, layer.bias)
+        y = F.gelu(y) if gelu else y
+        return y if residual is None else y.add_(residual)
+    lin = torch.ops.mkldnn._linear_pointwise
+    pk = packs[layer]
+    w0, rest = pk.chunks[0], pk.chunks[1:]
+    if not rest:
+        if residual is not None:
+            return lin.binary(x, residual, w0, layer.bias, "add")
+        return (
+            lin(x, w0, layer.bias, "gelu", [], "none")
+            if gelu
+            else lin(x, w0, layer.bias, "none", [], "")
+        )
+    n = pk.width
+    if residual is None:
+        y = lin(x[..., :n], w0, layer.bias, "none", [], "")
+    else:
+        y = lin.binary(x[..., :n], residual, w0, layer.bias, "add")
+    for i, w in enumerate(rest, 1):
+        y = lin.binary(x[..., i * n : (i + 1) * n], y, w, None, "add")
+    return F.gelu(y) if gelu else y
+
+
+def _sdpa(qkv: Tensor, batch: int, length: int, heads: int) -> Tensor:
+    """``qkv`` [..., length, 3*half] (contiguous) -> self-attention output [batch, length, half]."""
+    q, k, v = qkv.view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    out = F.scaled_dot_product_attention(q, k, v)  # [batch, heads, length, head_dim]
+    return out.transpose(1, 2).reshape(batch, length, -1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -251,6 +377,25 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
+    def forward_inference(self, x: Tensor, packs: Packs) -> Tensor:
+        """``forward`` without autograd or dropout, in fewer ops; updates ``x`` in place."""
+        b, c, p, d = x.shape
+        a, n1, n2 = self.attn, self.norm1, self.norm2
+        half, heads = a.half, a.heads
+        h = F.layer_norm(x, (d,), n1.weight, n1.bias, n1.eps)
+        # spatial: sequences over channels, tokens in (sample, patch, channel) order
+        ys = _sdpa(_linear(h[..., :half].transpose(1, 2), a.qkv_s, packs), b * p, c, heads)
+        ys = _linear(ys, a.proj_s, packs).view(b, p, c, half).transpose(1, 2)
+        # temporal: sequences over patches, tokens in the residual stream's order
+        yt = _sdpa(_linear(h[..., half:], a.qkv_t, packs), b * c, p, heads)
+        yt = _linear(yt, a.proj_t, packs).view(b, c, p, half)
+        x[..., :half].add_(ys)
+        x[..., half:].add_(yt)
+        h = _linear(
+            F.layer_norm(x, (d,), n2.weight, n2.bias, n2.eps), self.mlp.fc1, packs, gelu=True
+        )
+        return _linear(h, self.mlp.fc2, packs, residual=x)
+
 
 # --------------------------------------------------------------------------------------------------
 # Model
@@ -310,6 +455,7 @@ class CBraMod(nn.Module):
             for _ in range(depth)
         )
         self.head: nn.Module = nn.Linear(embed_dim, out_dim) if out_dim else nn.Identity()
+        self.fast_inference = True
         self.apply(_init_weights)
 
     @classmethod
@@ -332,14 +478,25 @@ class CBraMod(nn.Module):
         """``x`` [B, C, P, patch_size] (``mask`` [B, C, P], true = masked) -> [B, C, P, D]."""
         self.check_input(x)
         x = self.patch_embed(x, mask)
+        if self._inference_path():
+            packs = _packed_weights(self) if _use_onednn(x) else None
+            for block in self.blocks:
+                x = block.forward_inference(x, packs)
+            return x
         for block in self.blocks:
             x = block(x)
         return x
+
+    def _inference_path(self) -> bool:
+        """The fast path: eval mode, no autograd (``inference_mode`` / ``no_grad``), not disabled."""
+        return self.fast_inference and not self.training and not torch.is_grad_enabled()
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Features [B, C, P, D] -> pooled embedding [B, D] (``pre_logits``) or head output."""
         if pre_logits:
             return x.mean(dim=(1, 2))
+        if isinstance(self.head, nn.Linear) and self._inference_path():
+            return _linear(x, self.head, _packed_weights(self) if _use_onednn(x) else None)
         return self.head(x)
 
     def forward_embedding(self, x: Tensor) -> Tensor:

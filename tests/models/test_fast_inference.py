@@ -1,0 +1,210 @@
+"""The encoder's inference path (oneDNN linears, SDPA, packed weights) against straightforward
+references: the official-layout reference in float64 (random weights, fresh random draws, odd
+shapes, batch > 1), the module path, the shipped checkpoints on a real recording, and the cases
+where the fast path must step aside (autograd, autocast) or follow weight updates."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from physio_live.models import CBraMod, load_checkpoint, to_official_state_dict
+
+# a small encoder whose MLP is wide enough to be summed in chunks (inner size 480 > 200)
+SMALL = {"embed_dim": 40, "depth": 2, "num_heads": 4, "mlp_dim": 480, "out_dim": 40}
+SMALL_REF = {"d_model": 40, "n_layer": 2, "nhead": 4, "dim_feedforward": 480, "out_dim": 40}
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
+
+
+def _fresh_seed() -> int:
+    """A new seed on every run (named in the failure message, so a failure can be replayed)."""
+    return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+
+
+def _pair(reference: SimpleNamespace, seed: int, small: bool) -> tuple[CBraMod, torch.nn.Module]:
+    """Our encoder and the float64 official-layout reference holding the same random weights."""
+    ref = reference.RefCBraMod(**(SMALL_REF if small else {}))
+    reference.randomize_(ref, seed=seed)
+    ours = CBraMod(**(SMALL if small else {})).eval()
+    ours.load_state_dict(_ours_from_official(ref.state_dict(), ours))
+    return ours, ref.double().eval()
+
+
+def _ours_from_official(sd: dict[str, torch.Tensor], model: CBraMod) -> dict[str, torch.Tensor]:
+    from physio_live.models import checkpoint_filter_fn
+
+    return checkpoint_filter_fn(sd, model)
+
+
+@pytest.mark.parametrize(
+    ("batch", "channels", "patches"),
+    [(1, 1, 1), (3, 2, 5), (2, 19, 4), (4, 7, 3), (1, 3, 30), (5, 1, 2)],
+)
+def test_fast_path_matches_float64_reference(
+    reference: SimpleNamespace, batch: int, channels: int, patches: int
+) -> None:
+    seed = _fresh_seed()
+    torch.manual_seed(seed)
+    ours, ref = _pair(reference, seed, small=True)
+    x = torch.randn(batch, channels, patches, 200)
+    with torch.inference_mode():
+        fast = ours(x)
+        want = ref(x.double())
+        ours.fast_inference = False
+        slow = ours(x)
+    assert fast.shape == want.shape
+    assert _rel(fast, want) < 1e-6, f"seed {seed}"
+    assert _rel(fast, slow) < 1e-6, f"seed {seed}"
+
+
+@pytest.mark.parametrize(("batch", "channels", "patches"), [(1, 19, 4), (3, 5, 7)])
+def test_full_size_fast_path_matches_float64_reference(
+    reference: SimpleNamespace, batch: int, channels: int, patches: int
+) -> None:
+    """Full size (12 x 200): the float32 fast path stays within 2e-6 (relative to the largest
+    output) of float64, as the official layout in float32 does (0.7-1.0e-6 in our draws)."""
+    seed = _fresh_seed()
+    torch.manual_seed(seed)
+    ours, ref = _pair(reference, seed, small=False)
+    x = torch.randn(batch, channels, patches, 200)
+    with torch.inference_mode():
+        fast = ours(x)
+        want = ref(x.double())
+        ref32 = copy.deepcopy(ref).float()(x)
+    assert _rel(fast, want) < 2e-6, f"seed {seed}"
+    assert _rel(ref32, want) < 2e-6, f"seed {seed}"
+
+
+def test_fast_path_with_mask_and_under_no_grad(reference: SimpleNamespace) -> None:
+    seed = _fresh_seed()
+    torch.manual_seed(seed)
+    ours, ref = _pair(reference, seed, small=True)
+    x = torch.randn(2, 6, 3, 200)
+    mask = torch.rand(2, 6, 3) < 0.5
+    with torch.no_grad():
+        fast = ours(x, mask)
+        want = ref(x.double(), mask)
+    assert _rel(fast, want) < 1e-6, f"seed {seed}"
+
+
+def test_fast_path_follows_weight_updates() -> None:
+    """Packed weights are rebuilt after an optimizer step and after load_state_dict."""
+    torch.manual_seed(0)
+    model = CBraMod(**SMALL)
+    x = torch.randn(2, 3, 4, 200)
+
+    def both() -> tuple[torch.Tensor, torch.Tensor]:
+        model.eval()
+        with torch.inference_mode():
+            fast = model(x)
+            model.fast_inference = False
+            slow = model(x)
+            model.fast_inference = True
+        return fast, slow
+
+    before, _ = both()
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(x).square().mean().backward()
+    opt.step()
+    fast, slow = both()
+    assert _rel(fast, before) > 1e-3  # the step changed the outputs ...
+    assert _rel(fast, slow) < 1e-6  # ... and the fast path saw it
+    other = CBraMod(**SMALL)
+    model.load_state_dict(other.state_dict())
+    fast, slow = both()
+    assert _rel(fast, slow) < 1e-6
+    with torch.inference_mode():
+        assert _rel(fast, other.eval()(x)) < 1e-6
+
+
+def test_autograd_and_autocast_use_the_module_ops() -> None:
+    torch.manual_seed(0)
+    model = CBraMod(**SMALL).eval()
+    x = torch.randn(2, 3, 4, 200, requires_grad=True)
+    model(x).square().mean().backward()  # eval with autograd: the module path, gradients flow
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with torch.inference_mode():
+        exact = model(x.detach())
+        with torch.autocast("cpu", torch.bfloat16):
+            approx = model(x.detach())
+    assert approx.dtype == torch.bfloat16  # the linears ran in bf16 (not silently in float32)
+    assert 0 < _rel(approx, exact) < 5e-2
+
+
+def test_copy_and_pickle_after_fast_inference() -> None:
+    torch.manual_seed(0)
+    model = CBraMod(**SMALL).eval()
+    x = torch.randn(1, 3, 4, 200)
+    with torch.inference_mode():
+        want = model(x)
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert set(clone.state_dict()) == set(model.state_dict())
+        with torch.inference_mode():
+            torch.testing.assert_close(clone(x), want, rtol=0, atol=0)
+
+
+def _eegmat_windows(data_dir: Path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` 4-s windows of a real eegmat recording at 200 Hz in model units (100 uV)."""
+    from scipy.signal import resample_poly
+
+    from physio_live.core import open_recording
+
+    rec = open_recording(data_dir / "eeg_ecg_eegmat" / "Subject00_1.edf")
+    out = {}
+    for s in rec.streams:
+        if s.info.role in ("eeg", "ecg"):
+            sig = resample_poly(s.data[: 500 * 4 * n].astype(np.float64), 2, 5, axis=0)
+            sig = (sig - sig.mean(axis=0)) / 100.0
+            win = sig.reshape(n, 4, 200, -1).transpose(0, 3, 1, 2)  # [n, C, 4 patches, 200]
+            out[s.info.role] = torch.from_numpy(np.ascontiguousarray(win, dtype=np.float32))
+    return out["eeg"], out["ecg"]
+
+
+def test_shipped_checkpoints_give_the_module_path_outputs(data_dir: Path) -> None:
+    """eegmat-fused (EEG + ECG encoders) and ecg-ludb on a real recording: fast == module path
+    within 1e-6 relative, at batch 1 and batch 3."""
+    eeg, ecg = _eegmat_windows(data_dir, 3)
+    fused = load_checkpoint("eegmat-fused").model
+    ecg_enc = load_checkpoint("ecg-ludb").model
+    cases = [
+        (fused.eeg_encoder, eeg),
+        (fused.ecg_encoder, ecg),
+        (ecg_enc, ecg),
+    ]
+    for enc, x in cases:
+        for batch in (x[:1], x):
+            with torch.inference_mode():
+                fast = enc.forward_features(batch)
+                enc.fast_inference = False
+                slow = enc.forward_features(batch)
+                enc.fast_inference = True
+            assert _rel(fast, slow) < 1e-6
+    with torch.inference_mode():
+        fast = fused(eeg, ecg)
+        for enc in (fused.eeg_encoder, fused.ecg_encoder):
+            enc.fast_inference = False
+        slow = fused(eeg, ecg)
+    assert _rel(fast, slow) < 1e-6
+
+
+def test_official_layout_round_trip_keeps_names() -> None:
+    """The fast path changes no parameter: the official state_dict round-trips unchanged."""
+    torch.manual_seed(0)
+    model = CBraMod().eval()
+    before = to_official_state_dict(model.state_dict())
+    with torch.inference_mode():
+        model(torch.randn(1, 2, 4, 200))
+    after = to_official_state_dict(model.state_dict())
+    assert list(before) == list(after)
+    assert all(torch.equal(before[k], after[k]) for k in before)
