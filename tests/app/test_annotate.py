@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from physio_live.app._session import Session
 from physio_live.core import config_from_dict, open_recording
 
@@ -24,6 +26,7 @@ class _BrokenDetector:
         return self.real.push_chunk(chunk)
 
 
+@pytest.mark.slow  # a 12-s replay through a real session: ~5 s on 2 cores
 def test_heart_monitor_error_reaches_the_session_log_and_estimates_go_on(data_dir):
     rec = open_recording(data_dir / "eeg_ecg_eegmat/Subject00_1.edf").select(0.0, 12.0)
     cfg = config_from_dict(
