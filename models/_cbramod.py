@@ -94,7 +94,7 @@ _onednn_ok: bool | None = None  # None: not probed yet
 
 
 def _onednn_linear_available() -> bool:
-    """Whether ``torch.ops.mkldnn._linear_pointwise`` (oneDNN inner product) runs here; probed once."""
+    """Whether oneDNN's inner product (``torch.ops.mkldnn._linear_pointwise``) runs here (once)."""
     global _onednn_ok
     if _onednn_ok is None:
         try:
@@ -129,19 +129,21 @@ def _use_onednn(x: Tensor) -> bool:
     )
 
 
-# oneDNN sums a dot product in one accumulator, so its float32 error grows with the inner size
-# (about twice MKL's at 800); linears wider than this are summed in chunks of at most this size,
-# which keeps the encoder's outputs as close to a float64 computation as the aten ops are.
-_CHUNK = 200
 _PACK_BATCH = 64  # row-count hint for oneDNN's blocked weight layout
+# oneDNN sums each dot product in one accumulator, so its float32 error grows with the inner size
+# (at 640-800 about twice MKL's, which the aten ops use): wider linears are summed in chunks of
+# at most this many inputs, which keeps the outputs as close to float64 as the aten path is.
+_CHUNK = 200
 
 
 class _Packed:
-    """A linear layer's weight in oneDNN's blocked layout, cut into chunks of inner size."""
+    """A linear layer's weight in oneDNN's blocked layout, cut into chunks of inputs, and which
+    weight it was made from."""
 
-    __slots__ = ("chunks", "width")
+    __slots__ = ("chunks", "ptr", "version", "width")
 
     def __init__(self, weight: Tensor) -> None:
+        self.ptr, self.version = weight.data_ptr(), weight._version
         w = weight.detach()
         k = w.shape[1]
         n = -(-k // _CHUNK)
@@ -154,46 +156,45 @@ class _Packed:
         ]
 
 
-# Packed weights per model, outside the module (no state_dict, deepcopy or pickle sees them);
-# rebuilt whenever a weight changes (optimizer step, load_state_dict, .to()).
-_PACKS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], dict[nn.Linear, _Packed]]]
+Packs = dict[nn.Linear, _Packed] | None
+"""oneDNN weights of a model's linears (``None``: the aten ops, e.g. on CUDA or under autocast)."""
+
+# Per model, outside the module (no state_dict, deepcopy or pickle sees them). A packed weight is
+# remade when its weight changes (in-place updates bump ``_version``: optimizer steps,
+# load_state_dict; ``.to()`` moves the data); ``train()`` / ``eval()`` drop them all, which also
+# catches updates made through ``.data``.
+_PACKS: weakref.WeakKeyDictionary[nn.Module, dict[nn.Linear, _Packed]]
 _PACKS = weakref.WeakKeyDictionary()
 
 
-def _packed_weights(model: nn.Module) -> dict[nn.Linear, _Packed]:
-    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    key = tuple(v for m in layers for v in (m.weight.data_ptr(), m.weight._version))
-    hit = _PACKS.get(model)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    packs = {m: _Packed(m.weight) for m in layers}
-    _PACKS[model] = (key, packs)
+def _packs_of(model: nn.Module) -> dict[nn.Linear, _Packed]:
+    packs = _PACKS.get(model)
+    if packs is None:
+        packs = _PACKS[model] = {}
     return packs
-
-
-Packs = dict[nn.Linear, _Packed] | None
-"""oneDNN weights (``None``: the aten ops, e.g. on CUDA or under autocast)."""
 
 
 def _linear(
     x: Tensor, layer: nn.Linear, packs: Packs, *, gelu: bool = False, residual: Tensor | None = None
 ) -> Tensor:
-    """``residual + gelu?(layer(x))`` (GELU exact, erf) in as few ops as the backend allows."""
+    """``layer(x)``, then exact (erf) GELU if ``gelu``, or plus ``residual``: one op with oneDNN."""
     if packs is None:
         y = F.linear(x, layer.weight, layer.bias)
-        y = F.gelu(y) if gelu else y
+        if gelu:
+            return F.gelu(y)
         return y if residual is None else y.add_(residual)
+    pk = packs.get(layer)
+    weight = layer.weight
+    if pk is None or pk.version != weight._version or pk.ptr != weight.data_ptr():
+        pk = packs[layer] = _Packed(weight)
     lin = torch.ops.mkldnn._linear_pointwise
-    pk = packs[layer]
     w0, rest = pk.chunks[0], pk.chunks[1:]
     if not rest:
+        if gelu:
+            return lin(x, w0, layer.bias, "gelu", [], "none")
         if residual is not None:
             return lin.binary(x, residual, w0, layer.bias, "add")
-        return (
-            lin(x, w0, layer.bias, "gelu", [], "none")
-            if gelu
-            else lin(x, w0, layer.bias, "none", [], "")
-        )
+        return lin(x, w0, layer.bias, "none", [], "")
     n = pk.width
     if residual is None:
         y = lin(x[..., :n], w0, layer.bias, "none", [], "")
@@ -458,6 +459,10 @@ class CBraMod(nn.Module):
         self.fast_inference = True
         self.apply(_init_weights)
 
+    def train(self, mode: bool = True) -> CBraMod:
+        _PACKS.pop(self, None)  # the inference path repacks its weights on next use
+        return super().train(mode)
+
     @classmethod
     def from_config(cls, config: CBraModConfig, **kwargs: object) -> CBraMod:
         return cls(**asdict(config), **kwargs)  # type: ignore[arg-type]
@@ -479,7 +484,7 @@ class CBraMod(nn.Module):
         self.check_input(x)
         x = self.patch_embed(x, mask)
         if self._inference_path():
-            packs = _packed_weights(self) if _use_onednn(x) else None
+            packs = _packs_of(self) if _use_onednn(x) else None
             for block in self.blocks:
                 x = block.forward_inference(x, packs)
             return x
@@ -488,7 +493,7 @@ class CBraMod(nn.Module):
         return x
 
     def _inference_path(self) -> bool:
-        """The fast path: eval mode, no autograd (``inference_mode`` / ``no_grad``), not disabled."""
+        """The fast path: eval mode, no autograd (``inference_mode``, ``no_grad``), not disabled."""
         return self.fast_inference and not self.training and not torch.is_grad_enabled()
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -496,7 +501,7 @@ class CBraMod(nn.Module):
         if pre_logits:
             return x.mean(dim=(1, 2))
         if isinstance(self.head, nn.Linear) and self._inference_path():
-            return _linear(x, self.head, _packed_weights(self) if _use_onednn(x) else None)
+            return _linear(x, self.head, _packs_of(self) if _use_onednn(x) else None)
         return self.head(x)
 
     def forward_embedding(self, x: Tensor) -> Tensor:
