@@ -134,6 +134,9 @@ _PACK_BATCH = 64  # row-count hint for oneDNN's blocked weight layout
 # (at 640-800 about twice MKL's, which the aten ops use): wider linears are summed in chunks of
 # at most this many inputs, which keeps the outputs as close to float64 as the aten path is.
 _CHUNK = 200
+# Below this many multiply-adds per oneDNN call its fixed cost (~13 us) outweighs its faster
+# kernels: small linears (few tokens, e.g. the 2-lead ECG encoder) use the aten op.
+_ONEDNN_MIN_MACS = 1_000_000
 
 
 class _Packed:
@@ -178,7 +181,8 @@ def _linear(
     x: Tensor, layer: nn.Linear, packs: Packs, *, gelu: bool = False, residual: Tensor | None = None
 ) -> Tensor:
     """``layer(x)``, then exact (erf) GELU if ``gelu``, or plus ``residual``: one op with oneDNN."""
-    if packs is None:
+    n_out, n_in = layer.weight.shape
+    if packs is None or x.numel() // n_in * min(n_in, _CHUNK) * n_out < _ONEDNN_MIN_MACS:
         y = F.linear(x, layer.weight, layer.bias)
         if gelu:
             return F.gelu(y)
@@ -279,6 +283,19 @@ class PatchEmbed(nn.Module):
         # [B, C, P, D] is the channels-last layout of [B, D, C, P]: the depthwise conv needs no copy
         pos = self.pos_conv(emb.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return emb + pos
+
+    def forward_inference(self, x: Tensor, mask: Tensor | None, packs: Packs) -> Tensor:
+        """``forward`` without autograd or dropout, in fewer ops."""
+        b, c, p, s = x.shape
+        if mask is not None:
+            x = torch.where(mask.bool().unsqueeze(-1), self.mask_token.to(x.dtype), x)
+        h = F.gelu(self.norm1(self.conv1(x.reshape(b, 1, c * p, s))))
+        h = F.gelu(self.norm2(self.conv2(h)))
+        h = F.gelu(self.norm3(self.conv3(h)))
+        h = h.permute(0, 2, 1, 3).reshape(b, c, p, self.embed_dim)
+        spec = torch.fft.rfft(x.float(), dim=-1, norm="forward").abs().to(h.dtype)
+        emb = _linear(spec, self.spectral, packs, residual=h)
+        return emb.add_(self.pos_conv(emb.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
 
 
 class CrissCrossAttention(nn.Module):
@@ -482,12 +499,13 @@ class CBraMod(nn.Module):
     def forward_features(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``x`` [B, C, P, patch_size] (``mask`` [B, C, P], true = masked) -> [B, C, P, D]."""
         self.check_input(x)
-        x = self.patch_embed(x, mask)
         if self._inference_path():
             packs = _packs_of(self) if _use_onednn(x) else None
+            x = self.patch_embed.forward_inference(x, mask, packs)
             for block in self.blocks:
                 x = block.forward_inference(x, packs)
             return x
+        x = self.patch_embed(x, mask)
         for block in self.blocks:
             x = block(x)
         return x

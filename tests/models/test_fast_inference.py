@@ -208,3 +208,21 @@ def test_official_layout_round_trip_keeps_names() -> None:
     after = to_official_state_dict(model.state_dict())
     assert list(before) == list(after)
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_aten_inference_path_matches_float64_reference(
+    reference: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where oneDNN is missing (other CPUs, CUDA) the inference path runs on the aten ops."""
+    import physio_live.models._cbramod as cbramod
+
+    monkeypatch.setattr(cbramod, "_onednn_ok", False)
+    seed = _fresh_seed()
+    torch.manual_seed(seed)
+    ours, ref = _pair(reference, seed, small=True)
+    x = torch.randn(3, 5, 4, 200)
+    with torch.inference_mode():
+        fast = ours(x)
+        want = ref(x.double())
+    assert cbramod._PACKS.get(ours) is None  # nothing was packed for oneDNN
+    assert _rel(fast, want) < 1e-6, f"seed {seed}"
