@@ -69,6 +69,7 @@ from ._metrics import (
     binary_metrics,
     macro_f1,
 )
+from ._score import RecordWindows, score, score_masks, scoring_windows
 from ._splits import Fold, kfold_splits, loso_splits, subject_cv_splits, subject_split
 
 __all__ = [
@@ -86,6 +87,7 @@ __all__ = [
     "OptimConfig",
     "PretrainConfig",
     "PretrainResult",
+    "RecordWindows",
     "RunConfig",
     "TrainError",
     "WindowSet",
@@ -130,6 +132,9 @@ __all__ = [
     "recording_windows",
     "run_evaluate",
     "run_finetune",
+    "score",
+    "score_masks",
+    "scoring_windows",
     "subject_cv_splits",
     "subject_split",
     "write_synthetic_dreamer",

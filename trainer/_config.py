@@ -206,9 +206,14 @@ class MaskingConfig:
     inter_prob: float = 0.5
     #: ``dual``: fraction of leads hidden in an inter-lead sample (at least 1, at most all but one)
     inter_ratio: float = 0.5
+    #: ``dual``: probability that an intra-lead sample hides the *same* patches in every lead
+    #: (time-aligned), so no other lead shows the hidden instants and the stretch must be rebuilt
+    #: from the rhythm and beat shape of the visible seconds; 0 is the paper's scheme. Scoring
+    #: (``physio-train score``, evaluation) always uses the paper's independent intra-lead masks.
+    intra_aligned: float = 0.0
 
     def validate(self, where: str) -> None:
-        for name in ("ratio", "inter_prob", "inter_ratio"):
+        for name in ("ratio", "inter_prob", "inter_ratio", "intra_aligned"):
             v = getattr(self, name)
             if not 0 <= v <= 1:
                 raise ConfigError(f"{where}.{name}: must be in [0, 1], got {v}")
@@ -264,7 +269,8 @@ class AugmentConfig:
 class ModelConfig:
     """The encoder: CBraMod architecture and its initialisation."""
 
-    #: ``random``, or a checkpoint to start from (ours ``.safetensors`` or an official ``.pth``)
+    #: ``random``, or a checkpoint to start from: ours (a ``.safetensors`` path or a shipped
+    #: name such as ``ecg-ludb``) or an official ``.pth``
     init: str = "random"
     embed_dim: int = 200
     depth: int = 12

@@ -45,6 +45,7 @@ from physio_live.models import (
     load_checkpoint,
     load_strict,
     read_state_dict,
+    resolve_checkpoint,
     save_checkpoint,
 )
 
@@ -140,8 +141,8 @@ def build_model(cfg: PretrainConfig) -> tuple[CBraMod, tuple[str, ...]]:
         except ValueError as exc:
             raise TrainError(f"model: {exc}") from None
         return model, ()
-    path = Path(m.init).expanduser()
     try:
+        path = resolve_checkpoint(m.init)  # a file, or a shipped name such as ``ecg-ludb``
         if path.suffix == ".safetensors":
             ck = load_checkpoint(path)
             if not isinstance(ck.model, CBraMod):
@@ -416,11 +417,12 @@ def evaluate(
     # sums[mode][what] = (squared error, count); mode 0 intra, 1 inter
     sums = torch.zeros(2, 3, 2, dtype=torch.float64)
     n = 0
+    masking = replace(cfg.masking, intra_aligned=0.0)  # the paper's masks, always
     for j in range(info.rank, n_batches, info.world):
         idx = val_idx[j * bs : (j + 1) * bs]
         x = torch.from_numpy(corpus.get(idx))
         g = torch.Generator().manual_seed(cfg.run.seed + 7919 * (j + 1))
-        mb = make_mask((x.shape[0], x.shape[1], x.shape[2]), cfg.masking, g)
+        mb = make_mask((x.shape[0], x.shape[1], x.shape[2]), masking, g)
         sums += masked_error_sums(model, x, mb, info.device, amp, dtype)
         n += len(idx)
     if info.distributed:

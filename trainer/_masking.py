@@ -18,6 +18,11 @@ whose text gives only the idea). Each sample of a batch draws one of two modes:
   ``m = clamp(round(ratio * P), 1, P - 1)`` of the ``P`` patches, chosen uniformly without
   replacement, are hidden; at least one patch per lead stays visible. The model must rebuild a
   stretch of a lead from its own context (rhythm, beat morphology) and the other leads.
+  With probability ``intra_aligned`` (0 by default, the paper's scheme) an intra-lead sample
+  hides the same ``m`` patches in every lead instead (one draw shared by its leads): the other
+  leads then show nothing of the hidden instants, so the stretch must come from the rhythm and
+  beat shape of the visible seconds, which is all a record with one or two weakly related leads
+  offers.
 
 The two modes never mix within one sample, so every reported number can be split by mode.
 
@@ -79,12 +84,17 @@ def dual_mask(
     ratio: float = 0.5,
     inter_prob: float = 0.5,
     inter_ratio: float = 0.5,
+    intra_aligned: float = 0.0,
     generator: torch.Generator,
 ) -> MaskBatch:
     """ECG dual masking (see the module docstring for the exact scheme)."""
     b, c, p = shape
     m = min(max(round(ratio * p), 1), max(p - 1, 1))
     intra = _k_of_n(b * c, p, m, generator).view(b, c, p)
+    if intra_aligned > 0:  # drawn only when asked, so the paper's masks stay seed-for-seed
+        aligned = torch.rand(b, generator=generator) < intra_aligned
+        shared = _k_of_n(b, p, m, generator)[:, None, :].expand(b, c, p)
+        intra = torch.where(aligned[:, None, None], shared, intra)
     coin = torch.rand(b, generator=generator) < inter_prob
     if c < 2:
         coin = torch.zeros(b, dtype=torch.bool)
@@ -105,6 +115,7 @@ def make_mask(
             ratio=cfg.ratio,
             inter_prob=cfg.inter_prob,
             inter_ratio=cfg.inter_ratio,
+            intra_aligned=cfg.intra_aligned,
             generator=generator,
         )
     return patch_mask(shape, cfg.ratio, generator)

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,24 @@ from physio_live.models import CBraMod, load_checkpoint, resolve_checkpoint
 from ._config import DataConfig, MaskingConfig, TrainError, recipe_from_dict
 from ._corpus import find_records, normalize_channel_name, preprocess_record, record_matches
 from ._loop import error_sums_to_mse, masked_error_sums
-from ._masking import make_mask
+from ._masking import MaskBatch, make_mask
 
-__all__ = ["ScoreConfig", "resolve_encoder", "score", "score_config"]
+__all__ = [
+    "RecordWindows",
+    "ScoreConfig",
+    "resolve_encoder",
+    "score",
+    "score_config",
+    "score_masks",
+    "scoring_windows",
+]
 
 KINDS = (("intra", "_intra"), ("inter", "_inter"), ("all", ""))
+
+
+def _recipe_masking() -> MaskingConfig:
+    """The masks scores are reported on: the paper's dual masking at the recipes' ratios."""
+    return MaskingConfig(kind="dual", ratio=0.5, inter_prob=0.5)
 
 
 @dataclass
@@ -52,9 +66,7 @@ class ScoreConfig:
     """What ``physio-train score`` reads and how it masks (any key: ``--set key=value``)."""
 
     data: DataConfig
-    masking: MaskingConfig = field(
-        default_factory=lambda: MaskingConfig(kind="dual", ratio=0.5, inter_prob=0.5)
-    )
+    masking: MaskingConfig = field(default_factory=_recipe_masking)
     #: records to score (names relative to data.root without extension, globs, ``{a..b}``
     #: ranges); empty: all
     records: list[str] = field(default_factory=list)
@@ -97,7 +109,9 @@ def score_config(encoder: CBraMod | Any, modality: Any, overrides: list[str]) ->
         "max_abs_uv": 20000.0 if ecg else None,
         "dtype": "float32",
     }
-    raw = apply_overrides({"data": data}, overrides)
+    # the recipe's masking spelled out, so that ``--set masking.ratio=...`` changes one key of it
+    masking = dataclasses.asdict(_recipe_masking())
+    raw = apply_overrides({"data": data, "masking": masking}, overrides)
     if not raw["data"].get("root"):
         raise ConfigError("score: give the folder to score with --set data.root=DIR")
     if not any(o.strip().startswith("data.kind=") for o in overrides):
@@ -130,9 +144,21 @@ def _leads(path: Path, cfg: DataConfig) -> list[str]:
     return [labels[i] for i in picked[: cfg.n_channels]]
 
 
-@torch.no_grad()
-def score(checkpoint: str | Path, overrides: list[str], *, log: Any = None) -> dict[str, Any]:
-    """Score an exported encoder on a folder; returns the result (see the module docstring)."""
+@dataclass(frozen=True)
+class RecordWindows:
+    """One record as scored: its leads (in model order) and its windows ``[N, C, P, S]`` in
+    model units."""
+
+    record: str
+    leads: list[str]
+    windows: np.ndarray
+
+
+def scoring_windows(
+    checkpoint: str | Path, overrides: list[str]
+) -> tuple[Path, Any, ScoreConfig, list[RecordWindows], list[dict[str, str]]]:
+    """What :func:`score` scores: ``(checkpoint path, loaded checkpoint, config, records,
+    skipped)``, every record of ``data.root`` read and preprocessed as for pretraining."""
     path = resolve_encoder(checkpoint)
     ck = load_checkpoint(path)
     model = ck.model
@@ -142,8 +168,6 @@ def score(checkpoint: str | Path, overrides: list[str], *, log: Any = None) -> d
             "encoder.safetensors written by physio-train pretrain), not a fused model"
         )
     cfg = score_config(model, ck.config, overrides)
-    device = torch.device(cfg.device)
-    model.to(device).eval()
     records = find_records(cfg.data)
     root = Path(cfg.data.root).expanduser()
     if cfg.records:
@@ -154,8 +178,8 @@ def score(checkpoint: str | Path, overrides: list[str], *, log: Any = None) -> d
         ]
         if not records:
             raise TrainError(f"score: no record under {root} matches records={cfg.records}")
-    sums = torch.zeros(2, 3, 2, dtype=torch.float64)
-    n_windows, used, skipped = 0, [], []
+    used: list[RecordWindows] = []
+    skipped: list[dict[str, str]] = []
     for rec in records:
         leads = _leads(rec, cfg.data)
         if not leads:
@@ -163,25 +187,52 @@ def score(checkpoint: str | Path, overrides: list[str], *, log: Any = None) -> d
             continue
         rcfg = dataclasses.replace(cfg.data, channels=leads, n_channels=len(leads))
         info = preprocess_record(rec, rcfg)
-        x_all = info["samples"]
-        if x_all is None:
+        if info["samples"] is None:
             skipped.append({"record": info["record"], "why": info["skipped"]})
             continue
-        used.append({"record": info["record"], "leads": info["channels"], "windows": len(x_all)})
-        n_windows += len(x_all)
-        for r in range(cfg.repeats):
-            for j in range(0, len(x_all), cfg.batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(x_all[j : j + cfg.batch_size]))
-                g = torch.Generator().manual_seed(
-                    (cfg.seed + r) * 1_000_003 + 7919 * (j // cfg.batch_size) + len(used)
-                )
-                mb = make_mask((x.shape[0], x.shape[1], x.shape[2]), cfg.masking, g)
-                sums += masked_error_sums(model, x, mb, device)
-        if log is not None:
-            log(f"score: {info['record']}: {len(x_all)} windows, leads {info['channels']}")
+        used.append(RecordWindows(info["record"], list(info["channels"]), info["samples"]))
     if not used:
         reasons = "; ".join(f"{s['record']}: {s['why']}" for s in skipped[:3])
         raise TrainError(f"score: no record under {root} could be scored ({reasons})")
+    return path, ck, cfg, used, skipped
+
+
+def score_masks(cfg: ScoreConfig, windows: np.ndarray, record_no: int) -> Iterator[MaskBatch]:
+    """The masks :func:`score` draws for one record's windows, batch by batch and repeat by
+    repeat (seeded by ``cfg.seed``, the repeat, the batch and the record's number from 1), so
+    any other predictor can be scored on the very same masks."""
+    shape = windows.shape
+    for r in range(cfg.repeats):
+        for j in range(0, shape[0], cfg.batch_size):
+            n = min(cfg.batch_size, shape[0] - j)
+            g = torch.Generator().manual_seed(
+                (cfg.seed + r) * 1_000_003 + 7919 * (j // cfg.batch_size) + record_no
+            )
+            yield make_mask((n, shape[1], shape[2]), cfg.masking, g)
+
+
+@torch.no_grad()
+def score(checkpoint: str | Path, overrides: list[str], *, log: Any = None) -> dict[str, Any]:
+    """Score an exported encoder on a folder; returns the result (see the module docstring)."""
+    path, ck, cfg, records, skipped = scoring_windows(checkpoint, overrides)
+    model = ck.model
+    device = torch.device(cfg.device)
+    model.to(device).eval()
+    root = Path(cfg.data.root).expanduser()
+    sums = torch.zeros(2, 3, 2, dtype=torch.float64)
+    n_windows = 0
+    used = []
+    for no, rec in enumerate(records, start=1):
+        x_all = rec.windows
+        used.append({"record": rec.record, "leads": rec.leads, "windows": len(x_all)})
+        n_windows += len(x_all)
+        masks = score_masks(cfg, x_all, no)
+        for _ in range(cfg.repeats):
+            for j in range(0, len(x_all), cfg.batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(x_all[j : j + cfg.batch_size]))
+                sums += masked_error_sums(model, x, next(masks), device)
+        if log is not None:
+            log(f"score: {rec.record}: {len(x_all)} windows, leads {rec.leads}")
     mse = error_sums_to_mse(sums)
     out: dict[str, Any] = {
         "checkpoint": str(path),

@@ -49,6 +49,26 @@ def test_mix_between_modes_and_single_lead():
     assert not dual_mask((100, 1, 5), inter_prob=1.0, generator=_g()).inter.any()
 
 
+def test_time_aligned_intra_masks_hide_the_same_patches_in_every_lead():
+    seed = int(torch.randint(0, 2**31, ()).item())  # fresh draw every run
+    shape = (2000, 3, 5)
+    mb = dual_mask(shape, inter_prob=0.3, intra_aligned=0.6, generator=_g(seed))
+    intra = mb.mask[~mb.inter]
+    assert (intra.sum(dim=2) == 2).all()  # still exactly m patches per lead
+    aligned = (intra == intra[:, :1]).all(dim=2).all(dim=1)
+    # aligned by chance when 3 leads draw the same 2 of 5: (1/10)^2 = 1 %
+    expect = 0.6 + 0.4 * 0.01
+    assert abs(aligned.float().mean().item() - expect) < 0.05, (seed, aligned.float().mean())
+    # inter-lead samples are untouched by the option
+    assert ((mb.mask[mb.inter].sum(dim=2) % 5) == 0).all()
+    # the paper's masks (option 0) do not consume extra random draws: seed for seed the same
+    paper = dual_mask(shape, inter_prob=0.3, generator=_g(seed))
+    via_cfg = make_mask(shape, MaskingConfig(kind="dual", inter_prob=0.3), _g(seed))
+    assert torch.equal(paper.mask, via_cfg.mask)
+    all_aligned = dual_mask(shape, inter_prob=0.0, intra_aligned=1.0, generator=_g(seed))
+    assert (all_aligned.mask == all_aligned.mask[:, :1]).all()
+
+
 def test_cbramod_patch_mask_ratio_and_determinism():
     mb = patch_mask((256, 19, 30), 0.5, _g(4))
     assert abs(mb.mask.float().mean().item() - 0.5) < 0.01

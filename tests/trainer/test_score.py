@@ -45,6 +45,25 @@ def test_score_prints_one_json_line(capsys, data_dir):
     assert res["all"]["masked_samples"] == total
 
 
+def test_score_masking_overrides_change_one_key_of_the_dual_masks(capsys, data_dir):
+    """``--set masking.inter_prob=0`` keeps dual masking (it once fell back to patch masking)."""
+    rc, out, _ = _run(
+        capsys,
+        "--checkpoint",
+        "ecg-ludb",
+        "--set",
+        f"data.root={data_dir / 'wfdb_ptbdb_s0010_re'}",
+        "--set",
+        "masking.inter_prob=0",
+        "--quiet",
+    )
+    assert rc == 0
+    res = json.loads(out)
+    assert res["inter"]["masked_samples"] == 0
+    # dual intra-lead masks hide exactly 2 of the 4 patches of each of the 12 leads
+    assert res["intra"]["masked_samples"] == res["samples"] * 12 * 2 * 200
+
+
 def test_score_one_lead_record_has_no_inter_lead_masks(capsys, data_dir):
     rc, out, _ = _run(
         capsys,
