@@ -13,7 +13,16 @@ block splits the normalised features in two halves: the first half attends acros
 
 This is an independent implementation (``scaled_dot_product_attention``, projections applied to
 views of the halves, no copy of the residual stream); :func:`checkpoint_filter_fn` maps the
-official state_dict onto it and :func:`to_official_state_dict` maps it back. Two facts of the
+official state_dict onto it and :func:`to_official_state_dict` maps it back.
+
+Inference (eval mode without autograd: ``torch.inference_mode()`` or ``no_grad``) takes a leaner
+path with the same parameters: on a CPU in float32 the linears run as oneDNN inner products on
+weights reordered once (kept outside the module, remade when a weight changes), with GELU and the
+residual adds fused into them; wide ones are summed in chunks of 200 inputs so that the outputs
+stay as close to a float64 computation as the aten ops' are; both attention branches use SDPA; the
+residual stream is updated in place. Elsewhere (CUDA, autocast, no oneDNN) the same path runs on
+the aten ops. Training, and any call that needs gradients, runs the modules as written.
+``CBraMod.fast_inference = False`` turns the leaner path off. Two facts of the
 official model worth knowing: the GroupNorms of the conv stack normalise each sample over *all*
 its patches (so a patch embedding depends on the other patches), and pretraining replaces masked
 patches by ``mask_token`` (zeros) before both the conv stack and the rFFT.
@@ -100,7 +109,8 @@ def _onednn_linear_available() -> bool:
         try:
             ok = torch.backends.mkldnn.is_available()
             if ok:
-                w, x = torch.ones(3, 2), torch.ones(1, 2)
+                w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(3, 2), _PACK_BATCH)
+                x = torch.ones(1, 2)
                 y = torch.ops.mkldnn._linear_pointwise(x, w, None, "gelu", [], "none")
                 z = torch.ops.mkldnn._linear_pointwise.binary(x, y, w, torch.zeros(3), "add")
                 ok = bool(torch.allclose(z, y + 2.0))
@@ -426,8 +436,9 @@ class CBraMod(nn.Module):
     ``forward_features`` gives per-patch features ``[B, C, P, D]``; ``forward_head(..., pre_logits=
     True)`` (or ``forward_embedding``) the mean-pooled embedding ``[B, D]`` used for fusion;
     ``forward`` is the official model's output: the reconstruction head applied to every patch.
-    ``fused_attn`` picks the attention kernel (``None``: automatic, see ``CrissCrossAttention``);
-    it is a runtime choice, not part of the architecture.
+    ``fused_attn`` picks the attention kernel of the module path (``None``: automatic, see
+    ``CrissCrossAttention``); the inference path always uses SDPA. Both are runtime choices, not
+    part of the architecture.
     """
 
     def __init__(
@@ -512,7 +523,8 @@ class CBraMod(nn.Module):
 
     def _inference_path(self) -> bool:
         """The fast path: eval mode, no autograd (``inference_mode``, ``no_grad``), not disabled."""
-        return self.fast_inference and not self.training and not torch.is_grad_enabled()
+        fast = getattr(self, "fast_inference", True)  # modules pickled before it existed
+        return fast and not self.training and not torch.is_grad_enabled()
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Features [B, C, P, D] -> pooled embedding [B, D] (``pre_logits``) or head output."""
