@@ -209,14 +209,15 @@ def _linear(
         if residual is not None:
             return lin.binary(x, residual, w0, layer.bias, "add")
         return lin(x, w0, layer.bias, "none", [], "")
+    # the chunks are summed first and the residual added once (as in one sum): adding each
+    # chunk to the (larger) residual would round at its scale every time
     n = pk.width
-    if residual is None:
-        y = lin(x[..., :n], w0, layer.bias, "none", [], "")
-    else:
-        y = lin.binary(x[..., :n], residual, w0, layer.bias, "add")
+    y = lin(x[..., :n], w0, layer.bias, "none", [], "")
     for i, w in enumerate(rest, 1):
         y = lin.binary(x[..., i * n : (i + 1) * n], y, w, None, "add")
-    return F.gelu(y) if gelu else y
+    if gelu:
+        return F.gelu(y)
+    return y if residual is None else y.add_(residual)
 
 
 def _sdpa(qkv: Tensor, batch: int, length: int, heads: int) -> Tensor:
