@@ -120,6 +120,12 @@ def _onednn_linear_available() -> bool:
     return _onednn_ok
 
 
+def _compiling() -> bool:
+    """Under ``torch.compile`` the module path is traced (the compiler fuses it itself)."""
+    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(is_compiling()) if is_compiling is not None else False
+
+
 def _autocast_on(device_type: str) -> bool:
     try:
         return torch.is_autocast_enabled(device_type)
@@ -525,7 +531,7 @@ class CBraMod(nn.Module):
     def _inference_path(self) -> bool:
         """The fast path: eval mode, no autograd (``inference_mode``, ``no_grad``), not disabled."""
         fast = getattr(self, "fast_inference", True)  # modules pickled before it existed
-        return fast and not self.training and not torch.is_grad_enabled()
+        return fast and not self.training and not torch.is_grad_enabled() and not _compiling()
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Features [B, C, P, D] -> pooled embedding [B, D] (``pre_logits``) or head output."""

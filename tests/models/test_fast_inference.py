@@ -126,6 +126,11 @@ def test_fast_path_follows_weight_updates() -> None:
     assert _rel(fast, slow) < 1e-6
     with torch.inference_mode():
         assert _rel(fast, other.eval()(x)) < 1e-6
+    # a change through .data bumps no version counter: eval() (here in both()) drops the packs
+    model.blocks[0].mlp.fc1.weight.data.mul_(0.5)
+    fast, slow = both()
+    assert _rel(fast, before) > 1e-3
+    assert _rel(fast, slow) < 1e-6
 
 
 def test_autograd_and_autocast_use_the_module_ops() -> None:
