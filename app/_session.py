@@ -319,6 +319,7 @@ class Session:
             self.annotator = WindowAnnotator(cfg, self.pipeline.streams)
             self.pipeline.on_aligner_input(self.annotator.push)
             self.pipeline.on_window(self._on_window)
+            self.pipeline.yield_to(self.worker.idle)  # acquisition waits while the model runs
             self.worker.on_estimate(self._on_estimate)
         except BaseException:
             self.close()

@@ -6,7 +6,9 @@ into one batch, runs the fused model under ``torch.inference_mode`` and emits on
 :class:`~physio_live.core.Estimate` per window. In ``live`` mode a full queue drops its oldest
 window (counted in ``dropped``) so acquisition never blocks; in ``replay`` mode ``submit`` waits
 for room and nothing is dropped. On CUDA the batch is staged in pinned host memory and copied with
-``non_blocking=True``; bf16 autocast is optional.
+``non_blocking=True``; bf16 autocast is optional. ``idle`` is clear while a forward pass runs: the
+live pipeline's readers and aligner wait on it (:meth:`~physio_live.core.Pipeline.yield_to`), so
+the model has the cores and the GIL to itself.
 """
 
 from __future__ import annotations
@@ -112,6 +114,9 @@ class InferenceWorker:
         self._busy = False
         self._inflight = 0  # windows popped from the queue and not yet emitted or failed
         self._pinned: dict[str, torch.Tensor] = {}
+        #: set except while a forward pass runs (acquisition threads yield to the model)
+        self.idle = threading.Event()
+        self.idle.set()
 
     def on_estimate(self, fn: Callable[[Estimate], None]) -> None:
         """Call ``fn`` with every Estimate (from the worker thread)."""
@@ -255,7 +260,11 @@ class InferenceWorker:
         t0 = time.perf_counter()
         run = [w for w, a in batch if not a.withhold]
         if run:
-            probs, e_miss, c_miss = self._predict(run)
+            self.idle.clear()
+            try:
+                probs, e_miss, c_miss = self._predict(run)
+            finally:
+                self.idle.set()
         targets = tuple(self.model.config.targets)
         nan = tuple(float("nan") for _ in targets)
         t_emit = self.clock()

@@ -213,6 +213,16 @@ class Aligner:
     def streams(self) -> list[StreamInfo]:
         return [g.info for g in self._grid.values()]
 
+    @property
+    def grid_keys(self) -> tuple[str, ...]:
+        """Keys of the EEG/ECG streams (the ones every window needs)."""
+        return tuple(self._grid)
+
+    @property
+    def next_window_end(self) -> float | None:
+        """End time (LSL clock) of the next window to cut; None until the first is placed."""
+        return None if self._next_end is None else self._next_end / self.rate
+
     def mark_gap(self, key: str, t_from: float, t_to: float) -> None:
         """Flag stream ``key``'s grid samples between ``t_from`` and ``t_to`` as a gap (a source
         found its timeline broken there, e.g. a device clock reset); unknown keys are ignored."""

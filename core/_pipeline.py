@@ -6,6 +6,14 @@ each sample exactly once), hands what it reads to the aligner-input listeners (a
 annotates windows) and to the aligner, and then the finished windows to window listeners. A
 source that fails keeps being retried; its error is kept in ``errors`` and the other streams go
 on.
+
+Per-chunk Python work stays off the model's way: the aligner thread steps when every EEG/ECG
+stream has reached the next window's end (or ``STEP_EVERY`` seconds after its last step, so the
+annotation stage and gaps stay current), not on every chunk; and given the inference worker's
+``idle`` event (:meth:`Pipeline.yield_to`), readers and aligner wait while a forward pass runs
+(at most ``max_wait`` each time; the samples wait in the source's own buffer), so the model has
+the cores and the GIL to itself. Neither changes a sample or a window: the aligner's output does
+not depend on how its input is chunked.
 """
 
 from __future__ import annotations
@@ -65,6 +73,9 @@ class StreamStats:
 class Pipeline:
     """Runs sources, buffers and the aligner in background threads."""
 
+    #: the aligner thread steps at least this often (s) even when no window is due
+    STEP_EVERY = 0.1
+
     def __init__(self, cfg: Config, sources: list[Source] | None = None):
         self.cfg = cfg
         #: what the aligner is built from: the config's, or what ``prepare`` was given
@@ -86,6 +97,8 @@ class Pipeline:
         self.windows_out = 0
         #: keys of streams whose source has ended by design (an array played to its end)
         self.finished: set[str] = set()
+        self._idle: threading.Event | None = None
+        self._max_wait = 0.1
 
     # -- wiring ------------------------------------------------------------------------------
     def on_chunk(self, fn: Callable[[Chunk], None]) -> None:
@@ -102,6 +115,18 @@ class Pipeline:
     def on_window(self, fn: Callable[[Window], None]) -> None:
         """Call ``fn`` with every Window (from the aligner thread)."""
         self._window_listeners.append(fn)
+
+    def yield_to(self, idle: threading.Event, max_wait: float = 0.1) -> None:
+        """Reader and aligner threads wait until ``idle`` is set (at most ``max_wait`` s each
+        time) before they read or step: the inference worker clears it while a forward pass
+        runs, so Python work of the acquisition side never takes the cores or the GIL from it."""
+        self._idle = idle
+        self._max_wait = max_wait
+
+    def _yield(self) -> None:
+        idle = self._idle
+        if idle is not None and not self._stop.is_set():
+            idle.wait(self._max_wait)
 
     @property
     def streams(self) -> list[StreamInfo]:
@@ -212,6 +237,7 @@ class Pipeline:
 
     def _read_loop(self, src: Source) -> None:
         while not self._stop.is_set():
+            self._yield()
             try:
                 chunks = src.read(timeout=0.05)
             except PhysioLiveError as exc:
@@ -264,11 +290,30 @@ class Pipeline:
         except Exception as exc:
             self._report(f"{getattr(fn, '__qualname__', fn)} failed: {type(exc).__name__}: {exc}")
 
+    def _window_due(self) -> bool:
+        """Every EEG/ECG stream has raw samples up to the next window's end (or none is placed
+        yet): a step now may cut a window."""
+        assert self.aligner is not None
+        end = self.aligner.next_window_end
+        if end is None:
+            return True
+        for key in self.aligner.grid_keys:
+            t = self.stats[key].last_time
+            if t is None or t * self.aligner.rate + 1e-9 < end * self.aligner.rate:
+                return False
+        return True
+
     def _align_loop(self) -> None:
+        last = 0.0
         while True:
             stopping = self._stop.is_set()
             self._wake.wait(0.05)
             self._wake.clear()
+            if not stopping:
+                if not self._window_due() and time.monotonic() - last < self.STEP_EVERY:
+                    continue
+                self._yield()
+            last = time.monotonic()
             try:
                 self.step()
             except Exception as exc:
