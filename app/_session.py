@@ -53,6 +53,10 @@ __all__ = ["STREAM_LOST_AFTER_S", "Session", "build_model"]
 #: a live regular stream with no chunk for this long is marked lost, seconds
 STREAM_LOST_AFTER_S = 2.0
 
+#: a replay at full speed feeds chunks of at least this many seconds of signal (per-chunk Python
+#: work is most of the acquisition side's cost; the aligner's windows do not depend on chunking)
+MAX_SPEED_CHUNK_S = 1.0
+
 #: old and new 10-20 names of the same positions
 _LABEL_ALIASES = {"t3": "t7", "t4": "t8", "t5": "p7", "t6": "p8"}
 #: labels that name no position: a stream without channel names
@@ -571,8 +575,11 @@ class Session:
         rec, pipe = self.replay, self.pipeline
         t_rec0 = rec.t_first
         wall0 = time.monotonic()
+        chunk_s = self.cfg.replay.chunk_seconds
+        if self.speed is None:  # nothing to pace: fewer, larger chunks (the same windows)
+            chunk_s = max(chunk_s, MAX_SPEED_CHUNK_S)
         try:
-            for chunk in rec.chunks(self.cfg.replay.chunk_seconds):
+            for chunk in rec.chunks(chunk_s):
                 if self._closing:
                     return
                 if self.speed is not None:

@@ -420,7 +420,7 @@ class ReplayConfig:
     #: stream names or channel labels -> role (eeg, ecg, markers, misc) where the file's own
     #: stream type / channel type / label prefix does not decide (or decides wrongly)
     roles: dict[str, str] = field(default_factory=dict)
-    #: seconds of signal per replayed Chunk
+    #: seconds of signal per replayed Chunk (at ``--speed max`` at least 1 s: same windows)
     chunk_seconds: float = 0.1
 
     def validate(self, where: str) -> None:
