@@ -197,28 +197,29 @@ def _linear(
     x: Tensor, layer: nn.Linear, packs: Packs, *, gelu: bool = False, residual: Tensor | None = None
 ) -> Tensor:
     """``layer(x)``, then exact (erf) GELU if ``gelu``, or plus ``residual``: one op with oneDNN."""
-    n_out, n_in = layer.weight.shape
+    params = layer._parameters  # (hot path: skips nn.Module.__getattr__)
+    weight, bias = params["weight"], params["bias"]
+    n_out, n_in = weight.shape
     if packs is None or x.numel() // n_in * min(n_in, _CHUNK) * n_out < _ONEDNN_MIN_MACS:
-        y = F.linear(x, layer.weight, layer.bias)
+        y = F.linear(x, weight, bias)
         if gelu:
             return F.gelu(y)
         return y if residual is None else y.add_(residual)
     pk = packs.get(layer)
-    weight = layer.weight
     if pk is None or pk.version != weight._version or pk.ptr != weight.data_ptr():
         pk = packs[layer] = _Packed(weight)
     lin = torch.ops.mkldnn._linear_pointwise
     w0, rest = pk.chunks[0], pk.chunks[1:]
     if not rest:
         if gelu:
-            return lin(x, w0, layer.bias, "gelu", [], "none")
+            return lin(x, w0, bias, "gelu", [], "none")
         if residual is not None:
-            return lin.binary(x, residual, w0, layer.bias, "add")
-        return lin(x, w0, layer.bias, "none", [], "")
+            return lin.binary(x, residual, w0, bias, "add")
+        return lin(x, w0, bias, "none", [], "")
     # the chunks are summed first and the residual added once (as in one sum): adding each
     # chunk to the (larger) residual would round at its scale every time
     n = pk.width
-    y = lin(x[..., :n], w0, layer.bias, "none", [], "")
+    y = lin(x[..., :n], w0, bias, "none", [], "")
     for i, w in enumerate(rest, 1):
         y = lin.binary(x[..., i * n : (i + 1) * n], y, w, None, "add")
     if gelu:
