@@ -22,10 +22,11 @@ residual adds fused into them; wide ones are summed in chunks of 200 inputs so t
 stay as close to a float64 computation as the aten ops' are; both attention branches use SDPA; the
 residual stream is updated in place. Elsewhere (CUDA, autocast, no oneDNN) the same path runs on
 the aten ops. Training, and any call that needs gradients, runs the modules as written.
-``CBraMod.fast_inference = False`` turns the leaner path off. Two facts of the
-official model worth knowing: the GroupNorms of the conv stack normalise each sample over *all*
-its patches (so a patch embedding depends on the other patches), and pretraining replaces masked
-patches by ``mask_token`` (zeros) before both the conv stack and the rFFT.
+``CBraMod.fast_inference = False`` turns the leaner path off.
+
+Two facts of the official model worth knowing: the GroupNorms of the conv stack normalise each
+sample over *all* its patches (so a patch embedding depends on the other patches), and pretraining
+replaces masked patches by ``mask_token`` (zeros) before both the conv stack and the rFFT.
 """
 
 from __future__ import annotations
