@@ -9,7 +9,7 @@ wall time and figures.
     python benchmarks/run_all.py                     # encoder, latency, replay, ingest (~25 min)
     python benchmarks/run_all.py --quick             # the same, short (a smoke test, ~3 min)
     python benchmarks/run_all.py --only encoder --quick --out /tmp/encoder.json
-    python benchmarks/run_all.py --with soak,finetune
+    python benchmarks/run_all.py --with encoder_accuracy,soak,finetune
 
 Default output: ``benchmarks/results/latest.json``. Exit status 1 when a benchmark failed (the
 others still run and are written). Prints a one-line summary per benchmark.
@@ -52,6 +52,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
              ["--threads", "{threads}", "--minutes", "1"]),
     "finetune": (["--threads", "{threads}"],
                  ["--threads", "{threads}", "--steps", "1", "--embed", "16"]),
+    "encoder_accuracy": (["--draws", "8"], ["--draws", "1", "--windows", "1"]),
     "readouts": ([], ["--repeats", "1"]),
     "dashboard": ([], ["--seconds", "5", "--warmup", "3", "--model", "tiny"]),
     "pretrain": ([], ["--steps", "5"]),
