@@ -5,7 +5,10 @@ end to end with continuous timestamps. It is replayed through the same Session a
 ``physio-live --replay --speed max``: buffers, aligner (causal filters, 200 Hz, 4-s windows at a
 1-s hop), inference worker with the default CBraMod-size fused model. Reported: seconds taken and
 x real-time, for the default ``max_batch`` (1, bit-identical to live), a batched run, and a batched
-run with bf16 autocast (CPUs with AVX512-BF16/AMX).
+run with bf16 autocast (CPUs with AVX512-BF16/AMX). Where the time goes: ``parts`` times the two
+halves alone on the same hour, the acquisition side (chunks -> buffers -> aligner -> annotation
+stage, what the replay thread does; no model) and the model alone (forward passes of the batched
+size on the same number of windows); each gives the x real-time it would reach by itself.
 
     python benchmarks/replay.py                  # one hour
     python benchmarks/replay.py --minutes 10 --threads 2
@@ -83,6 +86,60 @@ def run(minutes: float, max_batch: int, bf16: bool = False) -> dict:
     }
 
 
+def parts(minutes: float, max_batch: int) -> dict:
+    """The replay's two halves alone: acquisition (no model) and the model (no acquisition)."""
+    from dataclasses import replace
+
+    from physio_live.app._annotate import WindowAnnotator
+    from physio_live.app._session import MAX_SPEED_CHUNK_S, build_model, model_aligner_config
+    from physio_live.core import Pipeline, config_from_dict
+
+    rec = hour_recording(minutes)
+    cfg = config_from_dict(
+        {
+            "sources": [{"kind": "lsl", "role": "eeg", "name": "unused"}],
+            "aligner": {"window": 4.0, "hop": 1.0},
+            "model": {"device": "cpu"},
+        }
+    )
+    labels = {m: tuple(c for i in rec.infos if i.role == m for c in i.channel_labels)
+              for m in ("eeg", "ecg")}  # fmt: skip
+    model = build_model(cfg, labels["eeg"], labels["ecg"]).eval()
+    cfg = replace(cfg, aligner=model_aligner_config(cfg, model))
+    pipe = Pipeline(cfg, sources=[])
+    pipe.prepare(rec.infos, aligner=cfg.aligner)
+    stage = WindowAnnotator(cfg, pipe.streams)  # what the session wires, without the worker
+    pipe.on_aligner_input(stage.push)
+    windows = []
+    pipe.on_window(lambda w: windows.append((w, stage.annotate(w))))
+    t0 = time.perf_counter()
+    for chunk in rec.chunks(max(cfg.replay.chunk_seconds, MAX_SPEED_CHUNK_S)):
+        pipe.ingest(chunk)
+        pipe.step()
+    acq = time.perf_counter() - t0
+    w0 = windows[0][0]
+    eeg = torch.from_numpy(np.stack([w0.eeg] * max_batch)).view(max_batch, w0.eeg.shape[0], 4, -1)
+    ecg = torch.from_numpy(np.stack([w0.ecg] * max_batch)).view(max_batch, w0.ecg.shape[0], 4, -1)
+    n_batches = -(-len(windows) // max_batch)
+    with torch.inference_mode():
+        model.predict(eeg, ecg)  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(n_batches):
+            model.predict(eeg, ecg)
+        fwd = time.perf_counter() - t0
+    signal_s = rec.t_last - rec.t_first
+    return {
+        "windows": len(windows),
+        "acquisition_s": round(acq, 2),
+        "acquisition_ms_per_window": round(1000 * acq / len(windows), 2),
+        "acquisition_x_realtime": round(signal_s / acq, 1),
+        "model_batch": max_batch,
+        "model_s": round(fwd, 2),
+        "model_ms_per_window": round(1000 * fwd / (n_batches * max_batch), 2),
+        "model_x_realtime": round(signal_s / fwd, 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0)
@@ -94,6 +151,7 @@ def main() -> None:
     if args.batched:
         runs.append(run(args.minutes, args.batched))
         runs.append(run(args.minutes, args.batched, bf16=True))
+    halves = parts(args.minutes, args.batched or 1)
     print(
         json.dumps(
             {
@@ -103,6 +161,7 @@ def main() -> None:
                 "window_s": 4.0,
                 "hop_s": 1.0,
                 "runs": runs,
+                "parts": halves,
             }
         )
     )
@@ -113,6 +172,12 @@ def main() -> None:
             f"{r['max_batch']:9d} {r['signal_s']:9.0f} {r['seconds']:8.1f} "
             f"{r['x_realtime']:12.1f} {r['windows']:8d}"
         )
+    h = halves
+    print(
+        f"alone: acquisition {h['acquisition_ms_per_window']:.2f} ms/window "
+        f"({h['acquisition_x_realtime']:.0f}x), model at batch {h['model_batch']} "
+        f"{h['model_ms_per_window']:.2f} ms/window ({h['model_x_realtime']:.0f}x)"
+    )
 
 
 if __name__ == "__main__":
