@@ -19,8 +19,9 @@ Inference (eval mode without autograd: ``torch.inference_mode()`` or ``no_grad``
 path with the same parameters: on a CPU in float32 the linears run as oneDNN inner products on
 weights reordered once (kept outside the module, remade when a weight changes), with GELU and the
 residual adds fused into them; wide ones are summed in chunks of 200 inputs so that the outputs
-stay as close to a float64 computation as the aten ops' are; both attention branches use SDPA; the
-residual stream is updated in place. Elsewhere (CUDA, autocast, no oneDNN) the same path runs on
+stay as close to a float64 computation as the aten ops' are; attention is SDPA (on a CPU with
+several threads: matmul + softmax + matmul, which spread better); the residual stream is updated
+in place. Elsewhere (CUDA, autocast, no oneDNN) the same path runs on
 the aten ops. Training, and any call that needs gradients, runs the modules as written.
 ``CBraMod.fast_inference = False`` turns the leaner path off.
 
@@ -231,7 +232,14 @@ def _linear(
 def _sdpa(qkv: Tensor, batch: int, length: int, heads: int) -> Tensor:
     """``qkv`` [..., length, 3*half] (contiguous) -> self-attention output [batch, length, half]."""
     q, k, v = qkv.view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-    out = F.scaled_dot_product_attention(q, k, v)  # [batch, heads, length, head_dim]
+    if q.device.type == "cpu" and torch.get_num_threads() > 1:
+        # With several threads the CPU SDPA kernel's per-sequence overhead dominates these short
+        # sequences (4-32 tokens); matmul + softmax + matmul spread better over the threads
+        # (2 threads, 12 x 200: batch 32 x 19 x 4 97 vs 125 ms, batch 1 6.9 vs 7.4 ms).
+        attn = torch.matmul(q, k.transpose(-2, -1)).mul_(q.shape[-1] ** -0.5).softmax(dim=-1)
+        out = torch.matmul(attn, v)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v)  # [batch, heads, length, head_dim]
     return out.transpose(1, 2).reshape(batch, length, -1)
 
 
@@ -446,8 +454,8 @@ class CBraMod(nn.Module):
     True)`` (or ``forward_embedding``) the mean-pooled embedding ``[B, D]`` used for fusion;
     ``forward`` is the official model's output: the reconstruction head applied to every patch.
     ``fused_attn`` picks the attention kernel of the module path (``None``: automatic, see
-    ``CrissCrossAttention``); the inference path always uses SDPA. Both are runtime choices, not
-    part of the architecture.
+    ``CrissCrossAttention``); the inference path picks its own (see ``_sdpa``). Both are runtime
+    choices, not part of the architecture.
     """
 
     def __init__(

@@ -231,3 +231,24 @@ def test_aten_inference_path_matches_float64_reference(
         want = ref(x.double())
     assert cbramod._PACKS.get(ours) is None  # nothing was packed for oneDNN
     assert _rel(fast, want) < 1e-6, f"seed {seed}"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_both_attention_kernels_match_float64_reference(
+    reference: SimpleNamespace, threads: int
+) -> None:
+    """One CPU thread: SDPA; several: matmul + softmax + matmul. Both agree with float64."""
+    before = torch.get_num_threads()
+    seed = _fresh_seed()
+    torch.manual_seed(seed)
+    ours, ref = _pair(reference, seed, small=True)
+    x = torch.randn(3, 6, 5, 200)
+    try:
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            fast = ours(x)
+    finally:
+        torch.set_num_threads(before)
+    with torch.inference_mode():
+        want = ref(x.double())
+    assert _rel(fast, want) < 1e-6, f"seed {seed}"
