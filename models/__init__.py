@@ -10,17 +10,7 @@
 
 from __future__ import annotations
 
-from ._cbramod import (
-    CBraMod,
-    CBraModConfig,
-    cbramod_base,
-    cbramod_ecg,
-    checkpoint_filter_fn,
-    config_from_official,
-    load_strict,
-    num_params,
-    to_official_state_dict,
-)
+from ._cbramod import CBraMod, CBraModConfig, num_params
 from ._checkpoint import (
     Checkpoint,
     checkpoint_summary,
@@ -53,6 +43,14 @@ from ._hub import (
     locate_official_cbramod,
     pull_cbramod,
     resolve_hub_file,
+)
+from ._official import (
+    cbramod_base,
+    cbramod_ecg,
+    checkpoint_filter_fn,
+    config_from_official,
+    load_strict,
+    to_official_state_dict,
 )
 
 __all__ = [

@@ -12,8 +12,9 @@ block splits the normalised features in two halves: the first half attends acros
 (pre-norm, GELU MLP).
 
 This is an independent implementation (``scaled_dot_product_attention``, projections applied to
-views of the halves, no copy of the residual stream); :func:`checkpoint_filter_fn` maps the
-official state_dict onto it and :func:`to_official_state_dict` maps it back.
+views of the halves, no copy of the residual stream); ``checkpoint_filter_fn`` in
+:mod:`._official` maps the official state_dict onto it and ``to_official_state_dict`` maps it
+back.
 
 Inference (eval mode without autograd: ``torch.inference_mode()`` or ``no_grad``) takes a leaner
 path with the same parameters: on a CPU in float32 the linears run as oneDNN inner products on
@@ -22,7 +23,8 @@ residual adds fused into them; wide ones are summed in chunks of 200 inputs so t
 stay as close to a float64 computation as the aten ops' are; attention is SDPA (on a CPU with
 several threads: matmul + softmax + matmul, which spread better); the residual stream is updated
 in place. Elsewhere (CUDA, autocast, no oneDNN) the same path runs on
-the aten ops. Training, and any call that needs gradients, runs the modules as written.
+the aten ops (the kernels live in :mod:`._kernels`). Training, and any call that needs
+gradients, runs the modules as written.
 ``CBraMod.fast_inference = False`` turns the leaner path off.
 
 Two facts of the official model worth knowing: the GroupNorms of the conv stack normalise each
@@ -32,26 +34,17 @@ replaces masked patches by ``mask_token`` (zeros) before both the conv stack and
 
 from __future__ import annotations
 
-import re
-import weakref
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._errors import CheckpointError, ModelInputError
+from ._kernels import _PACKS, Packs, _compiling, _linear, _packs_of, _sdpa, _use_onednn
 
-__all__ = [
-    "CBraMod",
-    "CBraModConfig",
-    "cbramod_base",
-    "cbramod_ecg",
-    "checkpoint_filter_fn",
-    "to_official_state_dict",
-]
+__all__ = ["CBraMod", "CBraModConfig", "num_params"]
 
 # Geometry of the first conv of the official patch embedding (time axis of one patch).
 _CONV1_KERNEL, _CONV1_STRIDE, _CONV1_PADDING = 49, 25, 24
@@ -95,152 +88,6 @@ class CBraModConfig:
 
 def _conv_steps(patch_size: int) -> int:
     return (patch_size + 2 * _CONV1_PADDING - _CONV1_KERNEL) // _CONV1_STRIDE + 1
-
-
-# --------------------------------------------------------------------------------------------------
-# Inference kernels (no autograd): oneDNN linears with fused GELU / residual add on CPU float32
-# --------------------------------------------------------------------------------------------------
-
-_onednn_ok: bool | None = None  # None: not probed yet
-
-
-def _onednn_linear_available() -> bool:
-    """Whether oneDNN's inner product (``torch.ops.mkldnn._linear_pointwise``) runs here (once)."""
-    global _onednn_ok
-    if _onednn_ok is None:
-        try:
-            ok = torch.backends.mkldnn.is_available()
-            if ok:
-                w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(3, 2), _PACK_BATCH)
-                x = torch.ones(1, 2)
-                y = torch.ops.mkldnn._linear_pointwise(x, w, None, "gelu", [], "none")
-                z = torch.ops.mkldnn._linear_pointwise.binary(x, y, w, torch.zeros(3), "add")
-                ok = bool(torch.allclose(z, y + 2.0))
-        except Exception:  # an op missing from this build or refused by this CPU
-            ok = False
-        _onednn_ok = ok
-    return _onednn_ok
-
-
-def _compiling() -> bool:
-    """Under ``torch.compile`` the module path is traced (the compiler fuses it itself)."""
-    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
-    return bool(is_compiling()) if is_compiling is not None else False
-
-
-def _autocast_on(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4
-        if device_type == "cpu":
-            return torch.is_autocast_cpu_enabled()
-        return torch.is_autocast_enabled()
-
-
-def _use_onednn(x: Tensor) -> bool:
-    """oneDNN linears for float32 on the CPU outside autocast (autocast needs the aten ops)."""
-    return (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and not _autocast_on("cpu")
-        and _onednn_linear_available()
-    )
-
-
-_PACK_BATCH = 64  # row-count hint for oneDNN's blocked weight layout
-# oneDNN sums each dot product in one accumulator, so its float32 error grows with the inner size
-# (at 640-800 about twice MKL's, which the aten ops use): wider linears are summed in chunks of
-# at most this many inputs, which keeps the outputs as close to float64 as the aten path is.
-_CHUNK = 200
-# Below this many multiply-adds per oneDNN call its fixed cost (~13 us) outweighs its faster
-# kernels: small linears (few tokens, e.g. the 2-lead ECG encoder) use the aten op.
-_ONEDNN_MIN_MACS = 1_000_000
-
-
-class _Packed:
-    """A linear layer's weight in oneDNN's blocked layout, cut into chunks of inputs, and which
-    weight it was made from."""
-
-    __slots__ = ("chunks", "ptr", "version", "width")
-
-    def __init__(self, weight: Tensor) -> None:
-        self.ptr, self.version = weight.data_ptr(), weight._version
-        w = weight.detach()
-        k = w.shape[1]
-        n = -(-k // _CHUNK)
-        self.width = -(-k // n)
-        self.chunks = [
-            torch.ops.mkldnn._reorder_linear_weight(
-                w[:, i : i + self.width].contiguous(), _PACK_BATCH
-            )
-            for i in range(0, k, self.width)
-        ]
-
-
-Packs = dict[nn.Linear, _Packed] | None
-"""oneDNN weights of a model's linears (``None``: the aten ops, e.g. on CUDA or under autocast)."""
-
-# Per model, outside the module (no state_dict, deepcopy or pickle sees them). A packed weight is
-# remade when its weight changes (in-place updates bump ``_version``: optimizer steps,
-# load_state_dict; ``.to()`` moves the data); ``train()`` / ``eval()`` drop them all, which also
-# catches updates made through ``.data``.
-_PACKS: weakref.WeakKeyDictionary[nn.Module, dict[nn.Linear, _Packed]]
-_PACKS = weakref.WeakKeyDictionary()
-
-
-def _packs_of(model: nn.Module) -> dict[nn.Linear, _Packed]:
-    packs = _PACKS.get(model)
-    if packs is None:
-        packs = _PACKS[model] = {}
-    return packs
-
-
-def _linear(
-    x: Tensor, layer: nn.Linear, packs: Packs, *, gelu: bool = False, residual: Tensor | None = None
-) -> Tensor:
-    """``layer(x)``, then exact (erf) GELU if ``gelu``, or plus ``residual``: one op with oneDNN."""
-    params = layer._parameters  # (hot path: skips nn.Module.__getattr__)
-    weight, bias = params["weight"], params["bias"]
-    n_out, n_in = weight.shape
-    if packs is None or x.numel() // n_in * min(n_in, _CHUNK) * n_out < _ONEDNN_MIN_MACS:
-        y = F.linear(x, weight, bias)
-        if gelu:
-            return F.gelu(y)
-        return y if residual is None else y.add_(residual)
-    pk = packs.get(layer)
-    if pk is None or pk.version != weight._version or pk.ptr != weight.data_ptr():
-        pk = packs[layer] = _Packed(weight)
-    lin = torch.ops.mkldnn._linear_pointwise
-    w0, rest = pk.chunks[0], pk.chunks[1:]
-    if not rest:
-        if gelu:
-            return lin(x, w0, bias, "gelu", [], "none")
-        if residual is not None:
-            return lin.binary(x, residual, w0, bias, "add")
-        return lin(x, w0, bias, "none", [], "")
-    # the chunks are summed first and the residual added once (as in one sum): adding each
-    # chunk to the (larger) residual would round at its scale every time
-    n = pk.width
-    y = lin(x[..., :n], w0, bias, "none", [], "")
-    for i, w in enumerate(rest, 1):
-        y = lin.binary(x[..., i * n : (i + 1) * n], y, w, None, "add")
-    if gelu:
-        return F.gelu(y)
-    return y if residual is None else y.add_(residual)
-
-
-def _sdpa(qkv: Tensor, batch: int, length: int, heads: int) -> Tensor:
-    """``qkv`` [..., length, 3*half] (contiguous) -> self-attention output [batch, length, half]."""
-    q, k, v = qkv.view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-    if q.device.type == "cpu" and torch.get_num_threads() > 1:
-        # With several threads the CPU SDPA kernel's per-sequence overhead dominates these short
-        # sequences (4-32 tokens); matmul + softmax + matmul spread better over the threads
-        # (2 threads, 12 x 200: batch 32 x 19 x 4 97 vs 125 ms, batch 1 6.9 vs 7.4 ms).
-        attn = torch.matmul(q, k.transpose(-2, -1)).mul_(q.shape[-1] ** -0.5).softmax(dim=-1)
-        out = torch.matmul(attn, v)
-    else:
-        out = F.scaled_dot_product_attention(q, k, v)  # [batch, heads, length, head_dim]
-    return out.transpose(1, 2).reshape(batch, length, -1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -563,223 +410,6 @@ def _init_weights(m: nn.Module) -> None:
     # The official init: Kaiming-normal (fan_out) on Linear weights, PyTorch defaults elsewhere.
     if isinstance(m, nn.Linear):
         nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-
-# --------------------------------------------------------------------------------------------------
-# Official checkpoint <-> this layout
-# --------------------------------------------------------------------------------------------------
-
-_OFFICIAL_MARKER = "patch_embedding.proj_in.0.weight"
-_OURS_MARKER = "patch_embed.conv1.weight"
-
-# (official name, our name) for the fixed part; the per-layer part is handled by _LAYER_NAMES.
-_FIXED_NAMES: tuple[tuple[str, str], ...] = (
-    ("patch_embedding.proj_in.0", "patch_embed.conv1"),
-    ("patch_embedding.proj_in.1", "patch_embed.norm1"),
-    ("patch_embedding.proj_in.3", "patch_embed.conv2"),
-    ("patch_embedding.proj_in.4", "patch_embed.norm2"),
-    ("patch_embedding.proj_in.6", "patch_embed.conv3"),
-    ("patch_embedding.proj_in.7", "patch_embed.norm3"),
-    ("patch_embedding.spectral_proj.0", "patch_embed.spectral"),
-    ("patch_embedding.positional_encoding.0", "patch_embed.pos_conv"),
-    ("patch_embedding.mask_encoding", "patch_embed.mask_token"),
-    ("proj_out.0", "head"),
-)
-_LAYER_NAMES: tuple[tuple[str, str], ...] = (
-    ("self_attn_s.in_proj_weight", "attn.qkv_s.weight"),
-    ("self_attn_s.in_proj_bias", "attn.qkv_s.bias"),
-    ("self_attn_s.out_proj", "attn.proj_s"),
-    ("self_attn_t.in_proj_weight", "attn.qkv_t.weight"),
-    ("self_attn_t.in_proj_bias", "attn.qkv_t.bias"),
-    ("self_attn_t.out_proj", "attn.proj_t"),
-    ("linear1", "mlp.fc1"),
-    ("linear2", "mlp.fc2"),
-    ("norm1", "norm1"),
-    ("norm2", "norm2"),
-)
-_OFFICIAL_LAYER = re.compile(r"^encoder\.layers\.(\d+)\.(.+)$")
-_OUR_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
-
-
-def _rename(name: str, table: tuple[tuple[str, str], ...], src: int) -> str | None:
-    dst = 1 - src
-    for pair in table:
-        prefix = pair[src]
-        if name == prefix or name.startswith(prefix + "."):
-            return pair[dst] + name[len(prefix) :]
-    return None
-
-
-def _official_to_ours(name: str) -> str | None:
-    m = _OFFICIAL_LAYER.match(name)
-    if m:
-        rest = _rename(m.group(2), _LAYER_NAMES, 0)
-        return None if rest is None else f"blocks.{m.group(1)}.{rest}"
-    return _rename(name, _FIXED_NAMES, 0)
-
-
-def _ours_to_official(name: str) -> str | None:
-    m = _OUR_BLOCK.match(name)
-    if m:
-        rest = _rename(m.group(2), _LAYER_NAMES, 1)
-        return None if rest is None else f"encoder.layers.{m.group(1)}.{rest}"
-    return _rename(name, _FIXED_NAMES, 1)
-
-
-def _strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    if state_dict and all(k.startswith(prefix) for k in state_dict):
-        return {k[len(prefix) :]: v for k, v in state_dict.items()}
-    return dict(state_dict)
-
-
-def checkpoint_filter_fn(
-    state_dict: Mapping[str, Tensor], model: CBraMod | None = None
-) -> dict[str, Tensor]:
-    """Map a state_dict in the official layout (or ours) onto this module's names.
-
-    Accepts the plain official state_dict, one saved from ``nn.DataParallel`` (``module.`` prefix),
-    or one already in our layout. Keys it does not know are kept as they are, so that
-    ``load_state_dict`` names them as unexpected. When ``model`` has no reconstruction head the
-    official ``proj_out`` weights are dropped, as the official fine-tuning does.
-    """
-    sd = _strip_prefix(state_dict, "module.")
-    if _OFFICIAL_MARKER in sd:
-        out = {}
-        for k, v in sd.items():
-            new = _official_to_ours(k)
-            out[new if new is not None else k] = v
-    elif _OURS_MARKER in sd:
-        out = dict(sd)
-    else:
-        some = ", ".join(sorted(sd)[:4]) or "no keys at all"
-        raise CheckpointError(
-            f"this is not a CBraMod state_dict (it has {len(sd)} keys, e.g. {some}; expected "
-            f"'{_OFFICIAL_MARKER}'): use the official pretrained_weights.pth from "
-            f"huggingface.co/weighting666/CBraMod or a checkpoint saved by physio-live"
-        )
-    if model is not None and isinstance(model.head, nn.Identity):
-        out = {k: v for k, v in out.items() if not (k == "head" or k.startswith("head."))}
-    return out
-
-
-def to_official_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Map one of our CBraMod state_dicts onto the official names (the inverse of the filter)."""
-    out = {}
-    for k, v in state_dict.items():
-        new = _ours_to_official(k)
-        if new is None:
-            raise CheckpointError(
-                f"'{k}' has no counterpart in the official CBraMod layout: only a bare CBraMod "
-                f"encoder can be exported to the official format"
-            )
-        out[new] = v
-    return out
-
-
-def config_from_official(state_dict: Mapping[str, Tensor], num_heads: int = 8) -> CBraModConfig:
-    """Read the architecture off an official state_dict (the head count is not stored in it)."""
-    sd = checkpoint_filter_fn(state_dict)
-    try:
-        depth = 1 + max(int(m.group(1)) for k in sd if (m := _OUR_BLOCK.match(k)))
-        embed_dim = sd["patch_embed.spectral.weight"].shape[0]
-        patch_size = sd["patch_embed.mask_token"].shape[0]
-        mlp_dim = sd["blocks.0.mlp.fc1.weight"].shape[0]
-        pos_kernel = tuple(sd["patch_embed.pos_conv.weight"].shape[-2:])
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(
-            f"this CBraMod state_dict lacks {e}: the file is incomplete or from another model; "
-            f"download pretrained_weights.pth again"
-        ) from e
-    head = sd.get("head.weight")
-    return CBraModConfig(
-        patch_size=patch_size,
-        embed_dim=embed_dim,
-        depth=depth,
-        num_heads=num_heads,
-        mlp_dim=mlp_dim,
-        pos_kernel=pos_kernel,  # type: ignore[arg-type]
-        out_dim=None if head is None else head.shape[0],
-    )
-
-
-def load_cbramod_state_dict(model: CBraMod, state_dict: Mapping[str, Tensor]) -> None:
-    """Load an official-layout or our-layout state_dict into ``model``, strictly.
-
-    Raises :class:`CheckpointError` naming the missing, unexpected and mis-shaped keys.
-    """
-    sd = checkpoint_filter_fn(state_dict, model)
-    load_strict(model, sd, what="CBraMod checkpoint")
-
-
-def load_strict(model: nn.Module, state_dict: Mapping[str, Tensor], *, what: str) -> None:
-    """``load_state_dict(strict=True)`` with one clear error that names the offending keys."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    shapes = sorted(
-        f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state_dict and state_dict[k].shape != v.shape
-    )
-    problems = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
-        if items:
-            more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
-            problems.append(f"{label}: {', '.join(items[:5])}{more}")
-    if problems:
-        raise CheckpointError(
-            f"the {what} does not fit this model ({'; '.join(problems)}): it was saved for another "
-            f"architecture; use the matching config or the right checkpoint file"
-        )
-    model.load_state_dict(state_dict, strict=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# Constructors
-# --------------------------------------------------------------------------------------------------
-
-
-def cbramod_base(
-    *,
-    state_dict: Mapping[str, Tensor] | None = None,
-    head: bool = True,
-    drop_rate: float = 0.1,
-    **kwargs: object,
-) -> CBraMod:
-    """The official CBraMod (12 x 200, 8 heads, ~4.9 M parameters).
-
-    ``state_dict``: official or our layout (e.g. from :func:`load_official_cbramod`); ``head=False``
-    drops the reconstruction head, for use as a feature extractor.
-    """
-    model = CBraMod(drop_rate=drop_rate, **kwargs)  # type: ignore[arg-type]
-    if not head:
-        model.reset_head()
-    if state_dict is not None:
-        load_cbramod_state_dict(model, state_dict)
-    return model
-
-
-def cbramod_ecg(
-    *,
-    init: Literal["random", "eeg"] = "random",
-    eeg_state_dict: Mapping[str, Tensor] | None = None,
-    head: bool = False,
-    **kwargs: object,
-) -> CBraMod:
-    """The ECG encoder: the same architecture as the EEG one, its own weights, any lead count.
-
-    ``init="eeg"`` starts from an EEG encoder's weights (official or our layout); nothing in the
-    architecture depends on the number of leads, so 1, 2 or 12 leads all work.
-    """
-    if init not in ("random", "eeg"):
-        raise ValueError(f"init must be 'random' or 'eeg', got {init!r}")
-    if init == "eeg" and eeg_state_dict is None:
-        raise ValueError("init='eeg' needs eeg_state_dict (e.g. the official CBraMod weights)")
-    return cbramod_base(
-        state_dict=eeg_state_dict if init == "eeg" else None,
-        head=head,
-        **kwargs,
-    )
 
 
 def num_params(model: nn.Module, trainable_only: bool = False) -> int:

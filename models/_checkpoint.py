@@ -28,9 +28,10 @@ import safetensors.torch
 import torch
 from torch import Tensor, nn
 
-from ._cbramod import CBraMod, config_from_official, load_strict
+from ._cbramod import CBraMod
 from ._errors import CheckpointError
 from ._fused import FusedEmotionConfig, FusedEmotionModel, ModalityConfig, Provenance
+from ._official import config_from_official, load_strict
 
 __all__ = [
     "Checkpoint",

@@ -11,10 +11,11 @@ import os
 import re
 from pathlib import Path
 
-from ._cbramod import CBraMod, checkpoint_filter_fn, load_strict
+from ._cbramod import CBraMod
 from ._checkpoint import PathLike, _one_line, read_state_dict, save_checkpoint
 from ._errors import CheckpointError
 from ._fused import ModalityConfig, Provenance
+from ._official import checkpoint_filter_fn, load_strict
 
 __all__ = [
     "CBRAMOD_HUB_FILENAME",

@@ -219,9 +219,9 @@ def test_aten_inference_path_matches_float64_reference(
     reference: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where oneDNN is missing (other CPUs, CUDA) the inference path runs on the aten ops."""
-    import physio_live.models._cbramod as cbramod
+    import physio_live.models._kernels as kernels
 
-    monkeypatch.setattr(cbramod, "_onednn_ok", False)
+    monkeypatch.setattr(kernels, "_onednn_ok", False)
     seed = _fresh_seed()
     torch.manual_seed(seed)
     ours, ref = _pair(reference, seed, small=True)
@@ -229,7 +229,7 @@ def test_aten_inference_path_matches_float64_reference(
     with torch.inference_mode():
         fast = ours(x)
         want = ref(x.double())
-    assert cbramod._PACKS.get(ours) is None  # nothing was packed for oneDNN
+    assert kernels._PACKS.get(ours) is None  # nothing was packed for oneDNN
     assert _rel(fast, want) < 1e-6, f"seed {seed}"
 
 
