@@ -142,7 +142,9 @@ class PatchEmbed(nn.Module):
         # The official model keeps its all-zero mask token as a frozen parameter; here a buffer.
         self.register_buffer("mask_token", torch.zeros(patch_size))
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def _conv_and_spectrum(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The conv stack's features ``[B, C, P, D]`` and each patch's |rFFT| / S (bins
+        0..S/2), after hidden patches were replaced by the mask token."""
         b, c, p, s = x.shape
         if mask is not None:
             x = torch.where(mask.bool().unsqueeze(-1), self.mask_token.to(x.dtype), x)
@@ -151,8 +153,11 @@ class PatchEmbed(nn.Module):
         h = F.gelu(self.norm2(self.conv2(h)))
         h = F.gelu(self.norm3(self.conv3(h)))
         h = h.permute(0, 2, 1, 3).reshape(b, c, p, self.embed_dim)
-        # spectral: |rFFT| / S of each patch (bins 0..S/2)
         spec = torch.fft.rfft(x.float(), dim=-1, norm="forward").abs().to(h.dtype)
+        return h, spec
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        h, spec = self._conv_and_spectrum(x, mask)
         emb = self.spectral_drop(self.spectral(spec)) + h
         # [B, C, P, D] is the channels-last layout of [B, D, C, P]: the depthwise conv needs no copy
         pos = self.pos_conv(emb.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
@@ -160,14 +165,7 @@ class PatchEmbed(nn.Module):
 
     def forward_inference(self, x: Tensor, mask: Tensor | None, packs: Packs) -> Tensor:
         """``forward`` without autograd or dropout, in fewer ops."""
-        b, c, p, s = x.shape
-        if mask is not None:
-            x = torch.where(mask.bool().unsqueeze(-1), self.mask_token.to(x.dtype), x)
-        h = F.gelu(self.norm1(self.conv1(x.reshape(b, 1, c * p, s))))
-        h = F.gelu(self.norm2(self.conv2(h)))
-        h = F.gelu(self.norm3(self.conv3(h)))
-        h = h.permute(0, 2, 1, 3).reshape(b, c, p, self.embed_dim)
-        spec = torch.fft.rfft(x.float(), dim=-1, norm="forward").abs().to(h.dtype)
+        h, spec = self._conv_and_spectrum(x, mask)
         emb = _linear(spec, self.spectral, packs, residual=h)
         return emb.add_(self.pos_conv(emb.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
 
