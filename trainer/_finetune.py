@@ -35,7 +35,6 @@ exactly as trained and its provenance notes holding the full preprocessing.
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import json
 import math
@@ -79,7 +78,15 @@ from ._finetune_config import (
     finetune_config_from_dict,
     load_finetune_config,
 )
-from ._metrics import METRIC_NAMES, accuracy, auroc, binary_metrics, macro_f1, nanmean
+from ._metrics import accuracy, auroc, binary_metrics, macro_f1, nanmean
+from ._results import (
+    METRICS,
+    aggregate,
+    fold_rows,
+    write_json,
+    write_predictions,
+    write_tables,
+)
 from ._schedule import pick_train_device, warmup_cosine_lr
 from ._splits import (
     Fold,
@@ -393,103 +400,6 @@ def _predict(
 # Results
 # --------------------------------------------------------------------------------------------------
 
-_METRICS = ("balanced_accuracy", "auc_pr", "auroc", "accuracy", "f1")
-_METRIC_NAMES = METRIC_NAMES
-
-
-def _fold_rows(
-    protocol: str,
-    fold: str,
-    modality: str,
-    ws: WindowSet,
-    test: np.ndarray,
-    prob: np.ndarray,
-    seed: int | str = "",
-    val_auroc: float = math.nan,
-) -> list[dict[str, Any]]:
-    rows = []
-    for j, target in enumerate(ws.targets):
-        y = ws.labels[test, j]
-        m = binary_metrics(y, prob[:, j])
-        rows.append(
-            {
-                "protocol": protocol,
-                "fold": fold,
-                "seed": seed,
-                "modality": modality,
-                "target": target,
-                "n_test": len(test),
-                "pos_rate": round(float(y.mean()), 4) if len(y) else math.nan,
-                **m,
-                "val_auroc": val_auroc,
-            }
-        )
-    return rows
-
-
-def _aggregate(rows: list[dict[str, Any]], targets: Sequence[str]) -> list[dict[str, Any]]:
-    """Mean and std per (protocol, modality, target), plus the mean over targets.
-
-    Within a fold, seeds are averaged first; a protocol with one fold (``split``) then reports
-    mean +/- std over its seeds, the others over their folds.
-    """
-    out = []
-    keys = dict.fromkeys((r["protocol"], r["modality"]) for r in rows)
-    for proto, mod in keys:
-        sel = [r for r in rows if r["protocol"] == proto and r["modality"] == mod]
-        folds = list(dict.fromkeys(r["fold"] for r in sel))
-        over_seeds = len(folds) == 1 and any(r["seed"] != "" for r in sel)
-        for target in [*targets, "mean"]:
-            rs = sel if target == "mean" else [r for r in sel if r["target"] == target]
-            units: dict[Any, list[dict[str, Any]]] = {}
-            for r in rs:  # one unit per seed (split) or per fold (others)
-                units.setdefault(r["seed"] if over_seeds else r["fold"], []).append(r)
-            per = [{k: nanmean([r[k] for r in u]) for k in _METRICS} for u in units.values()]
-            row: dict[str, Any] = {"protocol": proto, "modality": mod, "target": target}
-            for k in _METRICS:
-                v = np.array([p[k] for p in per], np.float64)
-                ok = v[np.isfinite(v)]
-                row[f"{k}_mean"] = float(ok.mean()) if len(ok) else math.nan
-                row[f"{k}_std"] = float(ok.std()) if len(ok) else math.nan
-            row["folds"] = len(folds)
-            row["n"] = len(per)
-            row["over"] = "seeds" if over_seeds else "folds"
-            out.append(row)
-    return out
-
-
-def _fmt(m: float, s: float) -> str:
-    return "n/a" if not math.isfinite(m) else f"{m:.3f} ± {s:.3f}"
-
-
-def _write_tables(out: Path, folds: list[dict[str, Any]], agg: list[dict[str, Any]]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("folds.csv", folds), ("results.csv", agg)):
-        with (out / name).open("w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()})
-    names = [_METRIC_NAMES[k] for k in _METRICS]
-    lines = [
-        f"| protocol | modality | target | {' | '.join(names)} | folds | mean ± std over |",
-        "|---|---|---|" + "---|" * len(names) + "---|---|",
-    ]
-    for r in agg:
-        cells = [_fmt(r[f"{k}_mean"], r[f"{k}_std"]) for k in _METRICS]
-        lines.append(
-            f"| {r['protocol']} | {r['modality']} | {r['target']} | {' | '.join(cells)} "
-            f"| {r['folds']} | {r['n']} {r['over']} |"
-        )
-    (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
-
-
 # --------------------------------------------------------------------------------------------------
 # Entry points
 # --------------------------------------------------------------------------------------------------
@@ -580,12 +490,12 @@ def run_finetune(
         y_tr = ws.labels[fold.train]
         maj = (y_tr.mean(0) > 0.5).astype(np.float64)
         prob = np.tile(np.where(maj > 0, 0.75, 0.25), (len(fold.test), 1))
-        rows += _fold_rows(fold.protocol, fold.name, "majority", ws, fold.test, prob)
+        rows += fold_rows(fold.protocol, fold.name, "majority", ws, fold.test, prob)
         if cfg.eval.baselines:
             from ._baselines import baseline_predictions
 
             for name, (p, vauc) in baseline_predictions(ws, fold).items():
-                rows += _fold_rows(fold.protocol, fold.name, name, ws, fold.test, p, "", vauc)
+                rows += fold_rows(fold.protocol, fold.name, name, ws, fold.test, p, "", vauc)
         stats = data.standardize(fold.train) if probe else {}
         n_seeds = cfg.eval.seeds if fold.protocol == "split" else cfg.eval.cv_seeds
         for mod in mods:
@@ -595,7 +505,7 @@ def run_finetune(
                 model = factory.make(seed, fresh=not probe)
                 _, vauc, step = _train(model, data, fold.train, mod, cfg, seed, fold.val)
                 p = _predict(model, data, fold.test, mod, probe, cfg.train.eval_batch_size)
-                rows += _fold_rows(fold.protocol, fold.name, mod, ws, fold.test, p, seed, vauc)
+                rows += fold_rows(fold.protocol, fold.name, mod, ws, fold.test, p, seed, vauc)
                 last = rows[-len(ws.targets) :]
                 txt = " ".join(
                     f"{r['target'][:5]} bacc {r['balanced_accuracy']:.3f} auroc {r['auroc']:.3f}"
@@ -610,17 +520,17 @@ def run_finetune(
                     and mod == "fused"
                     and (chosen is None or vauc > chosen.val_auroc)
                 ):
-                    metrics = {k2: nanmean([r[k2] for r in last]) for k2 in _METRICS}
+                    metrics = {k2: nanmean([r[k2] for r in last]) for k2 in METRICS}
                     chosen = _Chosen(vauc, seed, model, metrics, fold, p, step, stats)
-    agg = _aggregate(rows, ws.targets)
-    _write_tables(out, rows, agg)
+    agg = aggregate(rows, ws.targets)
+    write_tables(out, rows, agg)
     ckpt = None
     if cfg.eval.final_model:
         if chosen is not None:
             model = chosen.model
             if probe:
                 _fold_standardization(model, chosen.stats)
-            _write_predictions(out / "test_predictions.csv", ws, chosen.fold.test, chosen.prob)
+            write_predictions(out / "test_predictions.csv", ws, chosen.fold.test, chosen.prob)
         else:
             final_mod: Modality = "fused" if "fused" in mods else mods[0]
             model = factory.make(cfg.run.seed)
@@ -637,7 +547,7 @@ def run_finetune(
             tmp.write_bytes(ckpt.read_bytes())
             tmp.replace(dest)
             say(f"finetune: exported to {dest}")
-    _write_json(
+    write_json(
         out / "summary.json",
         {
             "config": dataclasses.asdict(cfg),
@@ -651,20 +561,6 @@ def run_finetune(
         },
     )
     return out
-
-
-def _write_predictions(path: Path, ws: WindowSet, idx: np.ndarray, prob: np.ndarray) -> None:
-    """Per test window: recording, window end (s on the recording clock), truth, probability."""
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["recording", "subject", "t_end", *ws.targets, *(f"p_{t}" for t in ws.targets)])
-        for i, row in enumerate(idx):
-            rec = ws.recordings[ws.recording[row]] if ws.recording is not None else ""
-            t_end = f"{ws.t_end[row]:.3f}" if ws.t_end is not None else ""
-            w.writerow(
-                [Path(rec).name, ws.subjects[ws.subject[row]], t_end,
-                 *ws.labels[row].tolist(), *(f"{v:.6f}" for v in prob[i])]
-            )  # fmt: skip
 
 
 def _command(cfg: FinetuneConfig) -> str:
@@ -775,14 +671,14 @@ def run_evaluate(cfg: FinetuneConfig, *, log: Callable[[str], None] | None = Non
     everything = np.arange(len(ws))
     for mod in mods:
         p = _predict(model, data, everything, mod, False, cfg.train.eval_batch_size)
-        rows += _fold_rows("all", "all", mod, ws, everything, p)
+        rows += fold_rows("all", "all", mod, ws, everything, p)
         for s, name in enumerate(ws.subjects):
             sel = np.flatnonzero(ws.subject == s)
-            rows += _fold_rows("per-subject", name, mod, ws, sel, p[sel])
+            rows += fold_rows("per-subject", name, mod, ws, sel, p[sel])
         say(f"evaluate: {mod} done")
-    agg = _aggregate(rows, ws.targets)
-    _write_tables(out, rows, agg)
-    _write_json(
+    agg = aggregate(rows, ws.targets)
+    write_tables(out, rows, agg)
+    write_json(
         out / "summary.json",
         {
             "checkpoint": str(ck.path),
