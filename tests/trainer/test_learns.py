@@ -13,10 +13,11 @@ masks (zeros; interp: straight lines across a hidden stretch / the mean of the v
 
 Not asserted because it does not hold (measured with ``physio-train score``, see the README):
 MIT-BIH 100 inter-lead (the interp baseline, a copy of the other lead, wins: its MLII and V5
-look alike), and the Challenge 2015 record v102s (leads II and V at 250 Hz, an alarm record with
-an unusual waveform): only ~2 % below zeros for both mask kinds. One-lead input (e.g. MLII
-alone) is no better than zeros: the encoder rebuilds a stretch of a lead from the other leads
-at the same instants, not from the lead's own beats.
+look alike), and the Challenge 2015 record v102s (leads II and V at 250 Hz, r = 0.19): only
+~3 % below zeros for both mask kinds. One-lead input (e.g. MLII alone) is no better than zeros:
+the encoder rebuilds a stretch of a lead from the other leads at the same instants, not from the
+lead's own beats (time-aligned masks: no better than zeros; a rhythm copy of the lead alone is
+51 % below zeros on v102s: ``benchmarks/rhythm_copy.py``, README "ECG encoder on real patients").
 
 A fast training test checks that the loop learns at all (the loss falls on a small LUDB slice).
 """
