@@ -10,13 +10,13 @@ import torch
 
 from physio_live.core import ConfigError
 from physio_live.trainer import BatchPlan, Corpus, build_cache
-from physio_live.trainer._config import AugmentConfig
-from physio_live.trainer._loop import (
+from physio_live.trainer._batches import (
     _augment,
     _next_samples,
     _time_augment,
     record_weights,
 )
+from physio_live.trainer._config import AugmentConfig
 
 
 def _x(b: int = 6, c: int = 2, p: int = 4, s: int = 200) -> torch.Tensor:

@@ -112,7 +112,8 @@ def test_lead_subset_batches_keep_ordered_subsets_and_masks_fit(data_dir, tmp_pa
     """``augment.lead_subset``: some batches keep 1..C-1 leads (in order); their masks have that
     many leads; a one-lead batch is masked intra-lead only; draws are a function of the step."""
     from physio_live.trainer import Corpus, build_cache, pretrain_config_from_dict
-    from physio_live.trainer._loop import BatchPlan, DistInfo, _batches, _lead_subset
+    from physio_live.trainer._batches import BatchPlan, _lead_subset, batches
+    from physio_live.trainer._loop import DistInfo
 
     subsets = [_lead_subset(12, 0.5, 0, s, 0, DistInfo()) for s in range(400)]
     kept = [s for s in subsets if s is not None]
@@ -142,7 +143,7 @@ def test_lead_subset_batches_keep_ordered_subsets_and_masks_fit(data_dir, tmp_pa
     plan = BatchPlan(np.arange(len(corpus)), 8, 1, 1, 0)
     full = torch.from_numpy(corpus.get(plan.indices(0, 0, 0)))
     seen = set()
-    for step, _, x, mb in _batches(corpus, plan, cfg, DistInfo(), 0, 30):
+    for step, _, x, mb in batches(corpus, plan, cfg, DistInfo(), 0, 30):
         c = x.shape[1]
         seen.add(c)
         assert mb.mask.shape == (8, c, 4)
