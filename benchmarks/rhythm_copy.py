@@ -67,22 +67,19 @@ def main() -> int:
         x_all = rec.windows.astype(np.float64)
         n, c, _, s = x_all.shape
         n_windows += n
-        masks = score_masks(cfg, x_all, no)
-        for _ in range(cfg.repeats):
-            for j in range(0, n, cfg.batch_size):
-                mb = next(masks)
-                mask, inter = mb.mask.numpy(), mb.inter.numpy()
-                for i in range(mask.shape[0]):
-                    if inter[i]:
-                        continue
-                    for ch in range(c):
-                        lead = x_all[j + i, ch].reshape(-1)
-                        vis = ~np.repeat(mask[i, ch], s)
-                        hid = ~vis
-                        pred = rhythm_copy(lead, vis, rate)
-                        se_zero += float((lead[hid] ** 2).sum())
-                        se_copy += float(((lead[hid] - pred[hid]) ** 2).sum())
-                        count += float(hid.sum())
+        for j, mb in score_masks(cfg, x_all, no):
+            mask, inter = mb.mask.numpy(), mb.inter.numpy()
+            for i in range(mask.shape[0]):
+                if inter[i]:
+                    continue
+                for ch in range(c):
+                    lead = x_all[j + i, ch].reshape(-1)
+                    vis = ~np.repeat(mask[i, ch], s)
+                    hid = ~vis
+                    pred = rhythm_copy(lead, vis, rate)
+                    se_zero += float((lead[hid] ** 2).sum())
+                    se_copy += float(((lead[hid] - pred[hid]) ** 2).sum())
+                    count += float(hid.sum())
     zeros, copy = se_zero / count, se_copy / count
     out = {
         "benchmark": "rhythm_copy",

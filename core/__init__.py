@@ -46,7 +46,7 @@ from ._heart import HeartRateTracker, HeartReadout, RPeakConfig, StreamingRPeakD
 from ._lsl import LSLSource
 from ._pipeline import Pipeline, StreamStats, make_source
 from ._recorder import Recorder, RecorderStatus
-from ._recordings import RecordedStream, Recording, open_recording
+from ._recordings import RecordedStream, Recording, file_sha256, open_recording
 from ._resample import GridSamples, resample_to_grid
 from ._ringbuffer import RingBuffer
 from ._signal_quality import QualityReport, QualityThresholds, assess_window_quality
@@ -109,6 +109,7 @@ __all__ = [
     "build_dataclass",
     "config_from_dict",
     "design_sos",
+    "file_sha256",
     "frontal_alpha_asymmetry",
     "load_config",
     "make_source",

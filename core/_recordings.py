@@ -23,6 +23,7 @@ Supported inputs:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import heapq
 import logging
 import os
@@ -38,7 +39,7 @@ import numpy as np
 from ._errors import SourceError
 from ._types import Chunk, StreamInfo
 
-__all__ = ["RecordedStream", "Recording", "open_recording"]
+__all__ = ["RecordedStream", "Recording", "file_sha256", "open_recording"]
 
 #: WFDB / EDF lead names that are ECG (lower case); anything containing "ecg"/"ekg" is too.
 _ECG_LEADS = {
@@ -615,3 +616,13 @@ def open_recording(path: str | Path, roles: dict[str, str] | None = None) -> Rec
         )
     rec.streams = [s for s in rec.streams if len(s.timestamps) > 0 or s.info.role == "markers"]
     return rec
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1-MiB blocks: the provenance of recordings,
+    corpora and checkpoints."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -6,10 +6,11 @@ unpickling (``torch.load(weights_only=True)``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
+
+from physio_live.core import file_sha256
 
 from ._cbramod import CBraMod
 from ._checkpoint import PathLike, _one_line, read_state_dict, save_checkpoint
@@ -164,14 +165,6 @@ def load_official_cbramod(path: PathLike, *, head: bool = True) -> CBraMod:
     return model.eval()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def pull_cbramod(
     out: PathLike,
     *,
@@ -190,6 +183,6 @@ def pull_cbramod(
     provenance = Provenance(
         trained=True,
         source="official CBraMod pretrained weights (Wang et al., ICLR 2025), converted",
-        parents=(f"{_origin(path, CBRAMOD_HUB_REPO)} sha256:{_sha256(path)}",),
+        parents=(f"{_origin(path, CBRAMOD_HUB_REPO)} sha256:{file_sha256(path)}",),
     )
     return save_checkpoint(out, model, provenance=provenance, modality=modality)

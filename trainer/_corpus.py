@@ -53,6 +53,7 @@ from physio_live.core import (
     SourceError,
     StreamingFilter,
     design_sos,
+    file_sha256,
     open_recording,
     resample_to_grid,
     unit_scale_uv,
@@ -200,14 +201,6 @@ def _source_files(path: Path) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _pick_channels(labels: list[str], cfg: DataConfig) -> list[int] | None:
     norm = [normalize_channel_name(x) for x in labels]
     if cfg.channels is None:
@@ -294,7 +287,7 @@ def preprocess_record(path: str | Path, cfg: DataConfig) -> dict[str, Any]:
         info["n_samples"] = 0 if samples is None else len(samples)
         try:
             info["files"] = [
-                {"path": str(f), "bytes": f.stat().st_size, "sha256": _sha256(f)}
+                {"path": str(f), "bytes": f.stat().st_size, "sha256": file_sha256(f)}
                 for f in _source_files(path)
             ]
         except OSError as exc:
@@ -431,7 +424,8 @@ def build_cache(cfg: DataConfig, *, progress: bool = True, log: Any = print) -> 
         name = f"shard_{len(shards):05d}.npy"
         np.save(tmp / name, arr)
         start = shards[-1]["start"] + shards[-1]["n"] if shards else 0
-        shards.append({"file": name, "start": start, "n": len(arr), "sha256": _sha256(tmp / name)})
+        digest = file_sha256(tmp / name)
+        shards.append({"file": name, "start": start, "n": len(arr), "sha256": digest})
         pending, n_pending = [], 0
 
     try:

@@ -197,10 +197,13 @@ def scoring_windows(
     return path, ck, cfg, used, skipped
 
 
-def score_masks(cfg: ScoreConfig, windows: np.ndarray, record_no: int) -> Iterator[MaskBatch]:
-    """The masks :func:`score` draws for one record's windows, batch by batch and repeat by
-    repeat (seeded by ``cfg.seed``, the repeat, the batch and the record's number from 1), so
-    any other predictor can be scored on the very same masks."""
+def score_masks(
+    cfg: ScoreConfig, windows: np.ndarray, record_no: int
+) -> Iterator[tuple[int, MaskBatch]]:
+    """``(first window, masks)`` of every batch :func:`score` masks for one record's windows
+    (``windows[first : first + cfg.batch_size]``), repeat by repeat, seeded by ``cfg.seed``, the
+    repeat, the batch and the record's number from 1: any other predictor can be scored on the
+    very same masks."""
     shape = windows.shape
     for r in range(cfg.repeats):
         for j in range(0, shape[0], cfg.batch_size):
@@ -208,7 +211,7 @@ def score_masks(cfg: ScoreConfig, windows: np.ndarray, record_no: int) -> Iterat
             g = torch.Generator().manual_seed(
                 (cfg.seed + r) * 1_000_003 + 7919 * (j // cfg.batch_size) + record_no
             )
-            yield make_mask((n, shape[1], shape[2]), cfg.masking, g)
+            yield j, make_mask((n, shape[1], shape[2]), cfg.masking, g)
 
 
 @torch.no_grad()
@@ -226,11 +229,9 @@ def score(checkpoint: str | Path, overrides: list[str], *, log: Any = None) -> d
         x_all = rec.windows
         used.append({"record": rec.record, "leads": rec.leads, "windows": len(x_all)})
         n_windows += len(x_all)
-        masks = score_masks(cfg, x_all, no)
-        for _ in range(cfg.repeats):
-            for j in range(0, len(x_all), cfg.batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(x_all[j : j + cfg.batch_size]))
-                sums += masked_error_sums(model, x, next(masks), device)
+        for j, mb in score_masks(cfg, x_all, no):
+            x = torch.from_numpy(np.ascontiguousarray(x_all[j : j + cfg.batch_size]))
+            sums += masked_error_sums(model, x, mb, device)
         if log is not None:
             log(f"score: {rec.record}: {len(x_all)} windows, leads {rec.leads}")
     mse = error_sums_to_mse(sums)

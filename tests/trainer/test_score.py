@@ -15,17 +15,14 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
     return rc, out.out, out.err
 
 
+def _score(capsys, root, *sets: str) -> tuple[int, str, str]:
+    """``physio-train score --checkpoint ecg-ludb --set data.root=ROOT --set ... --quiet``."""
+    args = [a for kv in (f"data.root={root}", *sets) for a in ("--set", kv)]
+    return _run(capsys, "--checkpoint", "ecg-ludb", *args, "--quiet")
+
+
 def test_score_prints_one_json_line(capsys, data_dir):
-    rc, out, _ = _run(
-        capsys,
-        "--checkpoint",
-        "ecg-ludb",
-        "--set",
-        f"data.root={data_dir / 'wfdb_ptbdb_s0010_re'}",
-        "--set",
-        "repeats=4",
-        "--quiet",
-    )
+    rc, out, _ = _score(capsys, data_dir / "wfdb_ptbdb_s0010_re", "repeats=4")
     assert rc == 0
     lines = out.strip().splitlines()
     assert len(lines) == 1
@@ -47,16 +44,7 @@ def test_score_prints_one_json_line(capsys, data_dir):
 
 def test_score_masking_overrides_change_one_key_of_the_dual_masks(capsys, data_dir):
     """``--set masking.inter_prob=0`` keeps dual masking (it once fell back to patch masking)."""
-    rc, out, _ = _run(
-        capsys,
-        "--checkpoint",
-        "ecg-ludb",
-        "--set",
-        f"data.root={data_dir / 'wfdb_ptbdb_s0010_re'}",
-        "--set",
-        "masking.inter_prob=0",
-        "--quiet",
-    )
+    rc, out, _ = _score(capsys, data_dir / "wfdb_ptbdb_s0010_re", "masking.inter_prob=0")
     assert rc == 0
     res = json.loads(out)
     assert res["inter"]["masked_samples"] == 0
@@ -65,16 +53,7 @@ def test_score_masking_overrides_change_one_key_of_the_dual_masks(capsys, data_d
 
 
 def test_score_one_lead_record_has_no_inter_lead_masks(capsys, data_dir):
-    rc, out, _ = _run(
-        capsys,
-        "--checkpoint",
-        "ecg-ludb",
-        "--set",
-        f"data.root={data_dir / 'wfdb_mitdb_100'}",
-        "--set",
-        "data.n_channels=1",
-        "--quiet",
-    )
+    rc, out, _ = _score(capsys, data_dir / "wfdb_mitdb_100", "data.n_channels=1")
     assert rc == 0
     res = json.loads(out)
     assert res["per_record"][0]["leads"] == ["MLII"]
@@ -94,14 +73,7 @@ def test_score_errors_are_one_line(capsys, tmp_path):
 
 def test_score_reads_the_ecg_of_an_edf_folder(capsys, data_dir):
     """eegmat: EEG + one ECG lead (mV, 500 Hz) in EDF; an ECG encoder scores the ECG channel."""
-    rc, out, _ = _run(
-        capsys,
-        "--checkpoint",
-        "ecg-ludb",
-        "--set",
-        f"data.root={data_dir / 'eeg_ecg_eegmat'}",
-        "--quiet",
-    )
+    rc, out, _ = _score(capsys, data_dir / "eeg_ecg_eegmat")
     assert rc == 0
     res = json.loads(out)
     assert res["per_record"] == [{"record": "Subject00_1", "leads": ["ECG"], "windows": 45}]
