@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
+
+from ._spectra import welch_psd
 
 __all__ = [
     "BANDS",
@@ -45,9 +46,7 @@ def band_powers(window_eeg: np.ndarray, rate: float, segment_s: float = 2.0) -> 
         raise ValueError(f"window_eeg must be [channels, samples], got shape {x.shape}")
     n = x.shape[1]
     nper = max(min(n, round(segment_s * rate)), 2)
-    freqs, psd = signal.welch(
-        x, fs=rate, window="hann", nperseg=nper, noverlap=nper // 2, detrend="constant", axis=-1
-    )
+    freqs, psd = welch_psd(x, rate, nper, axis=-1)  # half-segment overlap
     df = freqs[1] - freqs[0]
     out = np.full((x.shape[0], len(BANDS)), np.nan)
     names = list(BANDS)
