@@ -22,7 +22,10 @@ weights reordered once (kept outside the module, remade when a weight changes), 
 residual adds fused into them; wide ones are summed in chunks of 200 inputs so that the outputs
 stay as close to a float64 computation as the aten ops' are; attention is SDPA (on a CPU with
 several threads: matmul + softmax + matmul, which spread better); the residual stream is updated
-in place. Elsewhere (CUDA, autocast, no oneDNN) the same path runs on
+in place. Under bfloat16 CPU autocast, on CPUs that run bfloat16 natively (AVX512-BF16, AMX), the
+linears run as oneDNN bfloat16 products on weights packed in bfloat16 and attention in bfloat16,
+while the conv stack, norms and the residual stream stay float32. Elsewhere (CUDA, other autocast,
+no oneDNN) the same path runs on
 the aten ops (the kernels live in :mod:`._kernels`). Training, and any call that needs
 gradients, runs the modules as written.
 ``CBraMod.fast_inference = False`` turns the leaner path off.
@@ -34,6 +37,7 @@ replaces masked patches by ``mask_token`` (zeros) before both the conv stack and
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -42,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._errors import CheckpointError, ModelInputError
-from ._kernels import _PACKS, Packs, _compiling, _linear, _packs_of, _sdpa, _use_onednn
+from ._kernels import _PACKS, Packs, _compiling, _linear, _sdpa, packs_for, to_compute
 
 __all__ = ["CBraMod", "CBraModConfig", "num_params"]
 
@@ -272,7 +276,7 @@ class Block(nn.Module):
         b, c, p, d = x.shape
         a, n1, n2 = self.attn, self.norm1, self.norm2
         half, heads = a.half, a.heads
-        h = F.layer_norm(x, (d,), n1.weight, n1.bias, n1.eps)
+        h = to_compute(F.layer_norm(x, (d,), n1.weight, n1.bias, n1.eps), packs)
         # spatial: sequences over channels, tokens in (sample, patch, channel) order
         ys = _sdpa(_linear(h[..., :half].transpose(1, 2), a.qkv_s, packs), b * p, c, heads)
         ys = _linear(ys, a.proj_s, packs).view(b, p, c, half).transpose(1, 2)
@@ -373,10 +377,14 @@ class CBraMod(nn.Module):
         """``x`` [B, C, P, patch_size] (``mask`` [B, C, P], true = masked) -> [B, C, P, D]."""
         self.check_input(x)
         if self._inference_path():
-            packs = _packs_of(self) if _use_onednn(x) else None
-            x = self.patch_embed.forward_inference(x, mask, packs)
-            for block in self.blocks:
-                x = block.forward_inference(x, packs)
+            packs = packs_for(self, x)
+            # bfloat16 packs (under CPU autocast): the linears and attention run in bfloat16, the
+            # conv stack, norms and residual stream stay float32 (autocast off for the rest)
+            bf16 = packs is not None and packs.dtype == torch.bfloat16
+            with torch.autocast("cpu", enabled=False) if bf16 else contextlib.nullcontext():
+                x = self.patch_embed.forward_inference(x, mask, packs)
+                for block in self.blocks:
+                    x = block.forward_inference(x, packs)
             return x
         x = self.patch_embed(x, mask)
         for block in self.blocks:
@@ -393,7 +401,7 @@ class CBraMod(nn.Module):
         if pre_logits:
             return x.mean(dim=(1, 2))
         if isinstance(self.head, nn.Linear) and self._inference_path():
-            return _linear(x, self.head, _packs_of(self) if _use_onednn(x) else None)
+            return _linear(x, self.head, packs_for(self, x))
         return self.head(x)
 
     def forward_embedding(self, x: Tensor) -> Tensor:

@@ -1,5 +1,6 @@
 """The encoder's inference kernels (no autograd): oneDNN linears with fused GELU / residual add on
-a CPU in float32, weights packed once outside the module, and the attention kernel choice.
+a CPU (float32, or bfloat16 under CPU autocast), weights packed once outside the module, and the
+attention kernel choice.
 
 Used by :class:`~physio_live.models._cbramod.CBraMod` in eval mode without autograd (see its module
 docstring); the module path, which training runs, does not touch them.
@@ -34,6 +35,29 @@ def _onednn_linear_available() -> bool:
     return _onednn_ok
 
 
+_onednn_bf16_ok: bool | None = None
+
+
+def _onednn_bf16_available() -> bool:
+    """Whether oneDNN runs bfloat16 linears natively here (AVX512-BF16 or AMX; probed once)."""
+    global _onednn_bf16_ok
+    if _onednn_bf16_ok is None:
+        try:
+            ok = _onednn_linear_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+            if ok:
+                w = torch.ops.mkldnn._reorder_linear_weight(
+                    torch.ones(3, 2, dtype=torch.bfloat16), _PACK_BATCH
+                )
+                y = torch.ops.mkldnn._linear_pointwise(
+                    torch.ones(1, 2, dtype=torch.bfloat16), w, torch.zeros(3), "none", [], ""
+                )
+                ok = y.dtype == torch.bfloat16 and bool((y == 2).all())
+        except Exception:
+            ok = False
+        _onednn_bf16_ok = ok
+    return _onednn_bf16_ok
+
+
 def _compiling() -> bool:
     """Under ``torch.compile`` the module path is traced (the compiler fuses it itself)."""
     is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
@@ -49,14 +73,24 @@ def _autocast_on(device_type: str) -> bool:
         return torch.is_autocast_enabled()
 
 
-def _use_onednn(x: Tensor) -> bool:
-    """oneDNN linears for float32 on the CPU outside autocast (autocast needs the aten ops)."""
-    return (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and not _autocast_on("cpu")
-        and _onednn_linear_available()
-    )
+def _autocast_dtype(device_type: str) -> torch.dtype:
+    get = getattr(torch, "get_autocast_dtype", None)
+    if get is not None:
+        return get(device_type)
+    return torch.get_autocast_cpu_dtype()  # torch < 2.4
+
+
+def _onednn_dtype(x: Tensor) -> torch.dtype | None:
+    """The dtype of the oneDNN linears for a float32 input on the CPU: float32 outside autocast,
+    bfloat16 under bfloat16 CPU autocast where the CPU runs it natively; ``None`` (the aten ops)
+    elsewhere: CUDA, other autocast dtypes, no oneDNN."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or not _onednn_linear_available():
+        return None
+    if not _autocast_on("cpu"):
+        return torch.float32
+    if _autocast_dtype("cpu") == torch.bfloat16 and _onednn_bf16_available():
+        return torch.bfloat16
+    return None
 
 
 _PACK_BATCH = 64  # row-count hint for oneDNN's blocked weight layout
@@ -70,16 +104,16 @@ _ONEDNN_MIN_MACS = 1_000_000
 
 
 class _Packed:
-    """A linear layer's weight in oneDNN's blocked layout, cut into chunks of inputs, and which
-    weight it was made from."""
+    """A linear layer's weight in oneDNN's blocked layout (float32: cut into chunks of inputs; in
+    bfloat16 one piece, its rounding dwarfs the summation's), and which weight it was made from."""
 
     __slots__ = ("chunks", "ptr", "version", "width")
 
-    def __init__(self, weight: Tensor) -> None:
+    def __init__(self, weight: Tensor, dtype: torch.dtype = torch.float32) -> None:
         self.ptr, self.version = weight.data_ptr(), weight._version
-        w = weight.detach()
+        w = weight.detach().to(dtype)
         k = w.shape[1]
-        n = -(-k // _CHUNK)
+        n = -(-k // _CHUNK) if dtype == torch.float32 else 1
         self.width = -(-k // n)
         self.chunks = [
             torch.ops.mkldnn._reorder_linear_weight(
@@ -89,40 +123,75 @@ class _Packed:
         ]
 
 
-Packs = dict[nn.Linear, _Packed] | None
-"""oneDNN weights of a model's linears (``None``: the aten ops, e.g. on CUDA or under autocast)."""
+class PackSet(dict[nn.Linear, _Packed]):
+    """A model's packed linears of one dtype (the dtype the linears compute in)."""
 
-# Per model, outside the module (no state_dict, deepcopy or pickle sees them). A packed weight is
-# remade when its weight changes (in-place updates bump ``_version``: optimizer steps,
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dtype = dtype
+
+
+Packs = PackSet | None
+"""oneDNN weights of a model's linears (``None``: the aten ops, e.g. on CUDA)."""
+
+# Per model and dtype, outside the module (no state_dict, deepcopy or pickle sees them). A packed
+# weight is remade when its weight changes (in-place updates bump ``_version``: optimizer steps,
 # load_state_dict; ``.to()`` moves the data); ``train()`` / ``eval()`` drop them all, which also
 # catches updates made through ``.data``.
-_PACKS: weakref.WeakKeyDictionary[nn.Module, dict[nn.Linear, _Packed]]
+_PACKS: weakref.WeakKeyDictionary[nn.Module, dict[torch.dtype, PackSet]]
 _PACKS = weakref.WeakKeyDictionary()
 
 
-def _packs_of(model: nn.Module) -> dict[nn.Linear, _Packed]:
-    packs = _PACKS.get(model)
+def packs_for(model: nn.Module, x: Tensor) -> Packs:
+    """The packed weights the inference path of ``model`` uses on input ``x`` (None: aten)."""
+    dtype = _onednn_dtype(x)
+    if dtype is None:
+        return None
+    by_dtype = _PACKS.get(model)
+    if by_dtype is None:
+        by_dtype = _PACKS[model] = {}
+    packs = by_dtype.get(dtype)
     if packs is None:
-        packs = _PACKS[model] = {}
+        packs = by_dtype[dtype] = PackSet(dtype)
     return packs
+
+
+def to_compute(x: Tensor, packs: Packs) -> Tensor:
+    """``x`` in the dtype the packed linears take (a no-op for float32 and the aten ops)."""
+    if packs is None or packs.dtype == x.dtype:
+        return x
+    return x.to(packs.dtype)
 
 
 def _linear(
     x: Tensor, layer: nn.Linear, packs: Packs, *, gelu: bool = False, residual: Tensor | None = None
 ) -> Tensor:
-    """``layer(x)``, then exact (erf) GELU if ``gelu``, or plus ``residual``: one op with oneDNN."""
+    """``layer(x)``, then exact (erf) GELU if ``gelu``, or plus ``residual``: one op with oneDNN.
+
+    With bfloat16 packs the product runs in bfloat16 (``x`` is cast if it is not already) and
+    its output stays bfloat16, except that ``residual`` is added in its own (float32) dtype.
+    """
     params = layer._parameters  # (hot path: skips nn.Module.__getattr__)
     weight, bias = params["weight"], params["bias"]
     n_out, n_in = weight.shape
-    if packs is None or x.numel() // n_in * min(n_in, _CHUNK) * n_out < _ONEDNN_MIN_MACS:
+    if packs is None or (
+        packs.dtype == torch.float32
+        and x.numel() // n_in * min(n_in, _CHUNK) * n_out < _ONEDNN_MIN_MACS
+    ):
         y = F.linear(x, weight, bias)
         if gelu:
             return F.gelu(y)
         return y if residual is None else y.add_(residual)
     pk = packs.get(layer)
     if pk is None or pk.version != weight._version or pk.ptr != weight.data_ptr():
-        pk = packs[layer] = _Packed(weight)
+        pk = packs[layer] = _Packed(weight, packs.dtype)
     lin = torch.ops.mkldnn._linear_pointwise
+    if packs.dtype != torch.float32:
+        xc = to_compute(x, packs)
+        if gelu:
+            return lin(xc, pk.chunks[0], bias, "gelu", [], "none")
+        y = lin(xc, pk.chunks[0], bias, "none", [], "")
+        return y if residual is None else residual + y
     w0, rest = pk.chunks[0], pk.chunks[1:]
     if not rest:
         if gelu:

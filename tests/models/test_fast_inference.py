@@ -1,7 +1,8 @@
 """The encoder's inference path (oneDNN linears, SDPA, packed weights) against straightforward
 references: the official-layout reference in float64 (random weights, fresh random draws, odd
 shapes, batch > 1), the module path, the shipped checkpoints on a real recording, and the cases
-where the fast path must step aside (autograd, autocast) or follow weight updates."""
+where the fast path must step aside (autograd) or follow weight updates, and its bfloat16 variant
+under CPU autocast."""
 
 from __future__ import annotations
 
@@ -133,7 +134,7 @@ def test_fast_path_follows_weight_updates() -> None:
     assert _rel(fast, slow) < 1e-6
 
 
-def test_autograd_and_autocast_use_the_module_ops() -> None:
+def test_autograd_uses_the_module_ops_and_autocast_rounds_to_bf16() -> None:
     torch.manual_seed(0)
     model = CBraMod(**SMALL).eval()
     x = torch.randn(2, 3, 4, 200, requires_grad=True)
@@ -144,6 +145,59 @@ def test_autograd_and_autocast_use_the_module_ops() -> None:
         with torch.autocast("cpu", torch.bfloat16):
             approx = model(x.detach())
     assert approx.dtype == torch.bfloat16  # the linears ran in bf16 (not silently in float32)
+    assert 0 < _rel(approx, exact) < 5e-2
+
+
+def _bf16_native() -> bool:
+    from physio_live.models._kernels import _onednn_bf16_available
+
+    return _onednn_bf16_available()
+
+
+@pytest.mark.skipif(not _bf16_native(), reason="this CPU has no native bfloat16 (AVX512-BF16/AMX)")
+def test_bf16_autocast_runs_the_onednn_bfloat16_path(reference: SimpleNamespace) -> None:
+    """Under bfloat16 CPU autocast the linears run on bfloat16 packs; the residual stream stays
+    float32, so the output is within bfloat16's rounding of float64 (full size: 12 x 200)."""
+    import physio_live.models._kernels as kernels
+
+    seed = _fresh_seed()
+    torch.manual_seed(seed)
+    ours, ref = _pair(reference, seed, small=False)
+    x = torch.randn(2, 19, 4, 200)
+    with torch.inference_mode():
+        want = ref(x.double())
+        exact = ours.forward_features(x)
+        with torch.autocast("cpu", torch.bfloat16):
+            feats = ours.forward_features(x)
+            out = ours(x)
+    packs = kernels._PACKS[ours]
+    assert set(packs) == {torch.float32, torch.bfloat16}
+    layers = [m for m in ours.modules() if isinstance(m, torch.nn.Linear)]
+    assert set(packs[torch.bfloat16]) == set(layers)  # every linear, the head included
+    assert all(p.chunks[0].dtype == torch.bfloat16 for p in packs[torch.bfloat16].values())
+    assert feats.dtype == torch.float32 and out.dtype == torch.bfloat16  # the head's linear
+    assert 1e-4 < _rel(feats, exact) < 3e-2, f"seed {seed}"  # it did round, and not by much
+    assert _rel(out, want) < 3e-2, f"seed {seed}"
+    # the float32 path afterwards is untouched by the bfloat16 packs
+    with torch.inference_mode():
+        assert _rel(ours(x), want) < 2e-6, f"seed {seed}"
+
+
+def test_bf16_autocast_without_native_bfloat16_uses_the_aten_ops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import physio_live.models._kernels as kernels
+
+    monkeypatch.setattr(kernels, "_onednn_bf16_ok", False)
+    torch.manual_seed(0)
+    model = CBraMod(**SMALL).eval()
+    x = torch.randn(2, 3, 4, 200)
+    with torch.inference_mode():
+        exact = model(x)
+        with torch.autocast("cpu", torch.bfloat16):
+            approx = model(x)
+    assert torch.bfloat16 not in kernels._PACKS.get(model, {})
+    assert approx.dtype == torch.bfloat16
     assert 0 < _rel(approx, exact) < 5e-2
 
 
