@@ -283,6 +283,8 @@ class Session:
                 max_batch=cfg.model.max_batch,
                 bf16=cfg.model.bf16,
             )
+            # a replay at full speed: nobody waits for an estimate, so batches run full
+            self.worker.full_batches = self.replay is not None and self.speed is None
             targets = tuple(self.model.config.targets)
             # the app's own streams; a replay of a file this process recorded holds streams of
             # the same source ids, so the replaying session's own get a distinct one
@@ -587,6 +589,10 @@ class Session:
                     delay = due - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
+                else:
+                    # as fast as it goes: take turns with the model, which runs full batches with
+                    # the cores and the GIL to itself (sharing them costs both sides more)
+                    self.worker.idle.wait()
                 pipe.ingest(chunk)
                 pipe.step()  # windows go to the worker, which waits for room (no drops)
             self.worker.wait_idle(timeout=600)

@@ -111,6 +111,10 @@ class InferenceWorker:
         self._listeners: list[Callable[[Estimate], None]] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._draining = False  # wait_idle/stop: run what is queued, batch full or not
+        #: replay at full speed: the worker waits for ``max_batch`` windows (or a drain) before
+        #: it runs a batch, instead of taking whatever has arrived (see :meth:`fill_batches`)
+        self.full_batches = False
         self._busy = False
         self._inflight = 0  # windows popped from the queue and not yet emitted or failed
         self._pinned: dict[str, torch.Tensor] = {}
@@ -179,9 +183,14 @@ class InferenceWorker:
         """Block until the queue is empty and no batch is running."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while (self._queue or self._busy) and time.monotonic() < deadline:
-                self._cond.wait(0.05)
-            return not self._queue and not self._busy
+            self._draining = True
+            self._cond.notify_all()
+            try:
+                while (self._queue or self._busy) and time.monotonic() < deadline:
+                    self._cond.wait(0.05)
+                return not self._queue and not self._busy
+            finally:
+                self._draining = False
 
     # -- the worker thread -----------------------------------------------------------------
     def _loop(self) -> None:
@@ -191,6 +200,12 @@ class InferenceWorker:
                     self._cond.wait(0.1)
                 if self._stopping and not self._queue:
                     return
+                while (
+                    self.full_batches
+                    and len(self._queue) < self.max_batch
+                    and not (self._stopping or self._draining)
+                ):
+                    self._cond.wait(0.1)
                 n = min(len(self._queue), self.max_batch)
                 batch = [self._queue.popleft() for _ in range(n)]
                 self._busy = True

@@ -74,6 +74,34 @@ def test_replay_mode_keeps_every_window_in_order_and_matches_direct_calls():
     assert e0.latency == pytest.approx(1000.0 - e0.t_end)
 
 
+def test_full_batches_wait_for_max_batch_windows_until_drained():
+    """A replay at full speed: every batch holds max_batch windows, except the last, which runs
+    when the producer drains the worker (wait_idle / stop)."""
+    rng = np.random.default_rng()
+    n, size = int(rng.integers(13, 40)), int(rng.integers(2, 6))
+    sizes: list[int] = []
+    model = _model()
+    w = InferenceWorker(model, device="cpu", mode="replay", max_queue=2 * size, max_batch=size,
+                        clock=lambda: 1000.0)  # fmt: skip
+    w.full_batches = True
+    run = w._run
+    w._run = lambda batch: (sizes.append(len(batch)), run(batch))  # type: ignore[method-assign]
+    got = []
+    w.on_estimate(got.append)
+    w.start()
+    wins = _windows(n, rng)
+    for win in wins[: size - 1]:
+        w.submit(win)
+    time.sleep(0.3)
+    assert sizes == [] and w.pending == size - 1  # a part batch waits for more windows
+    for win in wins[size - 1 :]:
+        w.submit(win)
+    assert w.wait_idle(30)
+    assert sizes == [size] * (n // size) + ([n % size] if n % size else []), (n, size)
+    assert [e.window_index for e in got] == list(range(n))
+    w.stop()
+
+
 def test_live_mode_drops_oldest_and_never_blocks_acquisition():
     rng = np.random.default_rng()
     model = SlowModel(_model().config)
