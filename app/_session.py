@@ -592,7 +592,7 @@ class Session:
                 else:
                     # as fast as it goes: take turns with the model, which runs full batches with
                     # the cores and the GIL to itself (sharing them costs both sides more)
-                    self.worker.idle.wait()
+                    self.worker.idle.wait(1.0)
                 pipe.ingest(chunk)
                 pipe.step()  # windows go to the worker, which waits for room (no drops)
             self.worker.wait_idle(timeout=600)

@@ -6,7 +6,10 @@ through ``to_official_state_dict``. Both run under ``torch.inference_mode()`` in
 same process, interleaved. Prints one JSON line of figures, then a short table.
 
 Also reported: the largest difference relative to the largest output, and each model's error
-against the same official-layout model run in float64.
+against the same official-layout model run in float64; and, on a GPU or a CPU with native
+bfloat16 (AVX512-BF16/AMX), both under bfloat16 autocast (``model.bf16``: ours runs its linears in
+bfloat16 on oneDNN), with our bfloat16 error against float64 (its cost on real windows:
+``benchmarks/bf16_cost.py``).
 
     python benchmarks/encoder.py [--threads 2] [--repeats 7] [--rounds 3] [--quick]
 """
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from physio_live.models import CBraMod, to_official_state_dict
+from physio_live.models._kernels import _onednn_bf16_available
 
 
 class _OfficialLayer(nn.Module):
@@ -173,9 +177,21 @@ def _run_case(
     if ref64 is not None:
         row["ours_rel_err_vs_float64"] = float(f"{ours_f64:.3g}")
         row["reference_rel_err_vs_float64"] = float(f"{ref_f64:.3g}")
-    if device == "cuda":
-        row["ours_bf16_ms"] = round(_time_ms(run(ours, bf16=True), repeats), 2)
-        row["reference_bf16_ms"] = round(_time_ms(run(ref, bf16=True), repeats), 2)
+    if device == "cuda" or _onednn_bf16_available():
+        # the approximate option (model.bf16): on a CPU with AVX512-BF16/AMX our linears run in
+        # bfloat16 on oneDNN, the reference under plain bf16 autocast
+        ours16, ref16 = [], []
+        for _ in range(rounds):
+            ref16.append(_time_ms(run(ref, bf16=True), repeats))
+            ours16.append(_time_ms(run(ours, bf16=True), repeats))
+        row["ours_bf16_ms"] = round(min(ours16), 2)
+        row["reference_bf16_ms"] = round(min(ref16), 2)
+        row["bf16_speedup_vs_reference_fp32"] = round(min(ref_ms) / min(ours16), 2)
+        if ref64 is not None:
+            approx = run(ours, bf16=True)()
+            row["ours_bf16_rel_err_vs_float64"] = float(
+                f"{(approx.double() - truth).abs().max().item() / t_scale:.3g}"
+            )
     return row
 
 
@@ -225,9 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     for r in rows:
         cp = f"{r['channels']}x{r['patches']}"
+        bf = (
+            f"   bf16: ours {r['ours_bf16_ms']:.2f} ms ({r['bf16_speedup_vs_reference_fp32']:.2f}x"
+            f" the reference's fp32), reference {r['reference_bf16_ms']:.2f} ms"
+            if "ours_bf16_ms" in r
+            else ""
+        )
         print(
             f"{r['device']:<5}{r['batch']:>6}{cp:>9}{r['ours_ms']:>11.2f}"
-            f"{r['reference_ms']:>11.2f}{r['speedup']:>8.2f}x{r['max_rel_diff']:>10.1e}"
+            f"{r['reference_ms']:>11.2f}{r['speedup']:>8.2f}x{r['max_rel_diff']:>10.1e}{bf}"
         )
     return 0
 

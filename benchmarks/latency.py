@@ -43,7 +43,7 @@ def pct(x: list[float]) -> dict[str, float]:
     return {f"p{q}_ms": round(float(np.percentile(a, q)), 2) for q in (50, 95, 99)}
 
 
-def run_app(spec: dict, seconds: float, device: str) -> tuple[dict, object]:
+def run_app(spec: dict, seconds: float, device: str, bf16: bool = False) -> tuple[dict, object]:
     from physio_live.app._session import Session
     from physio_live.core import config_from_dict
 
@@ -56,7 +56,7 @@ def run_app(spec: dict, seconds: float, device: str) -> tuple[dict, object]:
             ],
             # the outlets carry a sample counter and impulses: not physiology, so no gate here
             "aligner": {"window": 4.0, "hop": 0.25, "gate": {"enabled": False}},
-            "model": {"device": device},
+            "model": {"device": device, "bf16": bf16},
             "recording": {"enabled": False},
             "outlet": {"enabled": False},
         }
@@ -81,7 +81,7 @@ def run_app(spec: dict, seconds: float, device: str) -> tuple[dict, object]:
     return res, session.model
 
 
-def run_peer(spec: dict, seconds: float, model, device: str) -> dict:
+def run_peer(spec: dict, seconds: float, model, device: str, bf16: bool = False) -> dict:
     import mne
     import pylsl
     from mne_lsl.stream import StreamLSL
@@ -118,7 +118,7 @@ def run_peer(spec: dict, seconds: float, model, device: str) -> dict:
         with torch.inference_mode():
             et = torch.from_numpy(e).view(1, 32, 4, 200).to(dev)
             ct = torch.from_numpy(c).view(1, 2, 4, 200).to(dev)
-            p = model.predict(et, ct)
+            p = model.predict(et, ct, bf16=bf16)
             _ = p.probabilities.cpu()
         lat.append(pylsl.local_clock() - t_end)
     for st in streams:
@@ -132,12 +132,17 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument(
+        "--bf16", action="store_true", help="model.bf16 (the approximate option) in both loops"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     proc, spec = outlets(2 * args.seconds + 60)
     try:
-        app, model = run_app(spec, args.seconds, args.device)
-        peer = None if args.skip_peer else run_peer(spec, args.seconds, model, args.device)
+        app, model = run_app(spec, args.seconds, args.device, args.bf16)
+        peer = (
+            None if args.skip_peer else run_peer(spec, args.seconds, model, args.device, args.bf16)
+        )
     finally:
         proc.terminate()
         proc.wait(10)
@@ -146,6 +151,7 @@ def main() -> None:
         "seconds": args.seconds,
         "device": args.device,
         "torch_threads": args.threads,
+        "bf16": args.bf16,
         "eeg": "32ch@250Hz",
         "ecg": "2ch@256Hz",
         "window_s": 4.0,

@@ -53,6 +53,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "finetune": (["--threads", "{threads}"],
                  ["--threads", "{threads}", "--steps", "1", "--embed", "16"]),
     "encoder_accuracy": (["--draws", "8"], ["--draws", "1", "--windows", "1"]),
+    "bf16_cost": (["--threads", "{threads}"], ["--threads", "{threads}", "--hop", "8"]),
     "readouts": ([], ["--repeats", "1"]),
     "dashboard": ([], ["--seconds", "5", "--warmup", "3", "--model", "tiny"]),
     "pretrain": ([], ["--steps", "5"]),

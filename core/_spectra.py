@@ -53,7 +53,10 @@ def welch_psd(
     ``nperseg`` longer than the data is cut to the data's length (scipy does the same, with a
     warning); ``noverlap`` defaults to half a segment.
     """
-    data = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    data = np.asarray(x, dtype=np.float64)
+    last = axis in (-1, data.ndim - 1)
+    if not last:
+        data = np.moveaxis(data, axis, -1)
     n = data.shape[-1]
     nperseg = int(min(nperseg, n))
     if nperseg < 2:
@@ -73,4 +76,4 @@ def welch_psd(
     # one-sided: every bin but DC (and Nyquist, for an even length) carries both signs' power
     psd[..., 1 : (nperseg + 1) // 2] *= 2.0
     freqs = np.fft.rfftfreq(nperseg, 1.0 / rate)
-    return freqs, np.moveaxis(psd, -1, axis)
+    return freqs, psd if last else np.moveaxis(psd, -1, axis)

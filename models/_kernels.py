@@ -211,7 +211,12 @@ def _linear(
 
 
 def _sdpa(qkv: Tensor, batch: int, length: int, heads: int) -> Tensor:
-    """``qkv`` [..., length, 3*half] (contiguous) -> self-attention output [batch, length, half]."""
+    """``qkv`` [..., length, 3*half] (contiguous) -> self-attention output [batch, length, half].
+
+    bfloat16 inputs are attended in float32: for these tiny products the bfloat16 kernels are
+    slower, and the softmax keeps float32's precision."""
+    if qkv.dtype == torch.bfloat16:
+        qkv = qkv.float()
     q, k, v = qkv.view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
     if q.device.type == "cpu" and torch.get_num_threads() > 1:
         # With several threads the CPU SDPA kernel's per-sequence overhead dominates these short
