@@ -5,10 +5,12 @@ end to end with continuous timestamps. It is replayed through the same Session a
 ``physio-live --replay --speed max``: buffers, aligner (causal filters, 200 Hz, 4-s windows at a
 1-s hop), inference worker with the default CBraMod-size fused model. Reported: seconds taken and
 x real-time, for the default ``max_batch`` (1, bit-identical to live), a batched run, and a batched
-run with bf16 autocast (CPUs with AVX512-BF16/AMX). Where the time goes: ``parts`` times the two
-halves alone on the same hour, the acquisition side (chunks -> buffers -> aligner -> annotation
-stage, what the replay thread does; no model) and the model alone (forward passes of the batched
-size on the same number of windows); each gives the x real-time it would reach by itself.
+run with ``model.bf16`` (on CPUs with AVX512-BF16/AMX the encoders' linears run in bfloat16). At
+``--speed max`` the replay thread and the model take turns, and batched runs take full batches.
+Where the time goes: ``parts`` times the two halves alone on the same hour, the acquisition side
+(chunks -> buffers -> aligner -> annotation stage, what the replay thread does; no model) and the
+model alone (forward passes of the batched size on the same number of windows, float32 and bf16);
+each gives the x real-time it would reach by itself; taking turns, a run costs about their sum.
 
     python benchmarks/replay.py                  # one hour
     python benchmarks/replay.py --minutes 10 --threads 2
@@ -121,12 +123,14 @@ def parts(minutes: float, max_batch: int) -> dict:
     eeg = torch.from_numpy(np.stack([w0.eeg] * max_batch)).view(max_batch, w0.eeg.shape[0], 4, -1)
     ecg = torch.from_numpy(np.stack([w0.ecg] * max_batch)).view(max_batch, w0.ecg.shape[0], 4, -1)
     n_batches = -(-len(windows) // max_batch)
+    fwd: dict[bool, float] = {}
     with torch.inference_mode():
-        model.predict(eeg, ecg)  # warm-up
-        t0 = time.perf_counter()
-        for _ in range(n_batches):
-            model.predict(eeg, ecg)
-        fwd = time.perf_counter() - t0
+        for bf16 in (False, True):
+            model.predict(eeg, ecg, bf16=bf16)  # warm-up
+            t0 = time.perf_counter()
+            for _ in range(n_batches):
+                model.predict(eeg, ecg, bf16=bf16)
+            fwd[bf16] = time.perf_counter() - t0
     signal_s = rec.t_last - rec.t_first
     return {
         "windows": len(windows),
@@ -134,9 +138,11 @@ def parts(minutes: float, max_batch: int) -> dict:
         "acquisition_ms_per_window": round(1000 * acq / len(windows), 2),
         "acquisition_x_realtime": round(signal_s / acq, 1),
         "model_batch": max_batch,
-        "model_s": round(fwd, 2),
-        "model_ms_per_window": round(1000 * fwd / (n_batches * max_batch), 2),
-        "model_x_realtime": round(signal_s / fwd, 1),
+        "model_s": round(fwd[False], 2),
+        "model_ms_per_window": round(1000 * fwd[False] / (n_batches * max_batch), 2),
+        "model_x_realtime": round(signal_s / fwd[False], 1),
+        "model_bf16_ms_per_window": round(1000 * fwd[True] / (n_batches * max_batch), 2),
+        "model_bf16_x_realtime": round(signal_s / fwd[True], 1),
     }
 
 
@@ -176,7 +182,8 @@ def main() -> None:
     print(
         f"alone: acquisition {h['acquisition_ms_per_window']:.2f} ms/window "
         f"({h['acquisition_x_realtime']:.0f}x), model at batch {h['model_batch']} "
-        f"{h['model_ms_per_window']:.2f} ms/window ({h['model_x_realtime']:.0f}x)"
+        f"{h['model_ms_per_window']:.2f} ms/window ({h['model_x_realtime']:.0f}x), with bf16 "
+        f"{h['model_bf16_ms_per_window']:.2f} ms/window ({h['model_bf16_x_realtime']:.0f}x)"
     )
 
 
