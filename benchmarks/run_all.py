@@ -100,7 +100,8 @@ def git_state() -> dict[str, object]:
             return None
         return out.stdout.strip() if out.returncode == 0 else None
 
-    status = git("status", "--porcelain", "--untracked-files=no")
+    # the figures files themselves do not make the code dirty (a re-run overwrites them)
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")
     return {"commit": git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status)}
 
 
