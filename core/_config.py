@@ -318,8 +318,9 @@ class ModelConfig:
     checkpoint: str | None = None
     #: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``
     device: str = "auto"
-    #: bfloat16 autocast (CUDA, or CPUs with AVX512-BF16/AMX): ~2x faster batches, results
-    #: differ from float32 in the third decimal
+    #: bfloat16 (an approximate option): on CPUs with AVX512-BF16/AMX the encoders' linears run in
+    #: bfloat16 on oneDNN (batch 32 ~1.55x faster, batch 1 ~1.4x), elsewhere bf16 autocast;
+    #: probabilities differ from float32 by a few thousandths (benchmarks/bf16_cost.py)
     bf16: bool = False
     #: windows per forward pass; 1 keeps replays bit-identical to live (batching changes the
     #: last bits), larger values raise replay throughput

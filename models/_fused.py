@@ -356,9 +356,9 @@ class FusedEmotionModel(nn.Module):
 def inference_context(device: torch.device | str, *, bf16: bool = False) -> Iterator[None]:
     """``torch.inference_mode()``, plus bfloat16 autocast when ``bf16`` (CUDA or CPU).
 
-    On CPUs with AVX512-BF16 or AMX, bf16 roughly halves the time of batched windows; results then
-    differ from float32 in the third decimal, so replays are only bit-identical to live runs made
-    with the same setting.
+    On CPUs with AVX512-BF16 or AMX the encoders' inference path then runs its linears in bfloat16
+    on oneDNN (see :mod:`._kernels`); results differ from float32 by a few thousandths, so replays
+    are only bit-identical to live runs made with the same setting.
     """
     dev = torch.device(device).type
     autocast = (
