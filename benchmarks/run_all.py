@@ -54,6 +54,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
                  ["--threads", "{threads}", "--steps", "1", "--embed", "16"]),
     "encoder_accuracy": (["--draws", "8"], ["--draws", "1", "--windows", "1"]),
     "bf16_cost": (["--threads", "{threads}"], ["--threads", "{threads}", "--hop", "8"]),
+    "contention": (["--threads", "{threads}"], ["--threads", "{threads}", "--passes", "5"]),
     "readouts": ([], ["--repeats", "1"]),
     "dashboard": ([], ["--seconds", "5", "--warmup", "3", "--model", "tiny"]),
     "pretrain": ([], ["--steps", "5"]),
