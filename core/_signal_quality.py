@@ -172,9 +172,6 @@ def assess_window_quality(
         tail = t_end - (ts[-1] if n else (t_start if t_start is not None else t_end))
         if tail > max_dt:
             gap += tail
-    nan_frac = np.zeros(n_ch)
-    ptp = np.full(n_ch, np.nan)
-    line_ratio = np.full(n_ch, np.nan)
     if n == 0:
         return QualityReport(tuple(() for _ in range(n_ch)), gap, gap > th.max_gap_s, tuple(labels))
 
@@ -238,6 +235,7 @@ def assess_window_quality(
         amplitude |= p2p < th.amplitude_min_uv
     amplitude &= live & ~flat
     line_noise = np.zeros(n_ch, bool)
+    line_ratio = np.full(n_ch, np.nan)  # NaN: not judged (no mains frequency below Nyquist)
     lines = [f for f in th.line_freqs if f + th.line_halfwidth_hz < rate / 2]
     if lines and n >= int(rate):
         freqs, psd = welch_psd(det, rate, min(n, round(rate)), axis=-1)
