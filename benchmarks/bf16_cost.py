@@ -66,11 +66,10 @@ def replay(path: Path, hop: float, bf16: bool, max_batch: int) -> dict[int, floa
 
 
 def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    from physio_live.trainer import auroc
+    from physio_live.trainer import binary_metrics  # the trainer's definitions (threshold 0.5)
 
-    pred = p >= 0.5
-    bacc = 0.5 * (pred[y == 1].mean() + (~pred[y == 0]).mean())
-    return {"auroc": round(float(auroc(y, p)), 4), "balanced_accuracy": round(float(bacc), 4)}
+    m = binary_metrics(y, p)
+    return {k: round(float(m[k]), 4) for k in ("auroc", "balanced_accuracy")}
 
 
 def main() -> None:
