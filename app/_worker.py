@@ -200,9 +200,12 @@ class InferenceWorker:
                     self._cond.wait(0.1)
                 if self._stopping and not self._queue:
                     return
+                # a full batch: max_batch windows, or as many as the queue holds (the producer
+                # waits for room beyond max_queue)
+                full = min(self.max_batch, self.max_queue)
                 while (
                     self.full_batches
-                    and len(self._queue) < self.max_batch
+                    and len(self._queue) < full
                     and not (self._stopping or self._draining)
                 ):
                     self._cond.wait(0.1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -99,6 +100,35 @@ def test_full_batches_wait_for_max_batch_windows_until_drained():
     assert w.wait_idle(30)
     assert sizes == [size] * (n // size) + ([n % size] if n % size else []), (n, size)
     assert [e.window_index for e in got] == list(range(n))
+    w.stop()
+
+
+def test_full_batches_with_a_queue_shorter_than_max_batch_do_not_stall():
+    """max_batch 16 with the default queue of 8: batches hold what the queue can (8), and the
+    producer, which waits for room, never waits on a worker that waits for more windows."""
+    rng = np.random.default_rng()
+    n = int(rng.integers(20, 40))
+    sizes: list[int] = []
+    w = InferenceWorker(_model(), device="cpu", mode="replay", max_queue=8, max_batch=16,
+                        clock=lambda: 1000.0)  # fmt: skip
+    w.full_batches = True
+    run = w._run
+    w._run = lambda batch: (sizes.append(len(batch)), run(batch))  # type: ignore[method-assign]
+    got = []
+    w.on_estimate(got.append)
+    w.start()
+    done = threading.Event()
+
+    def produce() -> None:
+        for win in _windows(n, rng):
+            w.submit(win)
+        done.set()
+
+    threading.Thread(target=produce, daemon=True).start()
+    assert done.wait(30), "the producer stalled"
+    assert w.wait_idle(30)
+    assert [e.window_index for e in got] == list(range(n))
+    assert sizes[:-1] == [8] * (len(sizes) - 1) and 0 < sizes[-1] <= 8, sizes
     w.stop()
 
 
