@@ -111,7 +111,7 @@ class InferenceWorker:
         self._listeners: list[Callable[[Estimate], None]] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._draining = False  # wait_idle/stop: run what is queued, batch full or not
+        self._draining = 0  # callers in wait_idle/stop: run what is queued, batch full or not
         #: replay at full speed: the worker waits for ``max_batch`` windows (or a drain) before
         #: it runs a batch, instead of taking whatever has arrived (see :meth:`fill_batches`)
         self.full_batches = False
@@ -183,14 +183,14 @@ class InferenceWorker:
         """Block until the queue is empty and no batch is running."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            self._draining = True
+            self._draining += 1
             self._cond.notify_all()
             try:
                 while (self._queue or self._busy) and time.monotonic() < deadline:
                     self._cond.wait(0.05)
                 return not self._queue and not self._busy
             finally:
-                self._draining = False
+                self._draining -= 1
 
     # -- the worker thread -----------------------------------------------------------------
     def _loop(self) -> None:
