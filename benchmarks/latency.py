@@ -10,6 +10,7 @@ resample to 200 Hz, run the same model; latency = emission - newest sample's tim
 
     python benchmarks/latency.py                 # 60 s each
     python benchmarks/latency.py --seconds 20
+    python benchmarks/latency.py --bf16          # model.bf16 (the approximate option) in both loops
 
 Prints one JSON line, then a short table.
 """
