@@ -10,7 +10,9 @@ path, 4-s windows every 2 s); features per window:
   (``heart_rate``), as the table's classical rows;
 - ``embedding``: the frozen ``eegmat-fused`` model's fused embedding (both encoders, mean-pooled,
   concatenated), which was fine-tuned on subjects 00-27 and chosen on 28-31;
-- ``embedding + readouts``: both.
+- ``embedding + readouts``: both;
+- ``model output (logit)``: the shipped model's own output (a logistic regression on one feature
+  keeps its ranking, so uncalibrated this row is the model's own AUROC on these windows).
 
 Each gets the classical rows' L2 logistic regression (class-balanced, L2 chosen on validation
 AUROC, subjects 28-31), fitted on subjects 00-27 and scored once on 32-35. Only the published
@@ -72,14 +74,17 @@ def main() -> None:
     hr = heart_rate(ws.ecg)
     hr = np.where(np.isfinite(hr), hr, np.nanmedian(hr[fold.train]))[:, None]
     model = load_checkpoint(resolve_checkpoint(args.checkpoint)).model.eval()
-    embs = []
+    embs, logits = [], []
     with torch.inference_mode():
         for i in range(0, len(ws), 64):
             e = torch.from_numpy(ws.eeg[i : i + 64])
             c = torch.from_numpy(ws.ecg[i : i + 64])
-            embs.append(model.forward_embeddings(e, c)[0].float().numpy())
+            z = model.forward_embeddings(e, c)[0]
+            embs.append(z.float().numpy())
+            logits.append(model.head(z).float().numpy())
     emb = np.concatenate(embs)
     feats = {
+        "model output (logit)": np.concatenate(logits),
         "readouts": np.c_[bp, hr],
         "embedding": emb,
         "embedding + readouts": np.c_[emb, bp, hr],
