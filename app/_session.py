@@ -282,9 +282,9 @@ class Session:
                 max_queue=cfg.model.queue,
                 max_batch=cfg.model.max_batch,
                 bf16=cfg.model.bf16,
+                # a replay at full speed: nobody waits for an estimate, so batches run full
+                full_batches=self.replay is not None and self.speed is None,
             )
-            # a replay at full speed: nobody waits for an estimate, so batches run full
-            self.worker.full_batches = self.replay is not None and self.speed is None
             targets = tuple(self.model.config.targets)
             # the app's own streams; a replay of a file this process recorded holds streams of
             # the same source ids, so the replaying session's own get a distinct one
@@ -592,7 +592,7 @@ class Session:
                 else:
                     # as fast as it goes: take turns with the model, which runs full batches with
                     # the cores and the GIL to itself (sharing them costs both sides more)
-                    self.worker.idle.wait(1.0)
+                    pipe.wait_for_model()
                 pipe.ingest(chunk)
                 pipe.step()  # windows go to the worker, which waits for room (no drops)
             self.worker.wait_idle(timeout=600)

@@ -89,6 +89,7 @@ class InferenceWorker:
         max_queue: int = 8,
         max_batch: int = 16,
         bf16: bool = False,
+        full_batches: bool = False,
         clock: Callable[[], float] | None = None,
     ):
         if mode not in ("live", "replay"):
@@ -112,9 +113,9 @@ class InferenceWorker:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._draining = 0  # callers in wait_idle/stop: run what is queued, batch full or not
-        #: replay at full speed: the worker waits for ``max_batch`` windows (or a drain) before
-        #: it runs a batch, instead of taking whatever has arrived (see :meth:`fill_batches`)
-        self.full_batches = False
+        #: replay at full speed: the worker waits for a full batch (``max_batch`` windows, or as
+        #: many as the queue holds) or a drain before it runs, instead of taking what has arrived
+        self.full_batches = full_batches
         self._busy = False
         self._inflight = 0  # windows popped from the queue and not yet emitted or failed
         self._pinned: dict[str, torch.Tensor] = {}

@@ -123,7 +123,10 @@ class Pipeline:
         self._idle = idle
         self._max_wait = max_wait
 
-    def _yield(self) -> None:
+    def wait_for_model(self) -> None:
+        """Wait while a forward pass runs (at most ``max_wait`` of :meth:`yield_to`; no-op before
+        it is called or once stopping). The reader and aligner threads call it before they read
+        or step; a replay thread that feeds the pipeline itself calls it before each chunk."""
         idle = self._idle
         if idle is not None and not self._stop.is_set():
             idle.wait(self._max_wait)
@@ -237,7 +240,7 @@ class Pipeline:
 
     def _read_loop(self, src: Source) -> None:
         while not self._stop.is_set():
-            self._yield()
+            self.wait_for_model()
             try:
                 chunks = src.read(timeout=0.05)
             except PhysioLiveError as exc:
@@ -312,7 +315,7 @@ class Pipeline:
             if not stopping:
                 if not self._window_due() and time.monotonic() - last < self.STEP_EVERY:
                     continue
-                self._yield()
+                self.wait_for_model()
             last = time.monotonic()
             try:
                 self.step()

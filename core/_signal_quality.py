@@ -143,7 +143,7 @@ def assess_window_quality(
     one per channel) converts to microvolts; unknown units are taken as microvolts.
     """
     th = thresholds or QualityThresholds()
-    x = np.asarray(data, dtype=np.float64)
+    x = np.asarray(data)
     if x.ndim == 1:
         x = x[:, None]
     ts = np.asarray(timestamps, dtype=np.float64)
@@ -154,7 +154,8 @@ def assess_window_quality(
     if len(unit_list) != n_ch:
         raise ValueError(f"{len(unit_list)} units for {n_ch} channels")
     scale = np.array([unit_scale_uv(u, 1.0) for u in unit_list], dtype=np.float64)
-    # channels as rows ([C, n]): every reduction below runs along contiguous memory
+    # float64, channels as rows ([C, n]), in one pass: every reduction below runs along
+    # contiguous memory
     x = np.multiply(x.T, scale[:, None], out=np.empty((n_ch, n)))
 
     # gaps: between samples, and missing data at the window's ends

@@ -75,21 +75,26 @@ def test_replay_mode_keeps_every_window_in_order_and_matches_direct_calls():
     assert e0.latency == pytest.approx(1000.0 - e0.t_end)
 
 
+def _full_batch_worker(queue: int, batch: int) -> tuple[InferenceWorker, list[int], list]:
+    """A started replay worker with full batches; the sizes of the batches it runs and the
+    estimates it emits, as they happen."""
+    w = InferenceWorker(_model(), device="cpu", mode="replay", max_queue=queue, max_batch=batch,
+                        full_batches=True, clock=lambda: 1000.0)  # fmt: skip
+    sizes: list[int] = []
+    run = w._run
+    w._run = lambda b: (sizes.append(len(b)), run(b))  # type: ignore[method-assign]
+    got: list = []
+    w.on_estimate(got.append)
+    w.start()
+    return w, sizes, got
+
+
 def test_full_batches_wait_for_max_batch_windows_until_drained():
     """A replay at full speed: every batch holds max_batch windows, except the last, which runs
     when the producer drains the worker (wait_idle / stop)."""
     rng = np.random.default_rng()
     n, size = int(rng.integers(13, 40)), int(rng.integers(2, 6))
-    sizes: list[int] = []
-    model = _model()
-    w = InferenceWorker(model, device="cpu", mode="replay", max_queue=2 * size, max_batch=size,
-                        clock=lambda: 1000.0)  # fmt: skip
-    w.full_batches = True
-    run = w._run
-    w._run = lambda batch: (sizes.append(len(batch)), run(batch))  # type: ignore[method-assign]
-    got = []
-    w.on_estimate(got.append)
-    w.start()
+    w, sizes, got = _full_batch_worker(2 * size, size)
     wins = _windows(n, rng)
     for win in wins[: size - 1]:
         w.submit(win)
@@ -108,15 +113,7 @@ def test_full_batches_with_a_queue_shorter_than_max_batch_do_not_stall():
     producer, which waits for room, never waits on a worker that waits for more windows."""
     rng = np.random.default_rng()
     n = int(rng.integers(20, 40))
-    sizes: list[int] = []
-    w = InferenceWorker(_model(), device="cpu", mode="replay", max_queue=8, max_batch=16,
-                        clock=lambda: 1000.0)  # fmt: skip
-    w.full_batches = True
-    run = w._run
-    w._run = lambda batch: (sizes.append(len(batch)), run(batch))  # type: ignore[method-assign]
-    got = []
-    w.on_estimate(got.append)
-    w.start()
+    w, sizes, got = _full_batch_worker(8, 16)
     done = threading.Event()
 
     def produce() -> None:
