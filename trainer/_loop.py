@@ -400,7 +400,12 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     """Run (or resume) the pretraining that ``cfg`` describes; see the module docstring."""
     info, started = _setup_distributed(cfg.run.device)
     try:
-        return _pretrain(cfg, info, resume=resume, progress=progress)
+        result = _pretrain(cfg, info, resume=resume, progress=progress)
+        if started:
+            # Rank 0 is still exporting when the others finish; a rank that tears its gloo
+            # group down while a peer is busy can abort at exit, so all ranks leave together.
+            dist.barrier()
+        return result
     finally:
         if started:
             dist.destroy_process_group()
