@@ -87,10 +87,19 @@ def build_model(
 
     if cfg.model.checkpoint:
         ckpt = load_checkpoint(Path(cfg.model.checkpoint).expanduser())
+        if ckpt.kind == "readout_lr":
+            if cfg.model.baseline:
+                _load_baseline(ckpt.model, Path(cfg.model.baseline).expanduser())
+            return ckpt.model  # type: ignore[return-value]
         if ckpt.kind != "fused_emotion":
             raise CheckpointError(
                 f"{cfg.model.checkpoint} is an encoder checkpoint ({ckpt.kind}); the app needs a "
                 "fused emotion model: fine-tune one with physio-train finetune"
+            )
+        if cfg.model.baseline:
+            raise ConfigError(
+                f"model.baseline: {cfg.model.checkpoint} takes no baseline (only readout models "
+                "do); remove model.baseline"
             )
         return ckpt.model
     n_patches = round(cfg.aligner.window)  # 1-s patches at the model rate
@@ -117,6 +126,31 @@ def build_model(
     )
     torch.manual_seed(0)  # the same untrained weights every run, so replays match live
     return FusedEmotionModel(fcfg)
+
+
+def _load_baseline(model: torch.nn.Module, path: Path) -> None:
+    """Read a saved resting baseline into a readout model (one clear error when it does not fit)."""
+    import json
+
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(
+            f"model.baseline: cannot read {path} ({' '.join(str(exc).split())[:120]}); give a "
+            ".baseline.json a session wrote, or null to take the baseline at the start"
+        ) from None
+    model.load_baseline(state, where=f"model.baseline {path}")  # type: ignore[operator]
+
+
+def save_baseline(model: torch.nn.Module, path: Path) -> Path | None:
+    """Write a readout model's resting baseline (JSON) to ``path``; None if it has none."""
+    import json
+
+    finish = getattr(model, "finish_baseline", None)
+    if finish is None or not finish():
+        return None
+    path.write_text(json.dumps(model.baseline_state(), indent=1))  # type: ignore[operator]
+    return path
 
 
 def model_aligner_config(cfg: Config, model: FusedEmotionModel) -> AlignerConfig:
@@ -207,6 +241,8 @@ class Session:
         self.pipeline: Pipeline | None = None
         self.worker: InferenceWorker | None = None
         self.recorder: Recorder | None = None
+        #: where a readout model's resting baseline was saved at close (beside the recording)
+        self.baseline_path: Path | None = None
         self.outlet: EstimateOutlet | None = None
         self._marker_outlet: pylsl.StreamOutlet | None = None
         self._readout_outlet: pylsl.StreamOutlet | None = None
@@ -649,6 +685,16 @@ class Session:
             self.pipeline.stop()
         if self.worker is not None:
             self.worker.stop(drain=True, timeout=30.0)
+        if self.recorder is not None and self.model is not None:
+            # a readout model's resting baseline, for later sessions of the same person
+            # (model.baseline); one that failed to write costs nothing else
+            try:
+                self.baseline_path = save_baseline(
+                    self.model, self.recorder.path.with_suffix(".baseline.json")
+                )
+            except OSError as exc:
+                with self._message_lock:
+                    self._take(("baseline", 0), [f"baseline not saved: {exc}"])
         self.stop_recording()
         if self.outlet is not None:
             self.outlet.close()

@@ -249,8 +249,11 @@ class InferenceWorker:
         buf[:b].copy_(host)
         return buf[:b].to(self.device, non_blocking=True)
 
-    def _predict(self, batch: list[Window]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Probabilities [B, targets] and missing flags of the windows (one forward pass)."""
+    def _predict(
+        self, batch: list[Window]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+        """Probabilities [B, targets], missing flags and the model's notes of the windows (one
+        forward pass)."""
         cfg = getattr(self.model, "config", None)
         patch = cfg.eeg.patch_size if cfg is not None else 200
         inputs: dict[str, torch.Tensor | None] = {}
@@ -264,14 +267,18 @@ class InferenceWorker:
                 inputs[mod] = self._stack(filled, mod, patch)
                 if not all(present):  # absent windows take the model's missing-modality path
                     inputs[f"{mod}_present"] = torch.tensor(present)
+        extra = {}
+        if getattr(self.model, "calibrates", False):  # a readout model takes its baseline in time
+            extra["t_end"] = np.array([w.t_end for w in batch])
         pred = self.model.predict(
             inputs["eeg"], inputs["ecg"], eeg_present=inputs["eeg_present"],
-            ecg_present=inputs["ecg_present"], bf16=self.bf16,
+            ecg_present=inputs["ecg_present"], bf16=self.bf16, **extra,
         )  # fmt: skip
         return (
             pred.probabilities.float().cpu().numpy(),
             pred.eeg_missing.cpu().numpy(),
             pred.ecg_missing.cpu().numpy(),
+            pred.notes or ("",) * len(batch),
         )
 
     def _run(self, batch: list[tuple[Window, Annotation]]) -> None:
@@ -281,7 +288,7 @@ class InferenceWorker:
         if run:
             self.idle.clear()
             try:
-                probs, e_miss, c_miss = self._predict(run)
+                probs, e_miss, c_miss, notes = self._predict(run)
             finally:
                 self.idle.set()
         targets = tuple(self.model.config.targets)
@@ -306,7 +313,8 @@ class InferenceWorker:
                     probabilities=tuple(float(p) for p in probs[k]), quality=w.quality,
                     model_id=self.model.model_id, untrained=self.model.untrained,
                     window_index=w.index, eeg_missing=bool(e_miss[k]),
-                    ecg_missing=bool(c_miss[k]), reason="; ".join(a.notes), readouts=a.readouts,
+                    ecg_missing=bool(c_miss[k]), readouts=a.readouts,
+                    reason="; ".join(n for n in (*a.notes, notes[k]) if n),
                 )  # fmt: skip
                 k += 1
             with self._cond:

@@ -331,8 +331,16 @@ class ModelConfig:
     threads: int | None = None
     #: encoder size when no checkpoint is given: ``base`` (CBraMod, 12 layers) or ``tiny``
     size: Literal["base", "tiny"] = "base"
+    #: readout models (``eegmat-readouts``): a resting baseline saved by an earlier session
+    #: (``<recording>.baseline.json``); null takes it from this session's first seconds
+    baseline: str | None = None
 
     def validate(self, where: str) -> None:
+        if self.baseline is not None and not Path(self.baseline).expanduser().is_file():
+            raise ConfigError(
+                f"{where}.baseline: {self.baseline} does not exist; give the .baseline.json a "
+                "session wrote beside its recording, or null to take the baseline at the start"
+            )
         if self.max_batch < 1 or self.queue < 1:
             raise ConfigError(f"{where}: max_batch and queue must be >= 1")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):

@@ -3,6 +3,8 @@
 - :class:`CBraMod` (``cbramod_base``, ``cbramod_ecg``): the criss-cross transformer encoder, which
   loads the official weights through :func:`checkpoint_filter_fn`.
 - :class:`FusedEmotionModel`: EEG ++ ECG embeddings -> MLP head, one logit per target.
+- :class:`ReadoutModel`: the app's readouts (band powers, heart rate), calibrated against a
+  resting baseline, -> logistic regression.
 - Checkpoints: :func:`save_checkpoint` / :func:`load_checkpoint` (safetensors + JSON config),
   :func:`read_state_dict` (safe ``.pth`` reading), :func:`pull_cbramod` (official weights),
   :func:`resolve_checkpoint` (a shipped name such as ``eegmat-fused``, or a path).
@@ -52,6 +54,13 @@ from ._official import (
     load_strict,
     to_official_state_dict,
 )
+from ._readout import (
+    ReadoutModel,
+    ReadoutModelConfig,
+    band_power_features,
+    heart_rate,
+    readout_features,
+)
 
 __all__ = [
     "CBRAMOD_HUB_FILENAME",
@@ -68,6 +77,9 @@ __all__ = [
     "ModalityConfig",
     "ModelInputError",
     "Provenance",
+    "ReadoutModel",
+    "ReadoutModelConfig",
+    "band_power_features",
     "cbramod_base",
     "cbramod_ecg",
     "checkpoint_filter_fn",
@@ -76,6 +88,7 @@ __all__ = [
     "config_from_official",
     "describe_checkpoint",
     "format_checkpoint_info",
+    "heart_rate",
     "hf_hub_cache_dir",
     "inference_context",
     "load_checkpoint",
@@ -85,6 +98,7 @@ __all__ = [
     "num_params",
     "pull_cbramod",
     "read_state_dict",
+    "readout_features",
     "resolve_checkpoint",
     "resolve_hub_file",
     "save_checkpoint",

@@ -32,6 +32,7 @@ from ._cbramod import CBraMod
 from ._errors import CheckpointError
 from ._fused import FusedEmotionConfig, FusedEmotionModel, ModalityConfig, Provenance
 from ._official import config_from_official, load_strict
+from ._readout import ReadoutModel, ReadoutModelConfig
 
 __all__ = [
     "Checkpoint",
@@ -49,7 +50,7 @@ __all__ = [
 FORMAT = "physio-live-checkpoint"
 FORMAT_VERSION = "1"
 
-Kind = Literal["fused_emotion", "cbramod_encoder"]
+Kind = Literal["fused_emotion", "cbramod_encoder", "readout_lr"]
 PathLike = str | os.PathLike[str]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -63,7 +64,7 @@ class Checkpoint:
 
     kind: Kind
     model: nn.Module
-    config: FusedEmotionConfig | ModalityConfig
+    config: FusedEmotionConfig | ModalityConfig | ReadoutModelConfig
     provenance: Provenance
     model_id: str
     path: Path
@@ -215,7 +216,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def save_checkpoint(
     path: PathLike,
-    model: FusedEmotionModel | CBraMod,
+    model: FusedEmotionModel | CBraMod | ReadoutModel,
     *,
     provenance: Provenance | None = None,
     modality: ModalityConfig | None = None,
@@ -228,9 +229,14 @@ def save_checkpoint(
     from ._fused import weights_fingerprint
 
     path = Path(path)
-    if isinstance(model, FusedEmotionModel):
-        kind: Kind = "fused_emotion"
+    if isinstance(model, ReadoutModel):
+        kind: Kind = "readout_lr"
         config: dict[str, object] = model.config.to_dict()
+        provenance = provenance or model.provenance
+        name = model.config.name
+    elif isinstance(model, FusedEmotionModel):
+        kind = "fused_emotion"
+        config = model.config.to_dict()
         provenance = provenance or model.provenance
         name = model.config.name
     elif isinstance(model, CBraMod):
@@ -254,7 +260,7 @@ def save_checkpoint(
         "provenance": json.dumps(provenance.to_dict()),
     }
     _write_atomic(path, safetensors.torch.save(tensors, metadata=metadata))
-    if isinstance(model, FusedEmotionModel):
+    if isinstance(model, (FusedEmotionModel, ReadoutModel)):
         model.provenance = provenance
         model._model_id = model_id
     return path
@@ -312,6 +318,8 @@ def _parse(meta: dict[str, str], path: Path) -> tuple[Kind, object, Provenance]:
             return kind, FusedEmotionConfig.from_dict(config), prov
         if kind == "cbramod_encoder":
             return kind, ModalityConfig.from_dict(config), prov
+        if kind == "readout_lr":
+            return kind, ReadoutModelConfig.from_dict(config), prov
     except (KeyError, json.JSONDecodeError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path} has a damaged config ({_one_line(e)}): save it again") from e
     raise CheckpointError(
@@ -339,6 +347,9 @@ def load_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu")
     if isinstance(config, FusedEmotionConfig):
         model = FusedEmotionModel(config, provenance=provenance)
         what = "fused model checkpoint"
+    elif isinstance(config, ReadoutModelConfig):
+        model = ReadoutModel(config, provenance=provenance)
+        what = "readout model checkpoint"
     else:
         assert isinstance(config, ModalityConfig)
         model = CBraMod.from_config(config.encoder)
@@ -354,7 +365,7 @@ def load_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu")
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
     model_id = meta.get("model_id") or path.stem
-    if isinstance(model, FusedEmotionModel):
+    if isinstance(model, (FusedEmotionModel, ReadoutModel)):
         model._model_id = model_id
     model.to(map_location).eval()
     return Checkpoint(kind, model, config, provenance, model_id, path)  # type: ignore[arg-type]
@@ -399,6 +410,15 @@ def describe_checkpoint(path: PathLike) -> dict[str, object]:
         info["pooling"] = config.pooling
         info["hidden_dims"] = list(config.hidden_dims)
         info["modalities"] = {m.name: m.to_dict() for m in (config.eeg, config.ecg)}
+    elif isinstance(config, ReadoutModelConfig):
+        info["targets"] = list(config.targets)
+        info["label_threshold"] = config.label_threshold
+        info["readouts"] = {
+            "features": f"log10 band powers of {len(config.eeg.channels)} EEG channels x 5 bands "
+            "+ heart rate",
+            "calibrate_s": config.calibrate_s,
+        }
+        info["modalities"] = {m.name: m.to_dict() for m in (config.eeg, config.ecg)}
     else:
         assert isinstance(config, ModalityConfig)
         info["modalities"] = {config.name: config.to_dict()}
@@ -417,12 +437,24 @@ def format_checkpoint_info(info: Mapping[str, object]) -> str:
         enc = m["encoder"]
         chans = ", ".join(m["channels"]) or "any"
         n_ch = len(m["channels"]) or "any"
+        encoder = (
+            ""
+            if "readouts" in info
+            else (f"; encoder depth {enc['depth']}, width {enc['embed_dim']}")
+        )
         lines.append(
             f"  {name}: {n_ch} channels ({chans}), {m['sampling_rate']:g} Hz,"
             f" {m['n_patches']} x {m['patch_size']}-sample patches, input = {m['units']} x "
-            f"{m['scale']:g}; encoder depth {enc['depth']}, width {enc['embed_dim']}"
+            f"{m['scale']:g}{encoder}"
         )
-    if "targets" in info:
+    if "readouts" in info:
+        r = dict(info["readouts"])  # type: ignore[call-overload]
+        lines.append(
+            f"  readouts: {r['features']}; logistic regression; calibrated against the first "
+            f"{r['calibrate_s']:g} s of a session (a resting baseline)"
+        )
+        lines.append(f"  targets: {', '.join(info['targets'])}")  # type: ignore[arg-type]
+    elif "targets" in info:
         lines.append(
             f"  targets: {', '.join(info['targets'])} (high = rating > "  # type: ignore[arg-type]
             f"{info['label_threshold']}), pooling {info['pooling']}, head {info['hidden_dims']}"
@@ -511,7 +543,7 @@ def checkpoint_summary(name: str, path: PathLike) -> str:
     meta = _read_metadata(path)
     kind, config, provenance = _parse(meta, path)
     size = path.stat().st_size / 1e6
-    if isinstance(config, FusedEmotionConfig):
+    if isinstance(config, (FusedEmotionConfig, ReadoutModelConfig)):
         what = f"targets {', '.join(config.targets)}"
     else:
         assert isinstance(config, ModalityConfig)

@@ -182,6 +182,8 @@ class EmotionPrediction:
     ecg_missing: Tensor
     untrained: bool
     model_id: str
+    #: per window, what the model says about it ("" = nothing), e.g. that it is calibrating
+    notes: tuple[str, ...] | None = None
 
     @property
     def warning(self) -> str | None:

@@ -9,7 +9,8 @@
 - Fine-tuning (:func:`run_finetune`): data kinds in :mod:`._data` (``manifest``: labelled
   recordings cut by the app's own aligner, :mod:`._manifest`; DREAMER and exported windows,
   :mod:`._dreamer`), splits in :mod:`._splits`, metrics in :mod:`._metrics`, classical reference
-  rows in :mod:`._baselines`.
+  rows in :mod:`._baselines`; the rest-calibrated readout model in :mod:`._readout_fit`
+  (:func:`run_readouts`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from ._metrics import (
     binary_metrics,
     macro_f1,
 )
+from ._readout_fit import fit_readout_model, run_readouts, score_like_app
 from ._score import RecordWindows, score, score_masks, scoring_windows
 from ._splits import Fold, kfold_splits, loso_splits, subject_cv_splits, subject_split
 
@@ -109,6 +111,7 @@ __all__ = [
     "evaluate",
     "find_records",
     "finetune_config_from_dict",
+    "fit_readout_model",
     "heart_rate",
     "kfold_splits",
     "load_dreamer",
@@ -132,7 +135,9 @@ __all__ = [
     "recording_windows",
     "run_evaluate",
     "run_finetune",
+    "run_readouts",
     "score",
+    "score_like_app",
     "score_masks",
     "scoring_windows",
     "subject_cv_splits",

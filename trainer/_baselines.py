@@ -17,9 +17,10 @@ import math
 
 import numpy as np
 
-from physio_live.core import BANDS, HeartRateTracker, StreamingRPeakDetector, band_powers
+from physio_live.core import BANDS
+from physio_live.models import band_power_features, heart_rate
 
-from ._data import MODEL_RATE, WindowSet
+from ._data import WindowSet
 from ._metrics import auroc, nanmean
 from ._splits import Fold
 
@@ -69,31 +70,6 @@ class LogisticRegression:
         """P(y = 1) per row."""
         z = np.c_[(np.asarray(x, np.float64) - self.mu) / self.sd, np.ones(len(x))]
         return 1 / (1 + np.exp(-np.clip(z @ self.beta, -30, 30)))
-
-
-def band_power_features(eeg: np.ndarray, rate: float = MODEL_RATE) -> np.ndarray:
-    """EEG windows ``[N, C, P, 200]`` (or ``[N, C, T]``) -> log10 band powers ``[N, C x 5]``: the
-    app's own readout (:func:`physio_live.core.band_powers`, Welch over :data:`BANDS`)."""
-    x = eeg.reshape(eeg.shape[0], eeg.shape[1], -1)
-    return np.stack([np.log10(band_powers(w, rate) + 1e-12).ravel() for w in x])
-
-
-def heart_rate(ecg: np.ndarray, rate: float = MODEL_RATE) -> np.ndarray:
-    """Heart rate (beats/min) of each ECG window ``[N, C, P, 200]``: the app's own R-peak detector
-    (:class:`physio_live.core.StreamingRPeakDetector`, lead picked by it) run over the window and
-    flushed, then the app's heart-rate readout (60 / median RR); NaN where it finds too few
-    beats."""
-    x = ecg.reshape(ecg.shape[0], ecg.shape[1], -1).astype(np.float64)
-    t = np.arange(x.shape[-1]) / rate
-    out = np.full(len(x), math.nan)
-    for i, w in enumerate(x):
-        det = StreamingRPeakDetector(rate)
-        det.push(w.T, t)
-        det.flush()
-        tracker = HeartRateTracker()
-        tracker.add(np.asarray(det.peak_times))
-        out[i] = tracker.readout(float(t[-1])).hr_bpm
-    return out
 
 
 def _fit_predict(x: np.ndarray, y: np.ndarray, fold: Fold) -> tuple[np.ndarray, float]:

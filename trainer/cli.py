@@ -3,7 +3,9 @@
 ``physio-train pretrain --config X [--resume] [--set key=value ...]`` runs (or resumes) a
 pretraining; ``physio-train preprocess --config X`` only builds the corpus cache (do this once
 before a multi-node run); ``physio-train score --checkpoint ENCODER --set data.root=DIR`` prints
-the masked-reconstruction MSE of an encoder (model, zeros, interp per mask kind) as one JSON line.
+the masked-reconstruction MSE of an encoder (model, zeros, interp per mask kind) as one JSON line;
+``physio-train readouts --config X [--export PATH]`` fits and scores the rest-calibrated readout
+model on a fine-tuning recipe's windows.
 Errors a user can cause print one line ``physio-train: error: ...`` and
 exit 1.
 """
@@ -22,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Pretrain (ECG dual masking, EEG masked patches) and fine-tune the encoders.",
     )
     sub = parser.add_subparsers(
-        dest="command", metavar="{pretrain,preprocess,finetune,evaluate,score}"
+        dest="command", metavar="{pretrain,preprocess,finetune,evaluate,readouts,score}"
     )
     for name, text in (
         ("pretrain", "self-supervised pretraining of an encoder (runs under torchrun too)"),
@@ -39,6 +41,18 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--resume", action="store_true", help="continue from <out_dir>/checkpoint.pt"
             )
+    p = sub.add_parser(
+        "readouts",
+        help="fit and score a rest-calibrated readout model (band powers + heart rate)",
+        description="Fit the readout model (log band powers per EEG channel + heart rate, two "
+        "logistic regressions, one calibrated against each person's first seconds of rest) on a "
+        "fine-tuning recipe's windows and split; score it on the split and subject-wise CV; "
+        "prints one JSON line.",
+    )
+    p.add_argument("--config", required=True, help="e.g. configs/finetune_eegmat.yaml")
+    p.add_argument("--calibrate", type=float, default=60.0, help="resting baseline, s (60)")
+    p.add_argument("--export", default=None, help="write the split's model here (.safetensors)")
+    _add_common(p, "override a config value, e.g. --set data.root=/data/eegmat (repeatable)")
     p = sub.add_parser(
         "score",
         help="masked-reconstruction MSE of a pretrained encoder on a WFDB/EDF folder (JSON line)",
@@ -80,6 +94,28 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"physio-train: error: {_os_error(exc)}", file=sys.stderr)
             return 1
+
+    if args.command == "readouts":
+        try:
+            import json
+
+            from physio_live.trainer import load_finetune_config, run_readouts
+
+            fcfg = load_finetune_config(args.config, args.overrides)
+            res = run_readouts(
+                fcfg,
+                calibrate_s=args.calibrate,
+                export=args.export,
+                log=None if args.quiet else _stderr,
+            )
+        except (PhysioLiveError, CheckpointError) as exc:
+            print(f"physio-train: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"physio-train: error: {_os_error(exc)}", file=sys.stderr)
+            return 1
+        print(json.dumps(res))
+        return 0
 
     if args.command in ("finetune", "evaluate"):
         try:

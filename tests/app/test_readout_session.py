@@ -1,0 +1,83 @@
+"""The app with the shipped readout model: a session calibrates on its first 60 s, says so in its
+estimates, and leaves the baseline beside its recording for the next session of that person."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from physio_live.app._session import Session
+from physio_live.core import ConfigError, load_config, open_recording
+from physio_live.models import CheckpointError, ReadoutModel
+
+TESTS = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("PHYSIO_LIVE_DATASETS", TESTS.parents[1] / "shared" / "datasets"))
+SETS = ["aligner.hop=2", "model.checkpoint=eegmat-readouts", "model.device=cpu",
+        "outlet.enabled=false"]  # fmt: skip
+
+
+def _run(path: Path, sets: list[str]) -> tuple[Session, list]:
+    session = Session(load_config("demo", sets), recording=open_recording(path), speed=None)
+    got: list = []
+    lock = threading.Lock()
+
+    def on_estimate(e):
+        with lock:
+            got.append(e)
+
+    session.on_estimate(on_estimate)
+    session.open()
+    try:
+        session.start()
+        assert session.finished.wait(120), f"replay of {path.name} did not finish"
+    finally:
+        session.close()
+    return session, sorted(got, key=lambda e: e.t_end)
+
+
+@pytest.mark.slow
+def test_session_calibrates_and_keeps_the_baseline_beside_its_recording(tmp_path):
+    root = DATASETS / "eegmat"
+    if not root.is_dir():
+        pytest.skip(f"eegmat not found at {root}; set PHYSIO_LIVE_DATASETS")
+    sets = [*SETS, "recording.enabled=true", f"recording.folder={tmp_path}"]
+    session, est = _run(root / "Subject33_1.edf", sets)
+    assert isinstance(session.model, ReadoutModel)
+    t0 = est[0].t_end - 4.0
+    early = [e for e in est if e.t_end - t0 <= 60.0 + 1e-6]
+    late = [e for e in est if e.t_end - t0 > 60.0 + 1e-6]
+    assert len(early) == 29 and len(late) > 40
+    assert all("calibrating: resting baseline" in e.reason for e in early)
+    assert not any("calibrating" in e.reason for e in late)
+    # the baseline, beside the recording, is the one the session used
+    path = session.baseline_path
+    assert path is not None and path.parent == tmp_path and path.name.endswith(".baseline.json")
+    state = json.loads(path.read_text())
+    assert state["windows"] == 29 and state["model_id"] == session.model.model_id
+    assert state == session.model.baseline_state()
+
+    # a second session of the same person, from that baseline: calibrated from its first window
+    _, est2 = _run(root / "Subject33_2.edf", [*SETS, f"model.baseline={path}"])
+    assert est2 and not any("calibrating" in e.reason for e in est2)
+
+
+def test_wrong_baselines_are_refused_in_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.baseline: .* does not exist"):
+        load_config("demo", [*SETS, f"model.baseline={tmp_path / 'none.json'}"])
+    bad = tmp_path / "bad.baseline.json"
+    bad.write_text("{not json")
+    from physio_live.app._session import build_model
+
+    eeg = ("Fp1",) * 19
+    with pytest.raises(ConfigError, match="cannot read"):
+        build_model(load_config("demo", [*SETS, f"model.baseline={bad}"]), eeg, ("ECG",))
+    bad.write_text(json.dumps({"format": "physio-live-baseline", "features": [], "mean": []}))
+    with pytest.raises(CheckpointError, match="other features"):
+        build_model(load_config("demo", [*SETS, f"model.baseline={bad}"]), eeg, ("ECG",))
+    fused = [*SETS[:-3], "model.checkpoint=eegmat-fused", f"model.baseline={bad}"]
+    with pytest.raises(ConfigError, match="takes no baseline"):
+        build_model(load_config("demo", fused), eeg, ("ECG",))
