@@ -281,26 +281,33 @@ class ReadoutModel(nn.Module):
         if t_end is None:
             t_end = np.full(n, math.nan)
         window_s = self.config.eeg.window_seconds
+        bad = e_miss.numpy() | c_miss.numpy()  # a modality missing: no estimate, no baseline
         probs = np.empty(n)
         notes: list[str] = []
         for i in range(n):
             b = self._base
+            note = ""
             if b.mean is None and self.config.calibrate_s > 0 and math.isfinite(t_end[i]):
                 if b.t0 is None:
                     b.t0 = float(t_end[i]) - window_s
                 if t_end[i] - b.t0 <= self.config.calibrate_s + 1e-6:
-                    b.rows.append(x[i])
+                    if not bad[i]:
+                        b.rows.append(x[i])
                 elif b.rows:
                     self._finish_baseline()
+                else:
+                    note = (
+                        f"uncalibrated: no usable window in the first {self.config.calibrate_s:g}"
+                        " s; restart at rest or load a baseline (model.baseline)"
+                    )
             if self._base.mean is None:
                 logit = self._logits("raw", x[i : i + 1])[0]
-                notes.append(self.calibration_note())
+                notes.append(note or self.calibration_note())
             else:
                 z = (x[i : i + 1] - self._base.mean) / self._base.sd
                 logit = self._logits("cal", z)[0]
                 notes.append("")
             probs[i] = 1.0 / (1.0 + math.exp(-max(min(logit, 30.0), -30.0)))
-        bad = e_miss.numpy() | c_miss.numpy()
         probs[bad] = math.nan
         return EmotionPrediction(
             targets=self.config.targets,

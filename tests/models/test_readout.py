@@ -206,3 +206,33 @@ def test_shipped_readout_model_records_its_test_figures():
     assert m["hop_s"] == 2.0 and m["window_s"] == 4 and 0.5 < m["auroc"] <= 1.0
     assert notes["cv"]["folds"] == 9
     assert math.isfinite(notes["calibrated_test_metrics"]["auroc"])
+
+
+def test_windows_missing_a_modality_get_no_estimate_and_stay_out_of_the_baseline():
+    rng = np.random.default_rng()
+    m = _model(rng, calibrate_s=10.0)
+    eeg, ecg, _ = _windows(rng, 6)
+    t = 4.0 + 2.0 * np.arange(6)  # 4 windows of baseline (4..10 s), then 2
+    present = torch.tensor([True, False, True, True, True, True])
+    eeg_in = eeg.copy()
+    eeg_in[1] = 0.0  # what the worker feeds for an absent modality
+    got = m.predict(torch.from_numpy(eeg_in), torch.from_numpy(ecg), eeg_present=present, t_end=t)
+    p = got.probabilities[:, 0].numpy()
+    assert np.isnan(p[1]) and np.isfinite(np.delete(p, 1)).all()
+    assert got.eeg_missing.tolist() == [False, True, False, False, False, False]
+    x = readout_features(eeg, ecg, float(m.hr_fill))
+    state = m.baseline_state()
+    assert state["windows"] == 3
+    np.testing.assert_allclose(state["mean"], x[[0, 2, 3]].mean(0), rtol=1e-12)
+
+
+def test_no_usable_baseline_window_is_said_plainly():
+    rng = np.random.default_rng()
+    m = _model(rng, calibrate_s=4.0)
+    eeg, ecg, _ = _windows(rng, 3)
+    absent = torch.tensor([False, True, True])  # the only baseline window lacks its EEG
+    got = m.predict(
+        torch.from_numpy(eeg), torch.from_numpy(ecg), eeg_present=absent, t_end=4.0 + np.arange(3)
+    )
+    assert not m.calibrated
+    assert "calibrating" in got.notes[0] and "no usable window" in got.notes[2]
