@@ -355,7 +355,8 @@ class EstimatePanel(QtWidgets.QWidget):
                 when = f"latency {est.latency * 1000:.0f} ms"
             else:
                 when = f"{fmt_clock(est.t_end - self.replay_start)} into the recording"
-            self.quality_label.setText(f"quality: ok · {when} · window {est.window_index}")
+            note = f" · {est.reason}" if est.reason else ""
+            self.quality_label.setText(f"quality: ok · {when} · window {est.window_index}{note}")
             self.quality_label.setStyleSheet("QLabel { color: #2a7f3f; }")
 
 

@@ -29,7 +29,7 @@ class EstimateCSV:
         self._w = csv.writer(self._f)
         self._w.writerow(
             ["t_end", "window", *targets, "quality", "withheld", "eeg_missing", "ecg_missing",
-             "model_id", "untrained"]
+             "model_id", "untrained", "reason"]
         )  # fmt: skip
         self._lock = threading.Lock()
         self.rows = 0
@@ -40,7 +40,7 @@ class EstimateCSV:
             self._w.writerow(
                 [repr(est.t_end), est.window_index, *probs, est.quality.summary(),
                  int(est.withheld), int(est.eeg_missing), int(est.ecg_missing), est.model_id,
-                 int(est.untrained)]
+                 int(est.untrained), est.reason]
             )  # fmt: skip
             self._f.flush()
             self.rows += 1

@@ -101,6 +101,8 @@ def _status_line(st: SessionStatus, latest: Estimate | None = None) -> str:
                 f"{t}={p:.2f}" for t, p in zip(latest.targets, latest.probabilities, strict=True)
             )
         )
+        if not latest.withheld and "calibrating" in latest.reason:
+            now += " (calibrating)"
     return (
         f"[{st.elapsed:6.1f}s] {rates} | win/s={st.windows_per_s:.1f} est/s="
         f"{st.estimates_per_s:.1f} | latency p50={fmt_ms(st.latency_p50)} "
@@ -138,7 +140,7 @@ def _fmt_estimate(e: Estimate) -> str:
     if e.withheld:
         probs = f"WITHHELD ({e.reason})"
     elif e.reason:
-        extra += f" quality: {e.reason}"
+        extra += f" notes: {e.reason}"
     return f"estimate t_end={e.t_end:.3f} latency={e.latency * 1000:.1f}ms {probs}{extra}{flag}"
 
 

@@ -81,3 +81,27 @@ def test_wrong_baselines_are_refused_in_one_line(tmp_path):
     fused = [*SETS[:-3], "model.checkpoint=eegmat-fused", f"model.baseline={bad}"]
     with pytest.raises(ConfigError, match="takes no baseline"):
         build_model(load_config("demo", fused), eeg, ("ECG",))
+
+
+@pytest.mark.slow
+def test_cli_replay_writes_the_calibration_in_the_estimates_csv(tmp_path):
+    import csv
+    import subprocess
+    import sys
+
+    root = DATASETS / "eegmat"
+    if not root.is_dir():
+        pytest.skip(f"eegmat not found at {root}; set PHYSIO_LIVE_DATASETS")
+    r = subprocess.run(
+        [sys.executable, "-m", "physio_live.app.cli", "--stream", "--replay",
+         str(root / "Subject35_1.edf"), "--checkpoint", "eegmat-readouts", "--speed", "max",
+         "--set", "aligner.hop=2", "--out", str(tmp_path), "--estimates"],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "Subject35_1.estimates.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) > 80 and rows[0]["model_id"].startswith("readout-lr-")
+    calibrating = ["calibrating: resting baseline" in row["reason"] for row in rows]
+    assert calibrating == [True] * 29 + [False] * (len(rows) - 29)
+    assert "notes: calibrating: resting baseline" in r.stdout
