@@ -35,7 +35,7 @@ from ._dashboard_switch import SessionSwitcher
 from ._dashboard_toolbars import build_channel_menu, build_toolbars
 from ._dashboard_traces import TracePlot, TraceView
 from ._dashboard_widgets import EstimatePanel, configure_pyqtgraph, header_label
-from ._format import fmt_bytes
+from ._format import fmt_bytes, is_warning
 from ._replay import replay_session
 from ._session import Session
 
@@ -468,7 +468,7 @@ class Dashboard(QtWidgets.QMainWindow):
         if len(st.errors) < self._n_errors:
             self._n_errors = 0
         for msg in st.errors[self._n_errors :]:
-            self.message(msg, error=" is back after " not in msg)
+            self.message(msg, error=is_warning(msg))
         self._n_errors = len(st.errors)
         self._headers()
 

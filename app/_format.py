@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["fmt_bytes", "fmt_clock", "fmt_ms"]
+__all__ = ["fmt_bytes", "fmt_clock", "fmt_message", "fmt_ms", "is_warning"]
 
 
 def fmt_bytes(n: float, sep: str = "") -> str:
@@ -29,3 +29,17 @@ def fmt_clock(seconds: float) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+INFO = "info: "
+"""Prefix of a session message that reports, not warns (e.g. a readout model's baseline)."""
+
+
+def is_warning(msg: str) -> bool:
+    """Whether a session message is a warning or error (not information, not a recovery)."""
+    return not msg.startswith(INFO) and " is back after " not in msg
+
+
+def fmt_message(msg: str) -> str:
+    """A session message as the headless app prints it on stderr."""
+    return f"physio-live: {msg}" if msg.startswith(INFO) else f"physio-live: warning: {msg}"

@@ -587,6 +587,9 @@ class Session:
             parts.append((("recorder", id(recorder)), _recorder_messages(recorder.status())))
         if self.demo is not None and self.demo.error:
             parts.append((("demo", id(self.demo)), [self.demo.error]))
+        model_msgs = getattr(self.model, "messages", None)
+        if isinstance(model_msgs, list):  # a readout model's baseline, taken or loaded
+            parts.append((("model", id(self.model)), list(model_msgs)))
         heart = self.annotator.heart if self.annotator is not None else None
         if heart is not None and heart.error:
             parts.append((("heart", id(heart)), [heart.error]))

@@ -18,7 +18,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from physio_live.app._format import fmt_bytes, fmt_ms
+from physio_live.app._format import fmt_bytes, fmt_message, fmt_ms
 
 if TYPE_CHECKING:
     from physio_live.app._session import SessionStatus
@@ -227,7 +227,7 @@ def run_replay(args: argparse.Namespace) -> int:
     session = replay_session(cfg, rec, speed, record=bool(args.record_dir), autostart=False)
     early = session.messages()  # e.g. channel-name warnings: say them now
     for msg in early:
-        print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
+        print(fmt_message(msg), file=sys.stderr, flush=True)
     exporter = WindowExporter(session.cfg) if args.export_windows else None
     writer = EstimateCSV(csv_path, tuple(session.model.config.targets))
     try:
@@ -277,7 +277,7 @@ def run_replay(args: argparse.Namespace) -> int:
         path = exporter.save(args.export_windows)
         print(f"physio-live: {len(exporter.windows)} windows exported to {path}", flush=True)
     for msg in st.errors[len(early) :]:
-        print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
+        print(fmt_message(msg), file=sys.stderr, flush=True)
     return 0
 
 
@@ -333,7 +333,7 @@ def run_stream(args: argparse.Namespace) -> int:
                 for msg in st.errors:
                     if msg not in said:
                         said.add(msg)
-                        print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
+                        print(fmt_message(msg), file=sys.stderr, flush=True)
     finally:
         session.close()
     st = session.status()
@@ -352,7 +352,7 @@ def run_stream(args: argparse.Namespace) -> int:
     for msg in late:
         if msg not in said:
             said.add(msg)
-            print(f"physio-live: warning: {msg}", file=sys.stderr, flush=True)
+            print(fmt_message(msg), file=sys.stderr, flush=True)
     return 0
 
 

@@ -162,6 +162,8 @@ class ReadoutModel(nn.Module):
         self.register_buffer("hr_fill", torch.tensor(70.0, dtype=torch.float64))
         self._model_id: str | None = None
         self._base = _Baseline()
+        #: what a session shows in its message log (baseline taken or loaded)
+        self.messages: list[str] = []
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -225,6 +227,9 @@ class ReadoutModel(nn.Module):
         if mean.shape != (len(names),) or sd.shape != mean.shape or not (sd > 0).all():
             raise CheckpointError(f"{where} is damaged (shapes or spreads): take it again")
         self._base = _Baseline(mean=mean, sd=sd, windows=int(state.get("windows", 0)))
+        self.messages.append(
+            f"info: resting baseline loaded from {where} ({self._base.windows} windows)"
+        )
 
     def finish_baseline(self) -> bool:
         """End the calibration now with the windows taken so far (a session that stops within
@@ -237,14 +242,20 @@ class ReadoutModel(nn.Module):
         b = self._base
         ref = np.stack(b.rows)
         b.mean, b.sd, b.windows, b.rows = ref.mean(0), ref.std(0) + 1e-9, len(ref), []
+        self.messages.append(
+            f"info: resting baseline taken ({b.windows} windows, {self.config.calibrate_s:g} s): "
+            "estimates are calibrated from now on"
+        )
 
-    def calibration_note(self) -> str:
-        """What the status line says about the baseline."""
+    def calibration_note(self, t_end: float = math.nan) -> str:
+        """What an estimate says about the baseline while it is being taken (at ``t_end``)."""
         b = self._base
         if b.mean is not None:
             return ""
-        took = len(b.rows)
-        return f"calibrating: resting baseline, {took} windows into {self.config.calibrate_s:g} s"
+        total = f"{self.config.calibrate_s:g} s"
+        if b.t0 is None or not math.isfinite(t_end):
+            return f"calibrating: resting baseline of {total}, {len(b.rows)} windows so far"
+        return f"calibrating: resting baseline, {t_end - b.t0:.0f} of {total}"
 
     # -- inference -------------------------------------------------------------------------
     def _logits(self, part: str, x: np.ndarray) -> np.ndarray:
@@ -302,7 +313,7 @@ class ReadoutModel(nn.Module):
                     )
             if self._base.mean is None:
                 logit = self._logits("raw", x[i : i + 1])[0]
-                notes.append(note or self.calibration_note())
+                notes.append(note or self.calibration_note(float(t_end[i])))
             else:
                 z = (x[i : i + 1] - self._base.mean) / self._base.sd
                 logit = self._logits("cal", z)[0]

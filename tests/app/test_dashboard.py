@@ -287,3 +287,33 @@ def test_closing_the_window_ends_a_wait_that_never_ends(qtbot):
     win = _window_waiting_for(qtbot, f"never-{uuid.uuid4().hex[:8]}")
     win.close()  # sets the stop event and joins the opener (30 s at most)
     assert not win.switcher.busy, "the wait went on after the window closed"
+
+
+@pytest.mark.slow
+def test_a_readout_models_baseline_is_news_in_the_log_not_an_error(qtbot):
+    """The readout model says it is calibrating on the quality line, then logs the baseline as
+    information (no red banner)."""
+    import os
+    from pathlib import Path
+
+    root = Path(
+        os.environ.get("PHYSIO_LIVE_DATASETS", Path(__file__).parents[3] / "shared" / "datasets")
+    )
+    path = root / "eegmat" / "Subject33_1.edf"
+    if not path.is_file():
+        pytest.skip(f"{path} not found; set PHYSIO_LIVE_DATASETS")
+    win = Dashboard(None)
+    qtbot.addWidget(win)
+    win.show()
+    win.cfg = load_config("demo", ["model.checkpoint=eegmat-readouts", *TINY[1:]])
+    assert win.open_replay(path, 8.0)
+    qtbot.waitUntil(
+        lambda: "calibrating: resting baseline" in win.estimates.quality_label.text(),
+        timeout=30_000,
+    )
+    taken = "resting baseline taken"
+    qtbot.waitUntil(lambda: any(taken in m for m in win.messages), timeout=30_000)
+    (line,) = [ln for ln in win.log.toPlainText().splitlines() if taken in ln]
+    assert "ERROR" not in line and not win.error_banner.isVisibleTo(win)
+    qtbot.waitUntil(lambda: "calibrating" not in win.estimates.quality_label.text(), timeout=10_000)
+    win.close()

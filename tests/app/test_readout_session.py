@@ -59,10 +59,12 @@ def test_session_calibrates_and_keeps_the_baseline_beside_its_recording(tmp_path
     state = json.loads(path.read_text())
     assert state["windows"] == 29 and state["model_id"] == session.model.model_id
     assert state == session.model.baseline_state()
+    assert any("resting baseline taken (29 windows" in m for m in session.messages())
 
     # a second session of the same person, from that baseline: calibrated from its first window
-    _, est2 = _run(root / "Subject33_2.edf", [*SETS, f"model.baseline={path}"])
+    second, est2 = _run(root / "Subject33_2.edf", [*SETS, f"model.baseline={path}"])
     assert est2 and not any("calibrating" in e.reason for e in est2)
+    assert any("resting baseline loaded" in m for m in second.messages())
 
 
 def test_wrong_baselines_are_refused_in_one_line(tmp_path):
@@ -105,3 +107,6 @@ def test_cli_replay_writes_the_calibration_in_the_estimates_csv(tmp_path):
     calibrating = ["calibrating: resting baseline" in row["reason"] for row in rows]
     assert calibrating == [True] * 29 + [False] * (len(rows) - 29)
     assert "notes: calibrating: resting baseline" in r.stdout
+    # the baseline is news, not a warning
+    assert "physio-live: info: resting baseline taken (29 windows" in r.stderr
+    assert "warning: info:" not in r.stderr
