@@ -647,9 +647,12 @@ def run_evaluate(cfg: FinetuneConfig, *, log: Callable[[str], None] | None = Non
         ck = load_checkpoint(Path(cfg.eval.checkpoint).expanduser(), map_location=dev)
     except CheckpointError as exc:
         raise TrainError(f"eval.checkpoint: {exc}") from None
-    if not isinstance(ck.model, FusedEmotionModel):
+    from physio_live.models import ReadoutModel
+
+    readout = isinstance(ck.model, ReadoutModel)
+    if not isinstance(ck.model, FusedEmotionModel) and not readout:
         raise TrainError(f"eval.checkpoint {ck.path} is an encoder, not a fused emotion model")
-    model: FusedEmotionModel = ck.model
+    model = ck.model
     mc = model.config
     data_cfg = copy.deepcopy(cfg.data)
     data_cfg.window_s = mc.eeg.n_patches
@@ -665,12 +668,22 @@ def run_evaluate(cfg: FinetuneConfig, *, log: Callable[[str], None] | None = Non
                 f"the checkpoint's {spec.name} channels {list(spec.channels)} differ from the "
                 f"data's {list(have.channels)}"
             )
-    data = _Data(ws, dev)
-    mods = _check_modalities(ws, cfg.eval.modalities)
     rows: list[dict[str, Any]] = []
     everything = np.arange(len(ws))
-    for mod in mods:
-        p = _predict(model, data, everything, mod, False, cfg.train.eval_batch_size)
+    if readout:  # one session per subject, recordings in order: its resting baseline first
+        from ._readout_fit import score_like_app
+
+        preds = {"readouts": lambda: score_like_app(model, ws, everything)[:, None]}
+    else:
+        data = _Data(ws, dev)
+        preds = {
+            mod: lambda mod=mod: _predict(
+                model, data, everything, mod, False, cfg.train.eval_batch_size
+            )
+            for mod in _check_modalities(ws, cfg.eval.modalities)
+        }
+    for mod, predict in preds.items():
+        p = predict()
         rows += fold_rows("all", "all", mod, ws, everything, p)
         for s, name in enumerate(ws.subjects):
             sel = np.flatnonzero(ws.subject == s)

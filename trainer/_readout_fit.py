@@ -155,7 +155,11 @@ def score_like_app(model: ReadoutModel, ws: WindowSet, subjects: np.ndarray) -> 
     """P(target) of every window of ``subjects`` (row indices of ``ws``; NaN elsewhere), as a
     session per subject gives them: baseline reset, recordings in order, windows in time order."""
     out = np.full(len(ws), math.nan)
-    assert ws.t_end is not None and ws.recording is not None
+    if ws.t_end is None or ws.recording is None or ws.eeg is None or ws.ecg is None:
+        raise TrainError(
+            "a readout model is scored on recordings with EEG and ECG, window times and "
+            "recordings (data.kind: manifest)"
+        )
     for s in np.unique(ws.subject[subjects]):
         model.reset_baseline()
         rows = np.flatnonzero(ws.subject == s)

@@ -78,3 +78,26 @@ def test_readouts_on_an_empty_folder_fail_in_one_line(tmp_path, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("physio-train: error:") and "\n" not in err
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_shipped_readout_model_as_its_run_recorded(tmp_path):
+    """``physio-train evaluate`` on the four test subjects gives the test AUROC in the checkpoint
+    (a session per subject: rest recording first, its first minute the baseline)."""
+    root = DATASETS / "eegmat"
+    if not root.is_dir():
+        pytest.skip(f"eegmat not found at {root}; set PHYSIO_LIVE_DATASETS")
+    notes = json.loads(describe_checkpoint("eegmat-readouts")["provenance"]["notes"])
+    recorded = checkpoint_test_metrics(notes)
+    argv = ["evaluate", "--config", str(ROOT / "configs/finetune_eegmat.yaml"), "--quiet"]
+    for s in (f"data.root={root}", "data.manifest.files=Subject3[2-5]_*.edf",
+              f"data.manifest.cache_dir={tmp_path / 'cache'}", f"run.out_dir={tmp_path / 'ev'}",
+              "eval.checkpoint=eegmat-readouts"):  # fmt: skip
+        argv += ["--set", s]
+    assert main(argv) == 0
+    res = json.loads((tmp_path / "ev/summary.json").read_text())
+    rows = [r for r in res["results"] if r["protocol"] == "all" and r["target"] != "mean"]
+    (row,) = rows
+    assert row["modality"] == "readouts" and row["target"] == "arithmetic"
+    assert round(row["auroc_mean"], 4) == recorded["auroc"]
+    assert round(row["balanced_accuracy_mean"], 4) == recorded["balanced_accuracy"]
