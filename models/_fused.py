@@ -58,6 +58,21 @@ def _from_dict(cls: type, d: object, what: str) -> dict[str, object]:
     return dict(d)
 
 
+def _model_kwargs(
+    cls: type, d: object, what: str, tuples: tuple[str, ...] = ("targets",)
+) -> dict[str, object]:
+    """A model config mapping as constructor arguments: its ``eeg``/``ecg`` modalities rebuilt,
+    the ``tuples`` keys as tuples (JSON has lists); unknown keys are an error."""
+    kw = _from_dict(cls, d, what)
+    for key in ("eeg", "ecg"):
+        if key in kw:
+            kw[key] = ModalityConfig.from_dict(kw[key])
+    for key in tuples:
+        if key in kw:
+            kw[key] = tuple(kw[key])  # type: ignore[call-overload]
+    return kw
+
+
 @dataclass(frozen=True)
 class ModalityConfig:
     """What one encoder expects as input, so the app can feed it the way it was trained."""
@@ -135,14 +150,7 @@ class FusedEmotionConfig:
 
     @classmethod
     def from_dict(cls, d: object) -> FusedEmotionConfig:
-        kw = _from_dict(cls, d, "fused model")
-        for key in ("eeg", "ecg"):
-            if key in kw:
-                kw[key] = ModalityConfig.from_dict(kw[key])
-        for key in ("targets", "hidden_dims"):
-            if key in kw:
-                kw[key] = tuple(kw[key])  # type: ignore[arg-type]
-        return cls(**kw)  # type: ignore[arg-type]
+        return cls(**_model_kwargs(cls, d, "fused model", ("targets", "hidden_dims")))
 
 
 @dataclass(frozen=True)

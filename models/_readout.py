@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from physio_live.core import BANDS, HeartRateTracker, StreamingRPeakDetector, band_powers
 
 from ._errors import CheckpointError, ModelInputError
-from ._fused import EmotionPrediction, ModalityConfig, Provenance, _from_dict
+from ._fused import EmotionPrediction, ModalityConfig, Provenance, _model_kwargs
 
 __all__ = [
     "ReadoutModel",
@@ -124,13 +124,7 @@ class ReadoutModelConfig:
 
     @classmethod
     def from_dict(cls, d: object) -> ReadoutModelConfig:
-        kw = _from_dict(cls, d, "readout model")
-        for key in ("eeg", "ecg"):
-            if key in kw:
-                kw[key] = ModalityConfig.from_dict(kw[key])
-        if "targets" in kw:
-            kw["targets"] = tuple(kw["targets"])  # type: ignore[arg-type]
-        return cls(**kw)  # type: ignore[arg-type]
+        return cls(**_model_kwargs(cls, d, "readout model"))  # type: ignore[arg-type]
 
 
 @dataclass

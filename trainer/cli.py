@@ -83,55 +83,40 @@ def main(argv: list[str] | None = None) -> int:
     from physio_live.core import PhysioLiveError
     from physio_live.models import CheckpointError
 
+    log = None if args.quiet else _stderr
     if args.command == "score":
-        try:
-            from physio_live.trainer._score import main_score
+        from physio_live.trainer._score import main_score
 
-            return main_score(args.checkpoint, args.overrides, args.quiet)
-        except (PhysioLiveError, CheckpointError) as exc:
-            print(f"physio-train: error: {' '.join(str(exc).split())}", file=sys.stderr)
-            return 1
-        except OSError as exc:
-            print(f"physio-train: error: {_os_error(exc)}", file=sys.stderr)
-            return 1
+        code, rc = _guarded(lambda: main_score(args.checkpoint, args.overrides, args.quiet))
+        return code or rc
 
     if args.command == "readouts":
-        try:
-            import json
+        import json
 
-            from physio_live.trainer import load_finetune_config, run_readouts
+        from physio_live.trainer import load_finetune_config, run_readouts
 
-            fcfg = load_finetune_config(args.config, args.overrides)
-            res = run_readouts(
-                fcfg,
+        code, res = _guarded(
+            lambda: run_readouts(
+                load_finetune_config(args.config, args.overrides),
                 calibrate_s=args.calibrate,
                 export=args.export,
-                log=None if args.quiet else _stderr,
+                log=log,
             )
-        except (PhysioLiveError, CheckpointError) as exc:
-            print(f"physio-train: error: {' '.join(str(exc).split())}", file=sys.stderr)
-            return 1
-        except OSError as exc:
-            print(f"physio-train: error: {_os_error(exc)}", file=sys.stderr)
-            return 1
-        print(json.dumps(res))
-        return 0
+        )
+        if not code:
+            print(json.dumps(res))
+        return code
 
     if args.command in ("finetune", "evaluate"):
-        try:
-            from physio_live.trainer import load_finetune_config, run_evaluate, run_finetune
+        from physio_live.trainer import load_finetune_config, run_evaluate, run_finetune
 
-            fcfg = load_finetune_config(args.config, args.overrides)
-            run = run_finetune if args.command == "finetune" else run_evaluate
-            out = run(fcfg, log=None if args.quiet else _stderr)
-        except (PhysioLiveError, CheckpointError) as exc:
-            print(f"physio-train: error: {' '.join(str(exc).split())}", file=sys.stderr)
-            return 1
-        except OSError as exc:
-            print(f"physio-train: error: {_os_error(exc)}", file=sys.stderr)
-            return 1
-        _stderr(f"{args.command}: results in {out / 'results.md'}")
-        return 0
+        run = run_finetune if args.command == "finetune" else run_evaluate
+        code, out = _guarded(
+            lambda: run(load_finetune_config(args.config, args.overrides), log=log)
+        )
+        if not code:
+            _stderr(f"{args.command}: results in {out / 'results.md'}")
+        return code
 
     try:
         from physio_live.trainer import build_cache, load_pretrain_config, pretrain
@@ -153,6 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     if result.encoder is not None and not args.quiet:
         _stderr(f"pretrain: encoder written to {result.encoder}")
     return 0
+
+
+def _guarded(fn):
+    """``(0, fn())``; a user's error (bad config, data, checkpoint, path) prints one line
+    ``physio-train: error: ...`` and gives ``(1, None)``."""
+    from physio_live.core import PhysioLiveError
+    from physio_live.models import CheckpointError
+
+    try:
+        return 0, fn()
+    except (PhysioLiveError, CheckpointError) as exc:
+        print(f"physio-train: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    except OSError as exc:
+        print(f"physio-train: error: {_os_error(exc)}", file=sys.stderr)
+    return 1, None
 
 
 def _os_error(exc: OSError) -> str:
