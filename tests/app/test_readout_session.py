@@ -110,3 +110,52 @@ def test_cli_replay_writes_the_calibration_in_the_estimates_csv(tmp_path):
     # the baseline is news, not a warning
     assert "physio-live: info: resting baseline taken (29 windows" in r.stderr
     assert "warning: info:" not in r.stderr
+
+
+@pytest.mark.slow
+def test_live_calibration_replays_to_the_bit(tmp_path):
+    """A live demo session with a readout model (a 6-s baseline, so that a short run holds both
+    phases), recorded, then replayed: the replay calibrates on the same windows and gives
+    exactly the live estimates (the recording's estimates stream)."""
+    import csv
+    import subprocess
+    import sys
+    from dataclasses import replace
+
+    import numpy as np
+    import pyxdf
+
+    from physio_live.models import load_checkpoint, save_checkpoint
+
+    shipped = load_checkpoint("eegmat-readouts").model
+    quick = ReadoutModel(replace(shipped.config, calibrate_s=6.0), shipped.provenance)
+    quick.load_state_dict(shipped.state_dict())
+    ckpt = save_checkpoint(tmp_path / "quick.safetensors", quick)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "physio_live.app.cli", "--stream", "--checkpoint", str(ckpt),
+             *args],
+            capture_output=True, text=True, timeout=300, env=dict(os.environ),
+        )  # fmt: skip
+
+    live = cli("--duration", "14", "--record-dir", str(tmp_path / "rec"))
+    assert live.returncode == 0, live.stderr
+    assert "info: resting baseline taken" in live.stderr
+    (xdf,) = (tmp_path / "rec").glob("*.xdf")
+    baseline = xdf.with_suffix(".baseline.json")
+    assert baseline.is_file() and json.loads(baseline.read_text())["windows"] >= 3
+    r = cli("--replay", str(xdf), "--speed", "max", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / f"{xdf.stem}.estimates.csv", newline="") as f:
+        by_t = {float(row["t_end"]): row for row in csv.DictReader(f)}
+    streams, _ = pyxdf.load_xdf(str(xdf))
+    (est,) = [s for s in streams if s["info"]["type"][0] == "Emotion"]
+    live_t, live_p = np.asarray(est["time_stamps"]), np.asarray(est["time_series"], np.float32)
+    assert len(live_t) >= 12
+    notes = []
+    for t, p in zip(live_t, live_p, strict=True):
+        row = by_t[float(t)]  # the same window end, to the bit
+        assert np.float32(row["arithmetic"]) == p[0]
+        notes.append("calibrating" in row["reason"])
+    assert notes[0] and not notes[-1]  # both phases were live
