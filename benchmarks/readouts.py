@@ -3,7 +3,8 @@
 The detector gets the whole 30-min, 2-lead record (360 Hz) in chunks of a fixed size (best lead
 picked after the learning period, as live), several chunk sizes; the figure is input samples per
 second of CPU-side wall time (one sample = one time point of both leads). Band powers and the
-quality check run on 4-s windows of the eegmat EEG (19 channels, 500 Hz raw / 200 Hz model rate).
+quality check run on 4-s windows of the eegmat EEG (19 channels, 500 Hz raw / 200 Hz model rate), and
+so does the shipped readout model (`eegmat-readouts`: its predict, one window at a time).
 Prints one JSON line of figures, then a short table.
 
 ``--ludb`` instead scores the detector on LUDB (200 patients, 10 s, 12 leads, 500 Hz) against the
@@ -172,6 +173,7 @@ def main() -> None:
         assess_window_quality(eeg[a : a + 2000], ts[a : a + 2000], efs)
         n_q += 1
     q_ms = 1e3 * (time.perf_counter() - t) / n_q
+    ro_ms = readout_model_ms(model, args.data / "eeg_ecg_eegmat" / "Subject00_1.edf")
 
     result = {
         "benchmark": "readouts",
@@ -180,6 +182,7 @@ def main() -> None:
         "peaks": n_peaks,
         "band_powers_ms_per_window": round(bp_ms, 3),
         "quality_ms_per_window": round(q_ms, 3),
+        "readout_model_ms_per_window": round(ro_ms, 3),
         "window": "4 s, 19 ch (band powers at 200 Hz, quality on raw 500 Hz)",
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -191,6 +194,32 @@ def main() -> None:
         print(f"{r['chunk']:34d} {r['samples_per_s']:12d} {r['x_realtime']:12d}")
     print(f"{'band_powers, 4-s window, 19 ch':34s} {bp_ms:10.3f} ms")
     print(f"{'assess_window_quality, 4-s, 19 ch':34s} {q_ms:10.3f} ms")
+    print(f"{'eegmat-readouts predict, 1 window':34s} {ro_ms:10.3f} ms")
+
+
+def readout_model_ms(eeg200: np.ndarray, edf: Path) -> float:
+    """The shipped readout model's ``predict`` on one window at a time (band powers of 19
+    channels, the R-peak detector over the window's ECG, the regression; past its baseline),
+    median ms over the record's windows every 0.5 s. The ECG is the recording's own lead."""
+    import torch
+
+    from physio_live.models import load_checkpoint
+
+    with pyedflib.EdfReader(str(edf)) as f:
+        ecg_ch = next(i for i, lab in enumerate(f.getSignalLabels()) if "ECG" in lab.upper())
+        ecg = f.readSignal(ecg_ch)  # mV
+    ecg200 = signal.resample_poly(ecg, 2, 5) * 10.0  # model units: 100 uV
+    m = load_checkpoint("eegmat-readouts").model
+    x = torch.from_numpy(eeg200.astype(np.float32) / 100.0)  # uV -> 100 uV
+    e = torch.from_numpy(ecg200.astype(np.float32))
+    times = []
+    for a in range(0, x.shape[1] - 800, 100):
+        w_eeg = x[:, a : a + 800].reshape(1, 19, 4, 200)
+        w_ecg = e[a : a + 800].reshape(1, 1, 4, 200)
+        t = time.perf_counter()
+        m.predict(w_eeg, w_ecg, t_end=np.array([(a + 800) / 200.0]))
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))
 
 
 if __name__ == "__main__":
