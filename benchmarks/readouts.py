@@ -3,8 +3,9 @@
 The detector gets the whole 30-min, 2-lead record (360 Hz) in chunks of a fixed size (best lead
 picked after the learning period, as live), several chunk sizes; the figure is input samples per
 second of CPU-side wall time (one sample = one time point of both leads). Band powers and the
-quality check run on 4-s windows of the eegmat EEG (19 channels, 500 Hz raw / 200 Hz model rate), and
-so does the shipped readout model (`eegmat-readouts`: its predict, one window at a time).
+quality check run on 4-s windows of the eegmat EEG (19 channels, 500 Hz raw / 200 Hz model
+rate), and so does the shipped readout model (`eegmat-readouts`: its predict, one window at a
+time).
 Prints one JSON line of figures, then a short table.
 
 ``--ludb`` instead scores the detector on LUDB (200 patients, 10 s, 12 leads, 500 Hz) against the
