@@ -24,7 +24,6 @@ in time order, as the worker gives them.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +35,13 @@ from torch import Tensor, nn
 from physio_live.core import BANDS, HeartRateTracker, StreamingRPeakDetector, band_powers
 
 from ._errors import CheckpointError, ModelInputError
-from ._fused import EmotionPrediction, ModalityConfig, Provenance, _model_kwargs
+from ._fused import (
+    EmotionPrediction,
+    ModalityConfig,
+    Provenance,
+    _model_kwargs,
+    weights_fingerprint,
+)
 
 __all__ = [
     "ReadoutModel",
@@ -166,12 +171,8 @@ class ReadoutModel(nn.Module):
 
     @property
     def model_id(self) -> str:
-        if self._model_id is None:
-            h = hashlib.sha256()
-            for k, v in sorted(self.state_dict().items()):
-                h.update(k.encode())
-                h.update(v.detach().cpu().numpy().tobytes())
-            self._model_id = f"{self.config.name}-{h.hexdigest()[:12]}"
+        if self._model_id is None:  # as save_checkpoint names it
+            self._model_id = f"{self.config.name}-{weights_fingerprint(self)[:12]}"
         return self._model_id
 
     # -- fitting (the trainer) -------------------------------------------------------------
