@@ -542,7 +542,8 @@ def checkpoint_summary(name: str, path: PathLike) -> str:
     path = Path(path)
     meta = _read_metadata(path)
     kind, config, provenance = _parse(meta, path)
-    size = path.stat().st_size / 1e6
+    n_bytes = path.stat().st_size
+    size = f"{n_bytes / 1e6:6.1f} MB" if n_bytes >= 100_000 else f"{n_bytes / 1e3:6.1f} kB"
     if isinstance(config, (FusedEmotionConfig, ReadoutModelConfig)):
         what = f"targets {', '.join(config.targets)}"
     else:
@@ -556,4 +557,4 @@ def checkpoint_summary(name: str, path: PathLike) -> str:
         extra = provenance.source if provenance.trained else "UNTRAINED"
     if len(extra) > 110:
         extra = extra[:107] + "..."
-    return f"{name:<16} {kind:<16} {what:<34} {size:6.1f} MB  {extra}"
+    return f"{name:<16} {kind:<16} {what:<34} {size}  {extra}"

@@ -206,6 +206,11 @@ def test_shipped_readout_model_records_its_test_figures():
     assert m["hop_s"] == 2.0 and m["window_s"] == 4 and 0.5 < m["auroc"] <= 1.0
     assert notes["cv"]["folds"] == 9
     assert math.isfinite(notes["calibrated_test_metrics"]["auroc"])
+    from physio_live.models import resolve_checkpoint
+
+    line = checkpoint_summary("eegmat-readouts", resolve_checkpoint("eegmat-readouts"))
+    size = resolve_checkpoint("eegmat-readouts").stat().st_size
+    assert f"{size / 1e3:.1f} kB" in line and "auroc" in line  # a small file in kB, not "0.0 MB"
 
 
 def test_windows_missing_a_modality_get_no_estimate_and_stay_out_of_the_baseline():
