@@ -1,8 +1,10 @@
-"""Number formatting shared by the status line and the dashboard."""
+"""Number and message formatting shared by the status line, the CLI and the dashboard."""
 
 from __future__ import annotations
 
 import math
+
+from physio_live.core import INFO
 
 __all__ = ["fmt_bytes", "fmt_clock", "fmt_message", "fmt_ms", "is_warning"]
 
@@ -31,13 +33,10 @@ def fmt_clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
-INFO = "info: "
-"""Prefix of a session message that reports, not warns (e.g. a readout model's baseline)."""
-
-
 def is_warning(msg: str) -> bool:
-    """Whether a session message is a warning or error (not information, not a recovery)."""
-    return not msg.startswith(INFO) and " is back after " not in msg
+    """Whether a session message is a warning or error, not information (a recovery, a baseline
+    taken: the ``info: `` ones)."""
+    return not msg.startswith(INFO)
 
 
 def fmt_message(msg: str) -> str:

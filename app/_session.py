@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from physio_live.core import (
+    INFO,
     AlignerConfig,
     Chunk,
     Config,
@@ -46,7 +47,7 @@ from ._worker import InferenceWorker, pick_device
 if TYPE_CHECKING:
     import pylsl
 
-    from physio_live.models import FusedEmotionModel
+    from physio_live.models import FusedEmotionModel, ReadoutModel
 
 __all__ = ["STREAM_LOST_AFTER_S", "Session", "build_model"]
 
@@ -89,7 +90,7 @@ def build_model(
         ckpt = load_checkpoint(Path(cfg.model.checkpoint).expanduser())
         if ckpt.kind == "readout_lr":
             if cfg.model.baseline:
-                _load_baseline(ckpt.model, Path(cfg.model.baseline).expanduser())
+                _load_baseline(ckpt.model, Path(cfg.model.baseline).expanduser())  # type: ignore[arg-type]
             return ckpt.model  # type: ignore[return-value]
         if ckpt.kind != "fused_emotion":
             raise CheckpointError(
@@ -128,7 +129,7 @@ def build_model(
     return FusedEmotionModel(fcfg)
 
 
-def _load_baseline(model: torch.nn.Module, path: Path) -> None:
+def _load_baseline(model: ReadoutModel, path: Path) -> None:
     """Read a saved resting baseline into a readout model (one clear error when it does not fit)."""
     import json
 
@@ -139,17 +140,19 @@ def _load_baseline(model: torch.nn.Module, path: Path) -> None:
             f"model.baseline: cannot read {path} ({' '.join(str(exc).split())[:120]}); give a "
             ".baseline.json a session wrote, or null to take the baseline at the start"
         ) from None
-    model.load_baseline(state, where=f"model.baseline {path}")  # type: ignore[operator]
+    model.load_baseline(state, where=f"model.baseline {path}")
 
 
 def save_baseline(model: torch.nn.Module, path: Path) -> Path | None:
-    """Write a readout model's resting baseline (JSON) to ``path``; None if it has none."""
+    """Write a readout model's resting baseline (JSON) to ``path``; None for any other model, or
+    when it took none."""
     import json
 
-    finish = getattr(model, "finish_baseline", None)
-    if finish is None or not finish():
+    from physio_live.models import ReadoutModel
+
+    if not isinstance(model, ReadoutModel) or not model.finish_baseline():
         return None
-    path.write_text(json.dumps(model.baseline_state(), indent=1))  # type: ignore[operator]
+    path.write_text(json.dumps(model.baseline_state(), indent=1))
     return path
 
 
@@ -557,7 +560,7 @@ class Session:
                     away = last_wall - lost.pop(key)
                     self.lost_streams.pop(key, None)
                     msg = f"stream {name} is back after {away:.1f} s without data"
-                    self._say(msg)
+                    self._say(INFO + msg)  # news, not a warning
                     self._mark(f"physio-live: {msg}")
 
     def _mark(self, text: str) -> None:
@@ -587,9 +590,10 @@ class Session:
             parts.append((("recorder", id(recorder)), _recorder_messages(recorder.status())))
         if self.demo is not None and self.demo.error:
             parts.append((("demo", id(self.demo)), [self.demo.error]))
-        model_msgs = getattr(self.model, "messages", None)
-        if isinstance(model_msgs, list):  # a readout model's baseline, taken or loaded
-            parts.append((("model", id(self.model)), list(model_msgs)))
+        from physio_live.models import ReadoutModel
+
+        if isinstance(self.model, ReadoutModel):  # its baseline, taken or loaded
+            parts.append((("model", id(self.model)), list(self.model.messages)))
         heart = self.annotator.heart if self.annotator is not None else None
         if heart is not None and heart.error:
             parts.append((("heart", id(heart)), [heart.error]))

@@ -267,12 +267,10 @@ class InferenceWorker:
                 inputs[mod] = self._stack(filled, mod, patch)
                 if not all(present):  # absent windows take the model's missing-modality path
                     inputs[f"{mod}_present"] = torch.tensor(present)
-        extra = {}
-        if getattr(self.model, "calibrates", False):  # a readout model takes its baseline in time
-            extra["t_end"] = np.array([w.t_end for w in batch])
         pred = self.model.predict(
             inputs["eeg"], inputs["ecg"], eeg_present=inputs["eeg_present"],
-            ecg_present=inputs["ecg_present"], bf16=self.bf16, **extra,
+            ecg_present=inputs["ecg_present"], bf16=self.bf16,
+            t_end=np.array([w.t_end for w in batch]),  # a readout model's baseline runs on them
         )  # fmt: skip
         return (
             pred.probabilities.float().cpu().numpy(),

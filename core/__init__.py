@@ -34,6 +34,7 @@ from ._config_engine import (
 )
 from ._eeg_bands import BANDS, AlphaAsymmetry, band_powers, frontal_alpha_asymmetry
 from ._errors import (
+    INFO,
     ChannelMismatchError,
     ConfigError,
     PhysioLiveError,
@@ -56,6 +57,7 @@ from ._xdf import RecordingError, XDFWriter
 
 __all__ = [
     "BANDS",
+    "INFO",
     "Aligner",
     "AlignerConfig",
     "AlphaAsymmetry",

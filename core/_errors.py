@@ -7,6 +7,7 @@ traceback (``physio-live: error: <message>``).
 from __future__ import annotations
 
 __all__ = [
+    "INFO",
     "ChannelMismatchError",
     "ConfigError",
     "PhysioLiveError",
@@ -14,6 +15,11 @@ __all__ = [
     "StoppedWaitingError",
     "StreamNotFoundError",
 ]
+
+
+INFO = "info: "
+"""Prefix of a message for the user's log that reports, not warns (a stream back, a baseline
+taken); the CLI prints it without "warning:", the dashboard without its red banner."""
 
 
 class PhysioLiveError(Exception):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -344,8 +344,12 @@ class FusedEmotionModel(nn.Module):
         eeg_present: Tensor | None = None,
         ecg_present: Tensor | None = None,
         bf16: bool = False,
+        t_end: Sequence[float] | None = None,
     ) -> EmotionPrediction:
-        """Probabilities and flags under inference mode (bf16 autocast on CUDA if asked)."""
+        """Probabilities and flags under inference mode (bf16 autocast if asked). ``t_end``, the
+        windows' end times, is part of the worker's contract; a fused model keeps no state from
+        window to window and does not need them (a readout model's baseline does)."""
+        del t_end
         device = next(self.parameters()).device
         with inference_context(device, bf16=bf16):
             emb, e_miss, c_miss = self.forward_embeddings(

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from physio_live.core import BANDS, HeartRateTracker, StreamingRPeakDetector, band_powers
+from physio_live.core import BANDS, INFO, HeartRateTracker, StreamingRPeakDetector, band_powers
 
 from ._errors import CheckpointError, ModelInputError
 from ._fused import (
@@ -146,8 +146,6 @@ class ReadoutModel(nn.Module):
     trained by gradient): ``*_mu``/``*_sd`` standardize, ``*_w``/``*_b`` the regression, for the
     uncalibrated (``raw_``) and the calibrated (``cal_``) features."""
 
-    calibrates = True  # the worker passes window end times to predict
-
     def __init__(self, config: ReadoutModelConfig, provenance: Provenance | None = None) -> None:
         super().__init__()
         self.config = config
@@ -223,7 +221,7 @@ class ReadoutModel(nn.Module):
             raise CheckpointError(f"{where} is damaged (shapes or spreads): take it again")
         self._base = _Baseline(mean=mean, sd=sd, windows=int(state.get("windows", 0)))
         self.messages.append(
-            f"info: resting baseline loaded from {where} ({self._base.windows} windows)"
+            f"{INFO}resting baseline loaded from {where} ({self._base.windows} windows)"
         )
 
     def finish_baseline(self) -> bool:
@@ -238,7 +236,7 @@ class ReadoutModel(nn.Module):
         ref = np.stack(b.rows)
         b.mean, b.sd, b.windows, b.rows = ref.mean(0), ref.std(0) + 1e-9, len(ref), []
         self.messages.append(
-            f"info: resting baseline taken ({b.windows} windows, {self.config.calibrate_s:g} s): "
+            f"{INFO}resting baseline taken ({b.windows} windows, {self.config.calibrate_s:g} s): "
             "estimates are calibrated from now on"
         )
 
