@@ -33,21 +33,14 @@ from latency import outlets  # sets LSLAPICFG before pylsl is imported
 
 
 def build_model():
-    from physio_live.models import (
-        CBraModConfig,
-        FusedEmotionConfig,
-        FusedEmotionModel,
-        ModalityConfig,
-    )
+    """The model the latency benchmark's session runs: the app's own untrained default for a
+    32-ch EEG stream and a 2-lead ECG stream."""
+    from physio_live.app._session import build_model as app_model
+    from physio_live.core import config_from_dict
 
-    enc = CBraModConfig(out_dim=None)
-
-    def spec(name: str, n: int) -> ModalityConfig:
-        labels = tuple(f"c{i}" for i in range(n))
-        return ModalityConfig(name=name, channels=labels, n_patches=4, encoder=enc)
-
-    torch.manual_seed(0)
-    return FusedEmotionModel(FusedEmotionConfig(eeg=spec("eeg", 32), ecg=spec("ecg", 2))).eval()
+    cfg = config_from_dict({"sources": [{"kind": "lsl", "role": "eeg", "name": "unused"}]})
+    eeg = tuple(f"c{i}" for i in range(32))
+    return app_model(cfg, eeg, ("ecg0", "ecg1")).eval()
 
 
 def main() -> None:

@@ -58,7 +58,9 @@ from ._readout import (
     ReadoutModel,
     ReadoutModelConfig,
     band_power_features,
+    baseline_stats,
     heart_rate,
+    in_baseline,
     readout_features,
 )
 
@@ -80,6 +82,7 @@ __all__ = [
     "ReadoutModel",
     "ReadoutModelConfig",
     "band_power_features",
+    "baseline_stats",
     "cbramod_base",
     "cbramod_ecg",
     "checkpoint_filter_fn",
@@ -90,6 +93,7 @@ __all__ = [
     "format_checkpoint_info",
     "heart_rate",
     "hf_hub_cache_dir",
+    "in_baseline",
     "inference_context",
     "load_checkpoint",
     "load_official_cbramod",

@@ -25,6 +25,7 @@ in time order, as the worker gives them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,9 @@ __all__ = [
     "ReadoutModel",
     "ReadoutModelConfig",
     "band_power_features",
+    "baseline_stats",
     "heart_rate",
+    "in_baseline",
     "readout_features",
 ]
 
@@ -79,12 +82,26 @@ def heart_rate(ecg: np.ndarray, rate: float = MODEL_RATE) -> np.ndarray:
     return out
 
 
-def readout_features(eeg: np.ndarray, ecg: np.ndarray, hr_fill: float) -> np.ndarray:
+def readout_features(eeg: np.ndarray, ecg: np.ndarray, hr_fill: float = math.nan) -> np.ndarray:
     """``[N, C_eeg x 5 + 1]``: band powers of every EEG channel, then heart rate (``hr_fill``
     where the window has too few beats), float64."""
     hr = heart_rate(ecg)
     hr = np.where(np.isfinite(hr), hr, hr_fill)
     return np.c_[band_power_features(eeg), hr].astype(np.float64)
+
+
+def in_baseline(
+    t_end: np.ndarray | float, first_t_end: float, window_s: float, calibrate_s: float
+) -> np.ndarray | bool:
+    """Whether windows ending at ``t_end`` lie in the resting baseline: within ``calibrate_s`` of
+    the start of the first window (which ends at ``first_t_end``)."""
+    return np.asarray(t_end) - (first_t_end - window_s) <= calibrate_s + 1e-6
+
+
+def baseline_stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, spread) of the baseline windows' features ``[n, F]``: every later window's features
+    are taken as ``(x - mean) / spread``."""
+    return rows.mean(0), rows.std(0) + 1e-9
 
 
 def feature_names(eeg_channels: tuple[str, ...]) -> list[str]:
@@ -233,8 +250,7 @@ class ReadoutModel(nn.Module):
 
     def _finish_baseline(self) -> None:
         b = self._base
-        ref = np.stack(b.rows)
-        b.mean, b.sd, b.windows, b.rows = ref.mean(0), ref.std(0) + 1e-9, len(ref), []
+        (b.mean, b.sd), b.windows, b.rows = baseline_stats(np.stack(b.rows)), len(b.rows), []
         self.messages.append(
             f"{INFO}resting baseline taken ({b.windows} windows, {self.config.calibrate_s:g} s): "
             "estimates are calibrated from now on"
@@ -251,9 +267,11 @@ class ReadoutModel(nn.Module):
         return f"calibrating: resting baseline, {t_end - b.t0:.0f} of {total}"
 
     # -- inference -------------------------------------------------------------------------
-    def _logits(self, part: str, x: np.ndarray) -> np.ndarray:
+    def _logit(self, part: str, x: np.ndarray) -> float:
+        """The ``raw`` or ``cal`` regression's logit of one window's features (one dot product
+        per window: the same bits whatever the batch)."""
         mu, sd, w, b = (getattr(self, f"{part}_{n}").cpu().numpy() for n in ("mu", "sd", "w", "b"))
-        return ((x - mu) / sd) @ w + b
+        return float(((x - mu) / sd) @ w + b)
 
     def predict(
         self,
@@ -263,7 +281,7 @@ class ReadoutModel(nn.Module):
         eeg_present: Tensor | None = None,
         ecg_present: Tensor | None = None,
         bf16: bool = False,
-        t_end: np.ndarray | None = None,
+        t_end: Sequence[float] | None = None,
     ) -> EmotionPrediction:
         """P(target) of each window, in order; ``t_end`` (s) drives the calibration."""
         del bf16  # NumPy readouts; nothing to approximate
@@ -277,42 +295,9 @@ class ReadoutModel(nn.Module):
             )
         e_miss = (~eeg_present) if eeg_present is not None else torch.zeros(n, dtype=torch.bool)
         c_miss = (~ecg_present) if ecg_present is not None else torch.zeros(n, dtype=torch.bool)
-        x = readout_features(
-            eeg.detach().float().cpu().numpy(),
-            ecg.detach().float().cpu().numpy(),
-            float(self.hr_fill),
-        )
-        if t_end is None:
-            t_end = np.full(n, math.nan)
-        window_s = self.config.eeg.window_seconds
-        bad = e_miss.numpy() | c_miss.numpy()  # a modality missing: no estimate, no baseline
-        probs = np.empty(n)
-        notes: list[str] = []
-        for i in range(n):
-            b = self._base
-            note = ""
-            if b.mean is None and self.config.calibrate_s > 0 and math.isfinite(t_end[i]):
-                if b.t0 is None:
-                    b.t0 = float(t_end[i]) - window_s
-                if t_end[i] - b.t0 <= self.config.calibrate_s + 1e-6:
-                    if not bad[i]:
-                        b.rows.append(x[i])
-                elif b.rows:
-                    self._finish_baseline()
-                else:
-                    note = (
-                        f"uncalibrated: no usable window in the first {self.config.calibrate_s:g}"
-                        " s; restart at rest or load a baseline (model.baseline)"
-                    )
-            if self._base.mean is None:
-                logit = self._logits("raw", x[i : i + 1])[0]
-                notes.append(note or self.calibration_note(float(t_end[i])))
-            else:
-                z = (x[i : i + 1] - self._base.mean) / self._base.sd
-                logit = self._logits("cal", z)[0]
-                notes.append("")
-            probs[i] = 1.0 / (1.0 + math.exp(-max(min(logit, 30.0), -30.0)))
-        probs[bad] = math.nan
+        x = readout_features(eeg.detach().float().cpu().numpy(), ecg.detach().float().cpu().numpy())
+        # a window missing a modality: no estimate, and it stays out of the baseline
+        probs, notes = self.score_features(x, t_end, skip=e_miss.numpy() | c_miss.numpy())
         return EmotionPrediction(
             targets=self.config.targets,
             probabilities=torch.from_numpy(probs[:, None]),
@@ -320,8 +305,52 @@ class ReadoutModel(nn.Module):
             ecg_missing=c_miss,
             untrained=self.untrained,
             model_id=self.model_id,
-            notes=tuple(notes),
+            notes=notes,
         )
+
+    def score_features(
+        self,
+        features: np.ndarray,
+        t_end: Sequence[float] | None = None,
+        skip: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, tuple[str, ...]]:
+        """P(target) and notes of windows given their :func:`readout_features` (heart rate NaN
+        where a window has too few beats: ``hr_fill``), in time order; without ``t_end`` nothing
+        is calibrated (windows after a baseline are still scored against it). ``skip`` windows
+        get NaN and stay out of the baseline."""
+        x = np.array(features, dtype=np.float64)
+        x[~np.isfinite(x[:, -1]), -1] = float(self.hr_fill)
+        n = len(x)
+        times = np.full(n, math.nan) if t_end is None else np.asarray(t_end, np.float64)
+        skip = np.zeros(n, bool) if skip is None else np.asarray(skip, bool)
+        window_s, calibrate_s = self.config.eeg.window_seconds, self.config.calibrate_s
+        probs = np.empty(n)
+        notes: list[str] = []
+        for i in range(n):
+            b = self._base
+            note = ""
+            if b.mean is None and calibrate_s > 0 and math.isfinite(times[i]):
+                if b.t0 is None:
+                    b.t0 = float(times[i]) - window_s
+                if in_baseline(times[i], b.t0 + window_s, window_s, calibrate_s):
+                    if not skip[i]:
+                        b.rows.append(x[i])
+                elif b.rows:
+                    self._finish_baseline()
+                else:
+                    note = (
+                        f"uncalibrated: no usable window in the first {calibrate_s:g}"
+                        " s; restart at rest or load a baseline (model.baseline)"
+                    )
+            if self._base.mean is None:
+                logit = self._logit("raw", x[i])
+                notes.append(note or self.calibration_note(float(times[i])))
+            else:
+                logit = self._logit("cal", (x[i] - self._base.mean) / self._base.sd)
+                notes.append("")
+            probs[i] = 1.0 / (1.0 + math.exp(-max(min(logit, 30.0), -30.0)))
+        probs[skip] = math.nan
+        return probs, tuple(notes)
 
     def forward(self, eeg: Tensor, ecg: Tensor) -> Tensor:  # pragma: no cover - use predict
         raise ModelInputError("call ReadoutModel.predict (it keeps the baseline in time order)")

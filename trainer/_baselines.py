@@ -72,17 +72,25 @@ class LogisticRegression:
         return 1 / (1 + np.exp(-np.clip(z @ self.beta, -30, 30)))
 
 
-def _fit_predict(x: np.ndarray, y: np.ndarray, fold: Fold) -> tuple[np.ndarray, float]:
-    """Fit on ``fold.train`` (L2 chosen on ``fold.val`` AUROC), predict ``fold.test``."""
-    grid = _L2_GRID if len(fold.val) else (1.0,)
+def fit_on_validation(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray
+) -> tuple[LogisticRegression, float, float]:
+    """A regression fitted on rows ``train`` with its L2 chosen on the AUROC of rows ``val``
+    (1.0 without validation rows); returns it, its L2 and that AUROC (NaN without)."""
+    grid = _L2_GRID if len(val) else (1.0,)
     best = (-math.inf, 1.0, math.nan)
     for l2 in grid:
-        lr = LogisticRegression(l2).fit(x[fold.train], y[fold.train])
-        a = auroc(y[fold.val], lr.predict_proba(x[fold.val])) if len(fold.val) else math.nan
-        if not len(fold.val) or (math.isfinite(a) and a > best[0]):
+        lr = LogisticRegression(l2).fit(x[train], y[train])
+        a = auroc(y[val], lr.predict_proba(x[val])) if len(val) else math.nan
+        if not len(val) or (math.isfinite(a) and a > best[0]):
             best = (a if math.isfinite(a) else -math.inf, l2, a)
-    lr = LogisticRegression(best[1]).fit(x[fold.train], y[fold.train])
-    return lr.predict_proba(x[fold.test]), best[2]
+    return LogisticRegression(best[1]).fit(x[train], y[train]), best[1], best[2]
+
+
+def _fit_predict(x: np.ndarray, y: np.ndarray, fold: Fold) -> tuple[np.ndarray, float]:
+    """Fit on ``fold.train`` (L2 chosen on ``fold.val`` AUROC), predict ``fold.test``."""
+    lr, _, val_auroc = fit_on_validation(x, y, fold.train, fold.val)
+    return lr.predict_proba(x[fold.test]), val_auroc
 
 
 def baseline_predictions(ws: WindowSet, fold: Fold) -> dict[str, tuple[np.ndarray, float]]:
@@ -90,9 +98,11 @@ def baseline_predictions(ws: WindowSet, fold: Fold) -> dict[str, tuple[np.ndarra
     data allows (band powers need EEG, heart rate ECG)."""
     feats: dict[str, np.ndarray] = {}
     if ws.eeg is not None:
-        feats["bandpower-lr"] = _cached(ws, "bandpower", lambda: band_power_features(ws.eeg))
+        feats["bandpower-lr"] = cached_features(
+            ws, "bandpower", lambda: band_power_features(ws.eeg)
+        )
     if ws.ecg is not None:
-        hr = _cached(ws, "hr", lambda: heart_rate(ws.ecg))[:, None]
+        hr = cached_features(ws, "hr", lambda: heart_rate(ws.ecg))[:, None]
         fill = np.nanmedian(hr[fold.train]) if np.isfinite(hr[fold.train]).any() else 70.0
         feats["hr-lr"] = np.where(np.isfinite(hr), hr, fill)
     out = {}
@@ -106,7 +116,7 @@ def baseline_predictions(ws: WindowSet, fold: Fold) -> dict[str, tuple[np.ndarra
     return out
 
 
-def _cached(ws: WindowSet, key: str, fn) -> np.ndarray:
+def cached_features(ws: WindowSet, key: str, fn) -> np.ndarray:
     """Features computed once per window set (folds reuse them)."""
     store = ws.__dict__.setdefault("_features", {})
     if key not in store:

@@ -36,20 +36,21 @@ from physio_live.models import (
     Provenance,
     ReadoutModel,
     ReadoutModelConfig,
+    baseline_stats,
+    in_baseline,
     readout_features,
     save_checkpoint,
 )
 
-from ._baselines import LogisticRegression
+from ._baselines import cached_features, fit_on_validation
 from ._config import TrainError
 from ._data import WindowSet
 from ._finetune_config import FinetuneConfig
-from ._metrics import auroc, binary_metrics
+from ._metrics import binary_metrics
 from ._splits import Fold, subject_cv_splits, subject_split
 
 __all__ = ["fit_readout_model", "run_readouts", "score_like_app"]
 
-_L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 _REPORTED = ("balanced_accuracy", "auc_pr", "auroc")
 
 
@@ -58,13 +59,12 @@ def calibration_windows(ws: WindowSet, calibrate_s: float) -> np.ndarray:
     if ws.t_end is None or ws.recording is None:
         raise TrainError("readout models need windows with times and recordings (kind: manifest)")
     out = np.zeros(len(ws), bool)
+    window_s = ws.n_patches * ws.eeg_spec.patch_size / ws.eeg_spec.sampling_rate
     for s in np.unique(ws.subject):
         rows = np.flatnonzero(ws.subject == s)
-        first = ws.recording[rows].min()
-        rows = rows[ws.recording[rows] == first]
-        window_s = ws.n_patches * ws.eeg_spec.patch_size / ws.eeg_spec.sampling_rate
-        t0 = ws.t_end[rows].min() - window_s
-        out[rows[ws.t_end[rows] - t0 <= calibrate_s + 1e-6]] = True
+        rows = rows[ws.recording[rows] == ws.recording[rows].min()]
+        t = ws.t_end[rows]
+        out[rows[in_baseline(t, t.min(), window_s, calibrate_s)]] = True
     return out
 
 
@@ -73,19 +73,9 @@ def _calibrated(x: np.ndarray, ws: WindowSet, calib: np.ndarray) -> np.ndarray:
     out = np.empty_like(x)
     for s in np.unique(ws.subject):
         rows = ws.subject == s
-        ref = x[rows & calib]
-        out[rows] = (x[rows] - ref.mean(0)) / (ref.std(0) + 1e-9)
+        mean, spread = baseline_stats(x[rows & calib])
+        out[rows] = (x[rows] - mean) / spread
     return out
-
-
-def _fit_lr(x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray):
-    best = (-math.inf, 1.0)
-    for l2 in _L2_GRID if len(val) else (1.0,):
-        lr = LogisticRegression(l2).fit(x[train], y[train])
-        a = auroc(y[val], lr.predict_proba(x[val])) if len(val) else 0.0
-        if math.isfinite(a) and a > best[0]:
-            best = (a, l2)
-    return LogisticRegression(best[1]).fit(x[train], y[train]), best[1], best[0]
 
 
 def fit_readout_model(
@@ -124,7 +114,7 @@ def fit_readout_model(
     model.hr_fill.fill_(fill)
     facts: dict[str, Any] = {"hr_fill": round(fill, 3), "train_windows": len(train)}
     for part, feats in (("raw", x), ("cal", _calibrated(x, ws, calib))):
-        lr, l2, val_auc = _fit_lr(feats, y, train, val)
+        lr, l2, val_auc = fit_on_validation(feats, y, train, val)
         model.set_regression(part, lr.mu, lr.sd, lr.beta[:-1], lr.beta[-1])
         facts[f"{part}_l2"] = l2
         facts[f"{part}_val_auroc"] = round(float(val_auc), 4)
@@ -145,15 +135,16 @@ def _bare(spec: ModalityConfig, n_patches: int) -> ModalityConfig:
 
 def window_features(ws: WindowSet) -> np.ndarray:
     """Readout features of every window, heart rate NaN where too few beats (cached on ``ws``)."""
-    store = ws.__dict__.setdefault("_features", {})
-    if "readouts" not in store:
-        store["readouts"] = readout_features(ws.eeg, ws.ecg, math.nan)  # type: ignore[arg-type]
-    return store["readouts"]
+    return cached_features(ws, "readouts", lambda: readout_features(ws.eeg, ws.ecg))
 
 
-def score_like_app(model: ReadoutModel, ws: WindowSet, subjects: np.ndarray) -> np.ndarray:
+def score_like_app(
+    model: ReadoutModel, ws: WindowSet, subjects: np.ndarray, features: np.ndarray | None = None
+) -> np.ndarray:
     """P(target) of every window of ``subjects`` (row indices of ``ws``; NaN elsewhere), as a
-    session per subject gives them: baseline reset, recordings in order, windows in time order."""
+    session per subject gives them: baseline reset, recordings in order, windows in time order.
+    The model computes each window's features itself, unless ``features`` (its
+    :func:`window_features`, the same function's output) are given."""
     out = np.full(len(ws), math.nan)
     if ws.t_end is None or ws.recording is None or ws.eeg is None or ws.ecg is None:
         raise TrainError(
@@ -166,6 +157,9 @@ def score_like_app(model: ReadoutModel, ws: WindowSet, subjects: np.ndarray) -> 
         for r in np.unique(ws.recording[rows]):
             sel = rows[ws.recording[rows] == r]
             sel = sel[np.argsort(ws.t_end[sel], kind="stable")]
+            if features is not None:
+                out[sel] = model.score_features(features[sel], ws.t_end[sel])[0]
+                continue
             pred = model.predict(
                 torch.from_numpy(ws.eeg[sel]),  # type: ignore[index]
                 torch.from_numpy(ws.ecg[sel]),  # type: ignore[index]
@@ -187,14 +181,11 @@ def evaluate_fold(
     """Fit on the fold, score its test subjects the app's way; the model and the figures."""
     model, facts = fit_readout_model(ws, fold, calibrate_s, features=features)
     y = ws.labels[:, 0]
-    p = score_like_app(model, ws, fold.test)
+    p = score_like_app(model, ws, fold.test, features)
     calib = calibration_windows(ws, calibrate_s)
     test = fold.test
     after = test[~calib[test]]
-    x = features.copy()
-    x[~np.isfinite(x[:, -1]), -1] = float(model.hr_fill)
-    logits = model._logits("raw", x[test])
-    p_raw = 1 / (1 + np.exp(-np.clip(logits, -30, 30)))
+    p_raw = model.score_features(features[test])[0]  # no times, no baseline: the raw regression
     res = {
         **facts,
         "test_windows": len(test),

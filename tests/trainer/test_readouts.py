@@ -22,7 +22,7 @@ from physio_live.trainer import (
     score_like_app,
     subject_split,
 )
-from physio_live.trainer._readout_fit import calibration_windows
+from physio_live.trainer._readout_fit import calibration_windows, window_features
 from physio_live.trainer.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +66,9 @@ def test_readouts_fit_calibrate_and_export(tmp_path, capsys):
     fold = subject_split(ws, [], ["28", "30"], ["32", "34"])
     p = score_like_app(ck.model, ws, fold.test)
     assert np.isfinite(p[fold.test]).all() and np.isnan(np.delete(p, fold.test)).all()
+    # the run scored from its cached features: the same numbers as the model's own predict
+    fast = score_like_app(ck.model, ws, fold.test, window_features(ws))
+    np.testing.assert_array_equal(fast[fold.test], p[fold.test])
     y = ws.labels[:, 0]
     assert round(auroc(y[fold.test], p[fold.test]), 4) == recorded["auroc"]
     calib = calibration_windows(ws, 60.0)
