@@ -34,6 +34,7 @@ from ._fused import (
     ModalityConfig,
     Provenance,
     inference_context,
+    pool_features,
     weights_fingerprint,
 )
 from ._hub import (
@@ -100,6 +101,7 @@ __all__ = [
     "load_strict",
     "locate_official_cbramod",
     "num_params",
+    "pool_features",
     "pull_cbramod",
     "read_state_dict",
     "readout_features",

@@ -69,6 +69,11 @@ class CBraModConfig:
     """Width of the reconstruction head ``proj_out``; ``None`` builds the encoder without it."""
     drop_rate: float = 0.1
     norm_eps: float = 1e-5
+    spectrum: str = "linear"
+    """What the patch embedding's spectral branch sees: ``linear``, each patch's |rFFT| (the
+    official model), or ``log``, its natural log over a floor of ``LOG_SPECTRUM_FLOOR`` (log band
+    power, which survives the conv stack's per-sample GroupNorm and differs between people by
+    an offset rather than a factor)."""
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -99,6 +104,11 @@ def _conv_steps(patch_size: int) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+SPECTRA = ("linear", "log")
+#: floor of the ``log`` spectrum, in model units (1e-4 = 0.01 uV at 100 uV per unit)
+LOG_SPECTRUM_FLOOR = 1e-4
+
+
 class PatchEmbed(nn.Module):
     """Patch -> vector: conv stack over time + rFFT-magnitude projection + positional encoding.
 
@@ -113,8 +123,12 @@ class PatchEmbed(nn.Module):
         embed_dim: int = 200,
         pos_kernel: tuple[int, int] = (19, 7),
         drop_rate: float = 0.1,
+        spectrum: str = "linear",
     ) -> None:
         super().__init__()
+        if spectrum not in SPECTRA:
+            raise ValueError(f"spectrum={spectrum!r} must be one of {list(SPECTRA)}")
+        self.log_spectrum = spectrum == "log"
         steps = _conv_steps(patch_size)
         if embed_dim % steps or (embed_dim // steps) % _CONV_GROUPS:
             raise ValueError(
@@ -157,8 +171,10 @@ class PatchEmbed(nn.Module):
         h = F.gelu(self.norm2(self.conv2(h)))
         h = F.gelu(self.norm3(self.conv3(h)))
         h = h.permute(0, 2, 1, 3).reshape(b, c, p, self.embed_dim)
-        spec = torch.fft.rfft(x.float(), dim=-1, norm="forward").abs().to(h.dtype)
-        return h, spec
+        spec = torch.fft.rfft(x.float(), dim=-1, norm="forward").abs()
+        if self.log_spectrum:
+            spec = spec.clamp_min_(LOG_SPECTRUM_FLOOR).log_()
+        return h, spec.to(h.dtype)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         h, spec = self._conv_and_spectrum(x, mask)
@@ -319,6 +335,7 @@ class CBraMod(nn.Module):
         out_dim: int | None = 200,
         drop_rate: float = 0.1,
         norm_eps: float = 1e-5,
+        spectrum: str = "linear",
         fused_attn: bool | None = None,
     ) -> None:
         super().__init__()
@@ -332,11 +349,16 @@ class CBraMod(nn.Module):
             out_dim=out_dim,
             drop_rate=drop_rate,
             norm_eps=norm_eps,
+            spectrum=spectrum,
         )
         self.patch_size = patch_size
         self.embed_dim = self.num_features = embed_dim
         self.patch_embed = PatchEmbed(
-            patch_size=patch_size, embed_dim=embed_dim, pos_kernel=pos_kernel, drop_rate=drop_rate
+            patch_size=patch_size,
+            embed_dim=embed_dim,
+            pos_kernel=pos_kernel,
+            drop_rate=drop_rate,
+            spectrum=spectrum,
         )
         self.blocks = nn.ModuleList(
             Block(

@@ -42,7 +42,19 @@ DREAMER_EEG_CHANNELS = (
 )  # fmt: skip
 DREAMER_ECG_CHANNELS = ("ECG1", "ECG2")
 
-Pooling = Literal["mean", "flatten"]
+Pooling = Literal["mean", "channels", "flatten"]
+POOLINGS = ("mean", "channels", "flatten")
+
+
+def pool_features(feats: Tensor, pooling: str) -> Tensor:
+    """An encoder's per-patch features ``[B, C, P, D]`` -> the embedding a head sees: ``mean``
+    over channels and patches ``[B, D]``, ``channels``: mean over patches, each channel kept
+    ``[B, C * D]``, or ``flatten`` ``[B, C * P * D]``."""
+    if pooling == "mean":
+        return feats.mean(dim=(1, 2))
+    if pooling == "channels":
+        return feats.mean(dim=2).flatten(1)
+    return feats.flatten(1)
 
 
 def _from_dict(cls: type, d: object, what: str) -> dict[str, object]:
@@ -122,19 +134,20 @@ class FusedEmotionConfig:
     label_threshold: float = 3.0
     """A rating above this is "high" (the positive class); DREAMER rates 1-5."""
     pooling: Pooling = "mean"
-    """``mean`` over channels and patches, or ``flatten`` every channel-patch feature (as the
-    official fine-tuning heads do; fixes the channel and patch counts)."""
+    """``mean`` over channels and patches; ``channels``: mean over patches, each channel's
+    features kept (fixes the channel count, any window length); or ``flatten`` every
+    channel-patch feature (as the official fine-tuning heads do; fixes channels and patches)."""
     hidden_dims: tuple[int, ...] = (256,)
     dropout: float = 0.1
     name: str = "cbramod-fusion"
 
     def __post_init__(self) -> None:
-        if self.pooling not in ("mean", "flatten"):
-            raise ValueError(f"pooling must be 'mean' or 'flatten', got {self.pooling!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
         if not self.targets:
             raise ValueError("a fused model needs at least one target")
-        if self.pooling == "flatten" and not (self.eeg.channels and self.ecg.channels):
-            raise ValueError("pooling='flatten' needs the channel names of both modalities")
+        if self.pooling != "mean" and not (self.eeg.channels and self.ecg.channels):
+            raise ValueError(f"pooling={self.pooling!r} needs the channel names of both modalities")
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -247,6 +260,8 @@ class FusedEmotionModel(nn.Module):
 
     def _embed_dim(self, spec: ModalityConfig) -> int:
         d = spec.encoder.embed_dim
+        if self.config.pooling == "channels":
+            return len(spec.channels) * d
         return d if self.config.pooling == "mean" else len(spec.channels) * spec.n_patches * d
 
     @property
@@ -291,7 +306,7 @@ class FusedEmotionModel(nn.Module):
             present = present.to(device=x.device, dtype=torch.bool).reshape(batch)
             x = torch.where(present[:, None, None, None], x, 0.0)  # no NaN from absent windows
         feats = encoder.forward_features(x)
-        emb = feats.mean(dim=(1, 2)) if self.config.pooling == "mean" else feats.flatten(1)
+        emb = pool_features(feats, self.config.pooling)
         if present is None:
             return emb, torch.zeros(batch, dtype=torch.bool, device=x.device)
         return torch.where(present[:, None], emb, missing.to(emb.dtype)), ~present

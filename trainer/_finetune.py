@@ -61,6 +61,7 @@ from physio_live.models import (
     config_from_official,
     load_checkpoint,
     load_strict,
+    pool_features,
     read_state_dict,
     resolve_checkpoint,
     save_checkpoint,
@@ -131,6 +132,7 @@ def _load_encoder(init: EncoderInit, what: str) -> tuple[CBraMod, tuple[str, ...
                 mlp_dim=init.mlp_dim,
                 out_dim=None,
                 drop_rate=init.drop_rate,
+                spectrum=init.spectrum,
             )
         except ValueError as exc:
             raise ConfigError(f"model.{what}: {exc}") from None
@@ -230,7 +232,7 @@ class _Data:
             out = []
             for i in range(0, len(x), batch):
                 f = enc.forward_features(x[i : i + batch].to(self.device))
-                out.append(f.mean(dim=(1, 2)) if model.config.pooling == "mean" else f.flatten(1))
+                out.append(pool_features(f, model.config.pooling))
             self.raw_emb[mod] = self.emb[mod] = torch.cat(out)
 
     def standardize(self, idx: np.ndarray) -> dict[str, tuple[Tensor, Tensor]]:
@@ -356,6 +358,46 @@ def _train(
         model.load_state_dict(best_state)
     model.eval()
     return losses, (best_auc if use_val and math.isfinite(best_auc) else math.nan), best_step
+
+
+@torch.no_grad()
+def _recalibrate(
+    model: FusedEmotionModel,
+    data: _Data,
+    val_idx: np.ndarray,
+    mod: Modality,
+    probe: bool,
+    batch: int,
+) -> list[tuple[float, float]]:
+    """Class-balanced Platt scaling on the validation windows, folded into the head.
+
+    Per target, ``sigmoid(a * z + b)`` is fitted to the validation labels (each class weighted
+    equally, as training weights them) and the head's last linear layer becomes ``a W, a c + b``.
+    A target whose fitted ``a`` is not positive (validation ranks it backwards) is left as it was.
+    Returns ``(a, b)`` per target.
+    """
+    from ._baselines import LogisticRegression
+
+    p = np.clip(_predict(model, data, val_idx, mod, probe, batch), 1e-7, 1 - 1e-7)
+    z = np.log(p) - np.log1p(-p)
+    last = model.head[-1]
+    assert isinstance(last, nn.Linear)
+    out = []
+    for j in range(z.shape[1]):
+        y = data.ws.labels[val_idx, j]
+        if not 0 < y.mean() < 1:
+            out.append((1.0, 0.0))
+            continue
+        lr = LogisticRegression(l2=0.0).fit(z[:, j : j + 1], y)
+        a = float(lr.beta[0] / lr.sd[0])
+        b = float(lr.beta[1] - a * lr.mu[0])
+        if not (a > 0 and math.isfinite(b)):
+            out.append((1.0, 0.0))
+            continue
+        last.weight[j].mul_(a)
+        last.bias[j].mul_(a).add_(b)
+        out.append((a, b))
+    return out
 
 
 @torch.no_grad()
@@ -504,6 +546,8 @@ def run_finetune(
                 seed += 0 if fold.protocol == "split" else 100 * k
                 model = factory.make(seed, fresh=not probe)
                 _, vauc, step = _train(model, data, fold.train, mod, cfg, seed, fold.val)
+                if cfg.train.recalibrate and len(fold.val):
+                    _recalibrate(model, data, fold.val, mod, probe, cfg.train.eval_batch_size)
                 p = _predict(model, data, fold.test, mod, probe, cfg.train.eval_batch_size)
                 rows += fold_rows(fold.protocol, fold.name, mod, ws, fold.test, p, seed, vauc)
                 last = rows[-len(ws.targets) :]

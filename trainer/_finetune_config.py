@@ -50,13 +50,16 @@ class EncoderInit:
     num_heads: int = 8
     mlp_dim: int = 800
     drop_rate: float = 0.1
+    #: the patch embedding's spectral input: ``linear`` |rFFT| (official) or ``log`` (random
+    #: init only; a checkpoint fixes it)
+    spectrum: str = "linear"
 
 
 @dataclass
 class FinetuneModelConfig:
     eeg: EncoderInit = field(default_factory=EncoderInit)
     ecg: EncoderInit = field(default_factory=EncoderInit)
-    pooling: Literal["mean", "flatten"] = "mean"
+    pooling: Literal["mean", "channels", "flatten"] = "mean"
     #: head widths; ``[]`` is a linear head (a linear probe in ``probe`` mode)
     hidden_dims: list[int] = field(default_factory=lambda: [256])
     dropout: float = 0.1
@@ -87,6 +90,10 @@ class FinetuneTrainConfig:
     #: folds with validation subjects: score validation AUROC every this many steps (and at the
     #: end) and keep the best weights (0: only at the end)
     eval_every: int = 50
+    #: folds with validation subjects: after training, fit each target's logit a * z + b to the
+    #: validation labels (class-balanced Platt scaling) and fold it into the head's last layer,
+    #: so P = 0.5 is the decision point validation suggests; AUROC is unchanged (a > 0)
+    recalibrate: bool = False
 
 
 @dataclass

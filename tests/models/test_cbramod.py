@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+
 import pytest
 import torch
 
@@ -138,3 +141,29 @@ def test_config_dict_round_trip() -> None:
     assert CBraModConfig.from_dict(cfg.to_dict()) == cfg
     model = CBraMod.from_config(cfg)
     assert model.config == cfg
+
+
+def test_log_spectrum_option() -> None:
+    """``spectrum='log'``: the spectral branch sees log |rFFT| over a floor, so scaling a window
+    by k shifts its spectral input by log k instead of multiplying it; the option round-trips
+    through the config and an unknown one is refused."""
+    torch.manual_seed(int.from_bytes(os.urandom(4), "little"))
+    model = CBraMod(embed_dim=40, depth=1, num_heads=4, mlp_dim=80, spectrum="log").eval()
+    assert CBraModConfig.from_dict(model.config.to_dict()).spectrum == "log"
+    assert CBraModConfig.from_dict({"depth": 1}).spectrum == "linear"  # older checkpoints
+    x = torch.randn(2, 3, 2, 200)
+    _, spec = model.patch_embed._conv_and_spectrum(x, None)
+    _, spec3 = model.patch_embed._conv_and_spectrum(3 * x, None)
+    ref = torch.fft.rfft(x.double(), dim=-1, norm="forward").abs().clamp_min(1e-4).log()
+    torch.testing.assert_close(spec.double(), ref, rtol=1e-5, atol=1e-5)
+    above = spec > math.log(1e-4) + 1e-3  # bins on the floor do not scale
+    assert above.float().mean() > 0.99
+    shift = (spec3 - spec)[above]
+    torch.testing.assert_close(shift, torch.full_like(shift, math.log(3)), rtol=0, atol=1e-4)
+    with torch.inference_mode():  # the inference path takes the same spectrum
+        fast = model.forward_features(x)
+        model.fast_inference = False
+        slow = model.forward_features(x)
+    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="spectrum"):
+        CBraMod(embed_dim=40, depth=1, num_heads=4, mlp_dim=80, spectrum="power")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -33,7 +35,7 @@ def _inputs(batch: int = 3, ecg_leads: int = 2) -> tuple[torch.Tensor, torch.Ten
     return torch.randn(batch, 4, 3, 200), torch.randn(batch, ecg_leads, 3, 200)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "flatten"])
+@pytest.mark.parametrize("pooling", ["mean", "channels", "flatten"])
 @pytest.mark.parametrize("ecg_leads", [1, 2, 12])
 def test_logits_finite(pooling: str, ecg_leads: int) -> None:
     torch.manual_seed(0)
@@ -45,7 +47,7 @@ def test_logits_finite(pooling: str, ecg_leads: int) -> None:
     assert torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("pooling", ["mean", "flatten"])
+@pytest.mark.parametrize("pooling", ["mean", "channels", "flatten"])
 def test_gradients_reach_every_parameter(pooling: str) -> None:
     torch.manual_seed(0)
     model = FusedEmotionModel(small_config(pooling)).train()
@@ -132,6 +134,21 @@ def test_flatten_fixes_the_window_length() -> None:
     mean_model = FusedEmotionModel(small_config("mean")).eval()
     with torch.inference_mode():
         assert mean_model(torch.randn(2, 4, 5, 200), torch.randn(2, 2, 5, 200)).shape == (2, 3)
+
+
+def test_channels_pooling_keeps_each_channel_and_any_window_length() -> None:
+    """``channels`` pools over patches only: each channel's mean feature reaches the head in
+    channel order, so swapping two channels changes the output (it would not under ``mean``)."""
+    torch.manual_seed(int.from_bytes(os.urandom(4), "little"))
+    model = FusedEmotionModel(small_config("channels")).eval()
+    assert model.head[0].in_features == 4 * 40 + 2 * 40
+    eeg, ecg = torch.randn(2, 4, 5, 200), torch.randn(2, 2, 5, 200)
+    with torch.inference_mode():
+        emb, _, _ = model.forward_embeddings(eeg, ecg)
+        feats = model.eeg_encoder.forward_features(eeg)
+        torch.testing.assert_close(emb[:, :160], feats.mean(dim=2).flatten(1))
+        swapped = model.forward_embeddings(eeg[:, [1, 0, 2, 3]], ecg)[0]
+    assert not torch.allclose(emb[:, :160], swapped[:, :160])
 
 
 def test_batch_mismatch_is_a_clear_error() -> None:

@@ -220,3 +220,42 @@ def test_small_finetune_on_a_slice_learns_and_exports(datasets_dir: Path, tmp_pa
         q = ck.model.predict(torch.from_numpy(ws.eeg[train]), torch.from_numpy(ws.ecg[train]))
     train_auc = auroc(ws.labels[train, 0], q.probabilities[:, 0].numpy())
     assert train_auc > 0.75
+
+
+def test_recalibration_keeps_the_ranking_and_balances_validation(
+    datasets_dir: Path, tmp_path: Path
+) -> None:
+    """``train.recalibrate``: class-balanced Platt scaling on the validation windows, folded into
+    the head. The ranking (so AUROC) is the model's own; the new logits are ``a z + b`` of the old
+    ones with ``a > 0``; and, the fit's first-order condition, the mean P over validation
+    positives plus the mean over negatives is 1 (each class weighs the same)."""
+    from physio_live.trainer._finetune import _Data, _Factory, _predict, _recalibrate, _train
+
+    d = _data(datasets_dir / "eegmat", tmp_path / "c", "Subject0[4-6]_*.edf")
+    enc = {"embed_dim": 40, "depth": 1, "num_heads": 2, "mlp_dim": 40, "spectrum": "log"}
+    cfg = finetune_config_from_dict(
+        {
+            "data": d,
+            "model": {"eeg": enc, "ecg": enc, "hidden_dims": [16], "pooling": "channels"},
+            "train": {"mode": "finetune", "steps": 30, "batch_size": 16, "lr": 1e-3,
+                      "warmup_steps": 5, "eval_every": 0, "device": "cpu"},
+            "eval": {"protocols": ["split"], "modalities": ["fused"],
+                     "split": {"train": ["04", "05"], "val": ["06"], "test": ["06"]}},
+            "run": {"out_dir": str(tmp_path / "run"), "seed": int.from_bytes(os.urandom(2))},
+        }
+    )  # fmt: skip
+    ws = load_windows(cfg.data)
+    data = _Data(ws, torch.device("cpu"))
+    train = np.flatnonzero(np.isin(ws.subject, [0, 1]))
+    val = np.flatnonzero(ws.subject == 2)
+    model = _Factory(cfg, ws).make(cfg.run.seed, fresh=True)
+    _train(model, data, train, "fused", cfg, cfg.run.seed)
+    before = _predict(model, data, val, "fused", False, 64)[:, 0]
+    ((a, b),) = _recalibrate(model, data, val, "fused", False, 64)
+    after = _predict(model, data, val, "fused", False, 64)[:, 0]
+    y = ws.labels[val, 0]
+    assert a > 0
+    z0, z1 = (np.log(p) - np.log1p(-p) for p in (before, after))
+    np.testing.assert_allclose(z1, a * z0 + b, rtol=1e-3, atol=1e-3)
+    assert auroc(y, after) == pytest.approx(auroc(y, before), abs=1e-9)
+    assert after[y == 1].mean() + after[y == 0].mean() == pytest.approx(1.0, abs=1e-3)
