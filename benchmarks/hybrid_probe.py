@@ -8,8 +8,8 @@ path, 4-s windows every 2 s); features per window:
 
 - ``readouts``: log10 band powers of the 19 EEG channels (``band_power_features``) + heart rate
   (``heart_rate``), as the table's classical rows;
-- ``embedding``: the frozen ``eegmat-fused`` model's fused embedding (both encoders, mean-pooled,
-  concatenated), which was fine-tuned on subjects 00-27 and chosen on 28-31;
+- ``embedding``: the frozen ``eegmat-fused`` model's fused embedding (both encoders, pooled as the
+  model pools, concatenated), which was fine-tuned on subjects 00-27 and chosen on 28-31;
 - ``embedding + readouts``: both;
 - ``model output (logit)``: the shipped model's own output (a logistic regression on one feature
   keeps its ranking, so uncalibrated this row is the model's own AUROC on these windows).
