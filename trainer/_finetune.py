@@ -371,33 +371,52 @@ def _recalibrate(
 ) -> list[tuple[float, float]]:
     """Class-balanced Platt scaling on the validation windows, folded into the head.
 
-    Per target, ``sigmoid(a * z + b)`` is fitted to the validation labels (each class weighted
-    equally, as training weights them) and the head's last linear layer becomes ``a W, a c + b``.
-    A target whose fitted ``a`` is not positive (validation ranks it backwards) is left as it was.
-    Returns ``(a, b)`` per target.
+    Per target, ``sigmoid(a * z + b)`` is fitted to the validation labels on the model's logits
+    ``z`` (each class weighted equally, as training weights them) and the head's last linear
+    layer becomes ``a W, a c + b``. Where the fitted ``a`` is not positive (validation ranks the
+    target backwards, or not at all) only the offset moves (``a = 1``): ``b`` is then the one
+    that gives the validation classes equal mean error, the condition the full fit meets too.
+    Either way the ranking, so AUROC, stays the model's own. Returns ``(a, b)`` per target.
     """
     from ._baselines import LogisticRegression
 
-    p = np.clip(_predict(model, data, val_idx, mod, probe, batch), 1e-7, 1 - 1e-7)
-    z = np.log(p) - np.log1p(-p)
+    z = _predict(model, data, val_idx, mod, probe, batch, logits=True).astype(np.float64)
     last = model.head[-1]
     assert isinstance(last, nn.Linear)
     out = []
     for j in range(z.shape[1]):
-        y = data.ws.labels[val_idx, j]
+        y = data.ws.labels[val_idx, j] > 0.5
         if not 0 < y.mean() < 1:
             out.append((1.0, 0.0))
             continue
         lr = LogisticRegression(l2=0.0).fit(z[:, j : j + 1], y)
         a = float(lr.beta[0] / lr.sd[0])
         b = float(lr.beta[1] - a * lr.mu[0])
-        if not (a > 0 and math.isfinite(b)):
-            out.append((1.0, 0.0))
-            continue
+        if not (a > 0 and math.isfinite(a) and math.isfinite(b)):
+            a, b = 1.0, _balancing_offset(z[y, j], z[~y, j])
         last.weight[j].mul_(a)
         last.bias[j].mul_(a).add_(b)
         out.append((a, b))
     return out
+
+
+def _balancing_offset(z_pos: np.ndarray, z_neg: np.ndarray) -> float:
+    """The ``b`` with mean sigmoid(z_pos + b) + mean sigmoid(z_neg + b) = 1 (bisection; the left
+    side grows with ``b``)."""
+
+    def excess(b: float) -> float:
+        sig = lambda v: 0.5 * (1.0 + np.tanh(0.5 * (v + b)))  # noqa: E731 (overflow-free)
+        return float(sig(z_pos).mean() + sig(z_neg).mean() - 1.0)
+
+    lo, hi = -1.0, 1.0
+    while excess(lo) > 0:
+        lo *= 2
+    while excess(hi) < 0:
+        hi *= 2
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if excess(mid) < 0 else (lo, mid)
+    return 0.5 * (lo + hi)
 
 
 @torch.no_grad()
@@ -426,15 +445,23 @@ def _fold_standardization(
 
 @torch.no_grad()
 def _predict(
-    model: FusedEmotionModel, data: _Data, idx: np.ndarray, mod: Modality, probe: bool, batch: int
+    model: FusedEmotionModel,
+    data: _Data,
+    idx: np.ndarray,
+    mod: Modality,
+    probe: bool,
+    batch: int,
+    *,
+    logits: bool = False,
 ) -> np.ndarray:
-    """P(high) ``[len(idx), targets]``."""
+    """P(high) ``[len(idx), targets]`` (with ``logits``: the logits)."""
     model.eval()
     out = []
     for i in range(0, len(idx), batch):
         b = torch.from_numpy(idx[i : i + batch])
         e_on, c_on = _present(mod, len(b), data.device)
-        out.append(torch.sigmoid(_logits(model, data, b, e_on, c_on, probe).float()).cpu())
+        z = _logits(model, data, b, e_on, c_on, probe).float()
+        out.append((z if logits else torch.sigmoid(z)).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, len(data.ws.targets)))
 
 
