@@ -369,35 +369,39 @@ def _recalibrate(
     probe: bool,
     batch: int,
 ) -> list[tuple[float, float]]:
-    """Class-balanced Platt scaling on the validation windows, folded into the head.
-
-    Per target, ``sigmoid(a * z + b)`` is fitted to the validation labels on the model's logits
-    ``z`` (each class weighted equally, as training weights them) and the head's last linear
-    layer becomes ``a W, a c + b``. Where the fitted ``a`` is not positive (validation ranks the
-    target backwards, or not at all) only the offset moves (``a = 1``): ``b`` is then the one
-    that gives the validation classes equal mean error, the condition the full fit meets too.
-    Either way the ranking, so AUROC, stays the model's own. Returns ``(a, b)`` per target.
-    """
-    from ._baselines import LogisticRegression
-
+    """:func:`balanced_platt` of each target's logit on the validation windows, folded into the
+    head: its last linear layer becomes ``a W, a c + b``. Returns ``(a, b)`` per target."""
     z = _predict(model, data, val_idx, mod, probe, batch, logits=True).astype(np.float64)
     last = model.head[-1]
     assert isinstance(last, nn.Linear)
     out = []
     for j in range(z.shape[1]):
-        y = data.ws.labels[val_idx, j] > 0.5
-        if not 0 < y.mean() < 1:
-            out.append((1.0, 0.0))
-            continue
-        lr = LogisticRegression(l2=0.0).fit(z[:, j : j + 1], y)
-        a = float(lr.beta[0] / lr.sd[0])
-        b = float(lr.beta[1] - a * lr.mu[0])
-        if not (a > 0 and math.isfinite(a) and math.isfinite(b)):
-            a, b = 1.0, _balancing_offset(z[y, j], z[~y, j])
+        a, b = balanced_platt(z[:, j], data.ws.labels[val_idx, j] > 0.5)
         last.weight[j].mul_(a)
         last.bias[j].mul_(a).add_(b)
         out.append((a, b))
     return out
+
+
+def balanced_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Class-balanced Platt scaling: ``(a, b)`` with ``sigmoid(a z + b)`` fitted to the labels
+    ``y`` (each class weighted equally, as training weights them; ``a > 0``, so the ranking stays
+    the logits' own). Where no such fit exists, because the classes are perfectly separated
+    (no finite maximum) or ranked backwards (``a <= 0``), only the offset moves: ``a = 1`` and
+    ``b`` gives the classes equal mean error, the condition the full fit meets too. ``(1, 0)``
+    when ``y`` holds one class."""
+    from ._baselines import LogisticRegression
+
+    y = np.asarray(y, bool)
+    if not 0 < y.mean() < 1:
+        return 1.0, 0.0
+    if auroc(y, z) < 1.0:
+        lr = LogisticRegression(l2=0.0).fit(z[:, None], y)
+        a = float(lr.beta[0] / lr.sd[0])
+        b = float(lr.beta[1] - a * lr.mu[0])
+        if a > 0 and math.isfinite(a) and math.isfinite(b):
+            return a, b
+    return 1.0, _balancing_offset(z[y], z[~y])
 
 
 def _balancing_offset(z_pos: np.ndarray, z_neg: np.ndarray) -> float:

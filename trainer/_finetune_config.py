@@ -52,7 +52,7 @@ class EncoderInit:
     drop_rate: float = 0.1
     #: the patch embedding's spectral input: ``linear`` |rFFT| (official) or ``log`` (random
     #: init only; a checkpoint fixes it)
-    spectrum: str = "linear"
+    spectrum: Literal["linear", "log"] = "linear"
 
 
 @dataclass

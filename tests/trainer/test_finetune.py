@@ -32,6 +32,7 @@ from physio_live.trainer._dreamer import (
 from physio_live.trainer._finetune import (
     accuracy,
     auroc,
+    balanced_platt,
     binary_metrics,
     finetune_config_from_dict,
     kfold_splits,
@@ -113,6 +114,32 @@ def test_metrics_on_hand_computed_cases() -> None:
     assert {k: m[k] for k in ("accuracy", "f1", "auroc", "balanced_accuracy")} == pytest.approx(
         {"accuracy": 0.5, "f1": 0.5, "auroc": 0.75, "balanced_accuracy": 0.5}
     )
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def test_balanced_platt_fits_and_falls_back_to_the_offset() -> None:
+    """The recalibration's fit on fresh draws: where classes overlap, the class-balanced
+    log-loss is at its minimum in both ``a`` and ``b`` (its gradient is zero); where they are
+    perfectly separated (no finite fit) or ranked backwards, ``a`` stays 1 and only ``b`` moves,
+    still giving both classes the same mean error; one class alone is left as it was."""
+    rng = np.random.default_rng()
+    n = int(rng.integers(200, 400))
+    y = rng.random(n) < rng.uniform(0.15, 0.4)
+    w = np.where(y, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    z = rng.normal(0.0, 1.0, n) + rng.uniform(0.5, 2.0) * y + rng.uniform(-3, 3)
+    a, b = balanced_platt(z, y)
+    assert a > 0
+    r = _sigmoid(a * z + b) - y  # gradient of the balanced log-loss in (b, a)
+    assert abs(np.sum(w * r)) / n < 1e-6 and abs(np.sum(w * r * z)) / n < 1e-6
+    for case, zz in (("separated", z + 50.0 * y), ("backwards", -z - 2.0 * y)):
+        a, b = balanced_platt(zz, y)
+        p = _sigmoid(zz + b)
+        assert a == 1.0, case
+        assert p[y].mean() + p[~y].mean() == pytest.approx(1.0, abs=1e-9), case
+    assert balanced_platt(z, np.ones(n, bool)) == (1.0, 0.0)
 
 
 def test_labels_threshold_and_median() -> None:

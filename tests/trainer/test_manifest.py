@@ -227,8 +227,9 @@ def test_recalibration_keeps_the_ranking_and_balances_validation(
     datasets_dir: Path, tmp_path: Path
 ) -> None:
     """``train.recalibrate``: class-balanced Platt scaling on the validation windows, folded into
-    the head. The new logits are ``a z + b`` of the old ones with ``a > 0`` (``a = 1`` when
-    validation ranks the classes backwards, as a barely trained model may), so the ranking and
+    the head (the fit itself: ``test_finetune.py``). The new logits are ``a z + b`` of the old
+    ones with ``a > 0`` (``a = 1`` when validation ranks the classes backwards, as a barely
+    trained model may), so the ranking and
     AUROC are the model's own; and the mean P over validation positives plus the mean over
     negatives is 1 (each class weighs the same: the fit's first-order condition)."""
     from physio_live.trainer._finetune import _Data, _Factory, _predict, _recalibrate, _train
