@@ -48,10 +48,16 @@ def _n_points(curve) -> int:
 def test_demo_window_draws_estimates_records_and_marks(demo_window, qtbot, tmp_path):
     win = demo_window
     # traces receive data; the ECG gets R peaks and a heart rate; estimates arrive
-    qtbot.waitUntil(lambda: win.eeg_plot.channel_points(0) > 100, timeout=10_000)
     assert len(win.eeg_plot.labels) == 14 and win.ecg_plot.labels == ["ECG1", "ECG2"]
-    assert all(win.eeg_plot.channel_points(i) > 100 for i in range(14))
-    assert all(win.ecg_plot.channel_points(i) > 100 for i in range(2))
+    # the EEG and ECG outlets are separate LSL streams whose inlets connect independently: wait
+    # for both (asserting the ECG the moment the EEG had data failed on a fresh clone)
+    qtbot.waitUntil(
+        lambda: (
+            all(win.eeg_plot.channel_points(i) > 100 for i in range(14))
+            and all(win.ecg_plot.channel_points(i) > 100 for i in range(2))
+        ),
+        timeout=10_000,
+    )
     assert _n_points(win.eeg_plot.curves[0]) > 100  # the drawn curve holds them
     qtbot.waitUntil(lambda: win.estimates.count >= 2, timeout=15_000)
     assert win.estimates.banner.isVisibleTo(win)  # untrained weights: the banner says so
