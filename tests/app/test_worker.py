@@ -207,3 +207,41 @@ def test_cuda_worker_matches_cpu():
         w.stop()
         outs[dev] = np.array([e.probabilities for e in got])
     np.testing.assert_allclose(outs["cpu"], outs["cuda"], atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_worker_close_to_float32_with_the_shipped_model():
+    """bf16 autocast on CUDA with the shipped eegmat model: probabilities near the CPU float32."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from physio_live.models import load_checkpoint, resolve_checkpoint
+
+    model = load_checkpoint(resolve_checkpoint("eegmat-fused")).model
+    cfg = model.config
+    rng = np.random.default_rng()
+    t = cfg.eeg.n_patches * cfg.eeg.patch_size
+    q = Quality({"eeg": ChannelQuality()})
+    wins = [
+        Window(
+            t_end=10.0 + i,
+            rate=200.0,
+            quality=q,
+            index=i,
+            eeg=(0.3 * rng.standard_normal((len(cfg.eeg.channels), t))).astype(np.float32),
+            ecg=(0.3 * rng.standard_normal((len(cfg.ecg.channels), t))).astype(np.float32),
+        )
+        for i in range(24)
+    ]
+    outs = {}
+    for dev, bf16 in (("cpu", False), ("cuda", False), ("cuda", True)):
+        got = []
+        w = InferenceWorker(model, device=dev, mode="replay", bf16=bf16, clock=time.monotonic)
+        w.on_estimate(got.append)
+        w.start()
+        for win in wins:
+            w.submit(win)
+        w.stop()
+        assert not w.errors, w.errors
+        outs[dev, bf16] = np.array([e.probabilities for e in got])
+    np.testing.assert_allclose(outs["cuda", False], outs["cpu", False], atol=1e-4)
+    assert np.abs(outs["cuda", True] - outs["cpu", False]).max() < 0.05

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -137,3 +138,23 @@ def test_torchrun_two_processes_gloo(tiny_config, tmp_path):
     # resuming under torchrun with the same world size continues (nothing left to do here)
     proc = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0 and "continuing from step 6" in proc.stderr
+
+
+@pytest.mark.gpu
+def test_pretrain_on_cuda_with_bf16_autocast(tiny_config):
+    """The GPU path (bf16 autocast, fused AdamW) trains and exports; the export runs on the CPU."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    res = pretrain(
+        tiny_config(optim={"steps": 30}, run={"device": "cuda", "precision": "auto"}),
+        progress=False,
+    )
+    assert res.finished and res.step == 30
+    rows = (res.out_dir / "train.csv").read_text().split()[1:]
+    losses = [float(r.split(",")[3]) for r in rows]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    ck = load_checkpoint(res.encoder)
+    assert next(ck.model.parameters()).device.type == "cpu"
+    with torch.no_grad():
+        emb = ck.model.forward_embedding(torch.randn(2, 2, 4, 200))
+    assert torch.isfinite(emb).all()
