@@ -321,6 +321,7 @@ class Session:
                 max_queue=cfg.model.queue,
                 max_batch=cfg.model.max_batch,
                 bf16=cfg.model.bf16,
+                cuda_graphs=cfg.model.cuda_graphs,
                 # a replay at full speed: nobody waits for an estimate, so batches run full
                 full_batches=self.replay is not None and self.speed is None,
             )

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from physio_live.core import Estimate, Window
+from physio_live.models import FusedEmotionModel
 
 from ._annotate import Annotation
 
@@ -91,6 +92,7 @@ class InferenceWorker:
         bf16: bool = False,
         full_batches: bool = False,
         clock: Callable[[], float] | None = None,
+        cuda_graphs: bool = False,
     ):
         if mode not in ("live", "replay"):
             raise ValueError("mode must be 'live' or 'replay'")
@@ -122,6 +124,13 @@ class InferenceWorker:
         #: set except while a forward pass runs (acquisition threads yield to the model)
         self.idle = threading.Event()
         self.idle.set()
+        #: the forward pass as captured CUDA graphs (CUDA and a fused model only; see
+        #: :mod:`._cuda_graphs`); None: eager
+        self.graphs = None
+        if cuda_graphs and self.device.type == "cuda" and isinstance(model, FusedEmotionModel):
+            from ._cuda_graphs import CudaGraphForward
+
+            self.graphs = CudaGraphForward(model, bf16=bf16)
 
     def on_estimate(self, fn: Callable[[Estimate], None]) -> None:
         """Call ``fn`` with every Estimate (from the worker thread)."""
@@ -267,6 +276,21 @@ class InferenceWorker:
                 inputs[mod] = self._stack(filled, mod, patch)
                 if not all(present):  # absent windows take the model's missing-modality path
                     inputs[f"{mod}_present"] = torch.tensor(present)
+        whole = inputs["eeg_present"] is None and inputs["ecg_present"] is None
+        if self.graphs is not None and whole:
+            try:
+                probs = self.graphs(inputs["eeg"], inputs["ecg"]).cpu().numpy()
+            except RuntimeError as exc:  # a capture the device refuses: eager from now on
+                self.graphs = None
+                self.errors.append(f"CUDA graphs off (eager from now on): {exc}")
+            else:
+                n = len(batch)
+                return (
+                    probs,
+                    np.full(n, inputs["eeg"] is None),
+                    np.full(n, inputs["ecg"] is None),
+                    ("",) * n,
+                )
         pred = self.model.predict(
             inputs["eeg"], inputs["ecg"], eeg_present=inputs["eeg_present"],
             ecg_present=inputs["ecg_present"], bf16=self.bf16,

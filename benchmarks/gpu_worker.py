@@ -4,7 +4,8 @@ Drives the app's own :class:`~physio_live.app._worker.InferenceWorker` (pinned h
 non-blocking copy to the device, the fused model's ``predict``, probabilities back to the host)
 with the default CBraMod-size fused model shaped as in ``benchmarks/latency.py``: 32 EEG channels
 + 2 ECG leads, 4-s windows at 200 Hz (untrained weights: speed does not depend on them). float32
-and bf16 autocast (``model.bf16``), one after the other.
+and bf16 autocast (``model.bf16``), each eager and as captured CUDA graphs (``model.cuda_graphs``,
+``app/_cuda_graphs.py``), one after the other (``--modes``).
 
 1. Throughput. For each ``max_batch`` B (1, 2, 4, ...), full batches through the worker in replay
    mode. Batch time = the worker's own time per batch (stack the windows, stage, copy, forward,
@@ -80,12 +81,13 @@ def _sync(device: torch.device) -> None:
 
 
 def throughput(
-    model: FusedEmotionModel, device: torch.device, bf16: bool, batch: int, n_batches: int,
-    pool: list[tuple[np.ndarray, np.ndarray]],
+    model: FusedEmotionModel, device: torch.device, bf16: bool, graphs: bool, batch: int,
+    n_batches: int, pool: list[tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, float]:  # fmt: skip
     """Full batches of ``batch`` windows through a replay-mode worker."""
     w = InferenceWorker(model, device=device, mode="replay", max_batch=batch, max_queue=batch,
-                        bf16=bf16, full_batches=True, clock=time.perf_counter)  # fmt: skip
+                        bf16=bf16, full_batches=True, clock=time.perf_counter,
+                        cuda_graphs=graphs)  # fmt: skip
     w.start()
     k = 0
 
@@ -120,12 +122,15 @@ def throughput(
 
 
 def live(
-    model: FusedEmotionModel, device: torch.device, bf16: bool, batch: int, subjects: int,
-    hop: float, seconds: float, pool: list[tuple[np.ndarray, np.ndarray]],
+    model: FusedEmotionModel, device: torch.device, bf16: bool, graphs: bool, batch: int,
+    subjects: int, hop: float, seconds: float, pool: list[tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, float]:  # fmt: skip
     """``subjects`` live streams, a window every ``hop`` s each, into one live-mode worker."""
     w = InferenceWorker(model, device=device, mode="live", max_batch=batch, max_queue=2 * batch,
-                        bf16=bf16, clock=time.perf_counter)  # fmt: skip
+                        bf16=bf16, clock=time.perf_counter, cuda_graphs=graphs)  # fmt: skip
+    if graphs:  # capture every batch size before the clock starts (a session pays it once)
+        for b in sorted({min(batch, 1 << i) for i in range(batch.bit_length() + 1)}):
+            w._predict([_window(pool[i % len(pool)], 0.0, i) for i in range(b)])
     lat: list[float] = []
     settle = 1.0
     start = time.perf_counter()
@@ -200,6 +205,10 @@ def main() -> None:
     ap.add_argument("--live-seconds", type=float, default=4.0, help="per live trial")
     ap.add_argument("--depth", type=int, default=12, help="encoder layers (12: the default)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
+    ap.add_argument(
+        "--modes", default="fp32,bf16,fp32+graphs,bf16+graphs",
+        help="comma-separated: fp32 / bf16, eager or +graphs (CUDA graphs, CUDA only)",
+    )  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="a smoke test: small batches, short")
     args = ap.parse_args()
     if args.threads:
@@ -221,10 +230,14 @@ def main() -> None:
         "p99_limit_ms": args.p99_ms,
         "hop_s": args.hop,
     }
-    for prec, bf16 in (("fp32", False), ("bf16", True)):
+    modes = [m for m in args.modes.split(",") if m]
+    for prec in modes:
+        bf16, graphs = prec.startswith("bf16"), prec.endswith("+graphs")
+        if graphs and device.type != "cuda":
+            continue
         rows = []
         for b in sizes:
-            r = throughput(model, device, bf16, b, args.batches, pool)
+            r = throughput(model, device, bf16, graphs, b, args.batches, pool)
             rows.append(r)
             print(f"# {prec} batch {b}: {r}", flush=True)
             if r["batch_p50_ms"] > 4 * args.p99_ms:
@@ -235,9 +248,10 @@ def main() -> None:
         guess = int(best["windows_per_s"] * args.hop / 4)
 
         def run(
-            s: int, bf16: bool = bf16, b: int = int(best["batch"]), prec: str = prec
-        ) -> dict[str, float]:
-            r = live(model, device, bf16, b, s, args.hop, args.live_seconds, pool)
+            s: int, bf16: bool = bf16, graphs: bool = graphs, b: int = int(best["batch"]),
+            prec: str = prec,
+        ) -> dict[str, float]:  # fmt: skip
+            r = live(model, device, bf16, graphs, b, s, args.hop, args.live_seconds, pool)
             print(f"# {prec} live batch {b}: {r}", flush=True)
             return r
 
@@ -254,10 +268,10 @@ def main() -> None:
     out["cpu_threads"] = torch.get_num_threads()
     out["cpu"] = platform.processor() or platform.machine()
     print(json.dumps(out))
-    print(f"{'prec':<6}{'batch':>7}{'win/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
-    for prec in ("fp32", "bf16"):
+    print(f"{'mode':<12}{'batch':>7}{'win/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    for prec in [m for m in modes if m in out]:
         for r in out[prec]["throughput"]:  # type: ignore[index]
-            print(f"{prec:<6}{r['batch']:>7}{r['windows_per_s']:>10.1f}"
+            print(f"{prec:<12}{r['batch']:>7}{r['windows_per_s']:>10.1f}"
                   f"{r['batch_p50_ms']:>9.2f}{r['batch_p99_ms']:>9.2f}")  # fmt: skip
         p = out[prec]  # type: ignore[index]
         print(f"{prec}: batch 1 {p['batch_1_windows_per_s']} windows/s; largest batch within "

@@ -327,6 +327,10 @@ class ModelConfig:
     max_batch: int = 1
     #: windows waiting for the worker; live mode drops the oldest beyond this
     queue: int = 8
+    #: on CUDA, run the forward pass as captured CUDA graphs (one per batch size, rounded up to a
+    #: power of two): the same kernels without launching each one (benchmarks/gpu_worker.py);
+    #: ignored on the CPU
+    cuda_graphs: bool = True
     #: torch CPU threads (null: torch's default)
     threads: int | None = None
     #: encoder size when no checkpoint is given: ``base`` (CBraMod, 12 layers) or ``tiny``

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -199,7 +200,7 @@ def test_cuda_worker_matches_cpu():
     outs = {}
     for dev in ("cpu", "cuda"):
         got = []
-        w = InferenceWorker(model, device=dev, mode="replay")
+        w = InferenceWorker(model, device=dev, mode="replay", clock=time.monotonic)
         w.on_estimate(got.append)
         w.start()
         for win in wins:
@@ -245,3 +246,46 @@ def test_cuda_bf16_worker_close_to_float32_with_the_shipped_model():
         outs[dev, bf16] = np.array([e.probabilities for e in got])
     np.testing.assert_allclose(outs["cuda", False], outs["cpu", False], atol=1e-4)
     assert np.abs(outs["cuda", True] - outs["cpu", False]).max() < 0.05
+
+
+def test_cuda_graphs_stay_off_on_the_cpu_and_buckets_are_powers_of_two():
+    from physio_live.app._cuda_graphs import CudaGraphForward
+
+    w = InferenceWorker(_model(), device="cpu", cuda_graphs=True, clock=time.monotonic)
+    assert w.graphs is None
+    sizes = [CudaGraphForward.bucket(b) for b in range(1, 18)]
+    assert sizes == [1, 2, 4, 4, *[8] * 4, *[16] * 8, 32]
+
+
+@pytest.mark.gpu
+def test_cuda_graphs_match_the_eager_worker_and_fall_back_for_missing_ecg():
+    """Graph replay gives the eager probabilities at every batch size, reuses its captures, and
+    windows without ECG take the eager missing-modality path."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng()
+    model = _model()
+    wins = _windows(23, rng)
+    wins[17] = dataclasses.replace(wins[17], ecg=None)
+    outs = {}
+    for graphs in (False, True):
+        for batch in (1, 3, 8):
+            got = []
+            w = InferenceWorker(model, device="cuda", mode="replay", max_batch=batch,
+                                full_batches=True, clock=time.monotonic,
+                                cuda_graphs=graphs)  # fmt: skip
+            assert (w.graphs is not None) == graphs
+            w.on_estimate(got.append)
+            w.start()
+            for win in wins:
+                w.submit(win)
+            w.stop()
+            assert not w.errors, w.errors
+            outs[graphs, batch] = np.array([e.probabilities for e in got])
+            assert [e.ecg_missing for e in got] == [i == 17 for i in range(len(wins))]
+            if graphs:
+                assert {k[0] for k in w.graphs.captured} <= {1, 2, 4, 8}
+                assert len(w.graphs.captured) <= 4
+    for batch in (1, 3, 8):
+        np.testing.assert_allclose(outs[True, batch], outs[False, batch], atol=1e-5)
+        np.testing.assert_allclose(outs[True, batch], outs[False, 1], atol=1e-4)
