@@ -58,6 +58,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "readouts": ([], ["--repeats", "1"]),
     "dashboard": ([], ["--seconds", "5", "--warmup", "3", "--model", "tiny"]),
     "pretrain": ([], ["--steps", "5"]),
+    # a GPU's worker (CUDA; its --quick smoke test runs on the CPU)
+    "gpu_worker": ([], ["--device", "cpu", "--quick", "--depth", "1", "--modes", "fp32"]),
 }  # fmt: skip
 
 
