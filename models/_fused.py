@@ -44,6 +44,8 @@ DREAMER_ECG_CHANNELS = ("ECG1", "ECG2")
 
 Pooling = Literal["mean", "channels", "flatten"]
 POOLINGS = ("mean", "channels", "flatten")
+Fusion = Literal["concat", "late"]
+FUSIONS = ("concat", "late")
 
 
 def pool_features(feats: Tensor, pooling: str) -> Tensor:
@@ -140,10 +142,15 @@ class FusedEmotionConfig:
     hidden_dims: tuple[int, ...] = (256,)
     dropout: float = 0.1
     name: str = "cbramod-fusion"
+    fusion: Fusion = "concat"
+    """``concat``: one MLP head on both embeddings side by side; ``late``: one MLP head per
+    modality on its own embedding, their logits added (:class:`LateFusionHead`)."""
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {self.fusion!r}")
         if not self.targets:
             raise ValueError("a fused model needs at least one target")
         if self.pooling != "mean" and not (self.eeg.channels and self.ecg.channels):
@@ -159,6 +166,7 @@ class FusedEmotionConfig:
             "hidden_dims": list(self.hidden_dims),
             "dropout": self.dropout,
             "name": self.name,
+            "fusion": self.fusion,
         }
 
     @classmethod
@@ -220,6 +228,26 @@ def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float) -> 
     return nn.Sequential(*layers)
 
 
+class LateFusionHead(nn.Module):
+    """Late fusion: an MLP on the EEG embedding plus an MLP on the ECG embedding, logits added.
+
+    Takes the concatenated embedding ``[B, eeg_dim + ecg_dim]`` like the ``concat`` head, so every
+    caller of ``model.head`` works with either. No term mixes the modalities: each logit is what
+    its modality says, and a missing modality adds its learned constant.
+    """
+
+    def __init__(
+        self, eeg_dim: int, ecg_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.eeg_dim = eeg_dim
+        self.eeg = _mlp(eeg_dim, hidden, out_dim, dropout)
+        self.ecg = _mlp(ecg_dim, hidden, out_dim, dropout)
+
+    def forward(self, emb: Tensor) -> Tensor:
+        return self.eeg(emb[:, : self.eeg_dim]) + self.ecg(emb[:, self.eeg_dim :])
+
+
 class FusedEmotionModel(nn.Module):
     """EEG encoder ++ ECG encoder -> MLP head with one logit per target."""
 
@@ -247,7 +275,12 @@ class FusedEmotionModel(nn.Module):
         self.ecg_missing = nn.Parameter(torch.zeros(ecg_dim))
         nn.init.normal_(self.eeg_missing, std=0.02)
         nn.init.normal_(self.ecg_missing, std=0.02)
-        self.head = _mlp(eeg_dim + ecg_dim, config.hidden_dims, len(config.targets), config.dropout)
+        n_out = len(config.targets)
+        self.head: nn.Module = (
+            LateFusionHead(eeg_dim, ecg_dim, config.hidden_dims, n_out, config.dropout)
+            if config.fusion == "late"
+            else _mlp(eeg_dim + ecg_dim, config.hidden_dims, n_out, config.dropout)
+        )
         self._model_id: str | None = None
 
     @staticmethod

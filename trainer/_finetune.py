@@ -56,6 +56,7 @@ from physio_live.models import (
     CheckpointError,
     FusedEmotionConfig,
     FusedEmotionModel,
+    LateFusionHead,
     Provenance,
     checkpoint_filter_fn,
     config_from_official,
@@ -176,6 +177,7 @@ class _Factory:
             hidden_dims=tuple(m.hidden_dims),
             dropout=m.dropout,
             name=m.name,
+            fusion=m.fusion,
         )
 
     def make(self, seed: int, fresh: bool = False) -> FusedEmotionModel:
@@ -372,13 +374,18 @@ def _recalibrate(
     """:func:`balanced_platt` of each target's logit on the validation windows, folded into the
     head: its last linear layer becomes ``a W, a c + b``. Returns ``(a, b)`` per target."""
     z = _predict(model, data, val_idx, mod, probe, batch, logits=True).astype(np.float64)
-    last = model.head[-1]
-    assert isinstance(last, nn.Linear)
+    # the logit is the sum of these layers' outputs (one per modality for a late-fusion head)
+    heads = (
+        [model.head.eeg, model.head.ecg] if isinstance(model.head, LateFusionHead) else [model.head]
+    )
+    lasts = [h[-1] for h in heads]
+    assert all(isinstance(last, nn.Linear) for last in lasts)
     out = []
     for j in range(z.shape[1]):
         a, b = balanced_platt(z[:, j], data.ws.labels[val_idx, j] > 0.5)
-        last.weight[j].mul_(a)
-        last.bias[j].mul_(a).add_(b)
+        for k, last in enumerate(lasts):
+            last.weight[j].mul_(a)
+            last.bias[j].mul_(a).add_(b if k == 0 else 0.0)
         out.append((a, b))
     return out
 
@@ -440,11 +447,14 @@ def _fold_standardization(
         missing.copy_(missing * sd + mu)
         mus.append(mu)
         sds.append(sd)
-    mu, sd = torch.cat(mus), torch.cat(sds)
-    first = model.head[0]
-    assert isinstance(first, nn.Linear)
-    first.bias.sub_(first.weight @ (mu / sd))
-    first.weight.div_(sd[None, :])
+    if isinstance(model.head, LateFusionHead):  # each branch sees its own part of the embedding
+        parts = [(model.head.eeg[0], mus[0], sds[0]), (model.head.ecg[0], mus[1], sds[1])]
+    else:
+        parts = [(model.head[0], torch.cat(mus), torch.cat(sds))]
+    for first, mu, sd in parts:
+        assert isinstance(first, nn.Linear)
+        first.bias.sub_(first.weight @ (mu / sd))
+        first.weight.div_(sd[None, :])
 
 
 @torch.no_grad()

@@ -64,6 +64,8 @@ class FinetuneModelConfig:
     hidden_dims: list[int] = field(default_factory=lambda: [256])
     dropout: float = 0.1
     name: str = "cbramod-fusion"
+    #: ``concat``: one head on both embeddings; ``late``: a head per modality, logits added
+    fusion: Literal["concat", "late"] = "concat"
 
 
 @dataclass

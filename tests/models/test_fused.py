@@ -178,3 +178,58 @@ def test_invalid_config() -> None:
         small_config("max")
     with pytest.raises(ValueError, match="target"):
         small_config(targets=())
+
+
+def _additivity_gap(model: FusedEmotionModel) -> float:
+    """|f(e1,c1) - f(e1,c2) - f(e2,c1) + f(e2,c2)|: zero when the logit is EEG term + ECG term."""
+    (e1, c1), (e2, c2) = _inputs(batch=5), _inputs(batch=5)
+    with torch.inference_mode():
+        f = {(i, j): model(e, c) for i, e in enumerate((e1, e2)) for j, c in enumerate((c1, c2))}
+    return float((f[0, 0] - f[0, 1] - f[1, 0] + f[1, 1]).abs().max())
+
+
+@pytest.mark.parametrize("pooling", ["mean", "channels"])
+def test_late_fusion_adds_one_logit_per_modality(pooling: str) -> None:
+    """fusion="late": the logit is an EEG term plus an ECG term (fresh random inputs); the
+    concat head mixes them. A missing modality adds the same constant for every window."""
+    from physio_live.models import LateFusionHead
+
+    late = FusedEmotionModel(small_config(pooling, fusion="late")).eval()
+    assert isinstance(late.head, LateFusionHead)
+    with torch.no_grad():  # a non-trivial head (fresh init can be near-linear)
+        for p in late.head.parameters():
+            p.normal_(0, 0.5)
+    assert _additivity_gap(late) < 1e-4
+    concat = FusedEmotionModel(small_config(pooling)).eval()
+    with torch.no_grad():
+        for p in concat.head.parameters():
+            p.normal_(0, 0.5)
+    assert _additivity_gap(concat) > 1e-3
+    eeg, ecg = _inputs(batch=4)
+    with torch.inference_mode():
+        without = late(eeg, None)
+        both = late(eeg, ecg)
+        emb, _, _ = late.forward_embeddings(eeg, None)
+        eeg_term = late.head.eeg(emb[:, : late.head.eeg_dim])
+    const = without - eeg_term
+    assert torch.allclose(const, const[:1].expand_as(const), atol=1e-5)
+    assert not torch.allclose(both, without)
+
+
+def test_late_fusion_round_trips_through_a_checkpoint(tmp_path) -> None:
+    from physio_live.models import load_checkpoint, save_checkpoint
+
+    model = FusedEmotionModel(small_config("channels", fusion="late")).eval()
+    path = tmp_path / "late.safetensors"
+    save_checkpoint(path, model)
+    back = load_checkpoint(path).model
+    assert back.config.fusion == "late" and back.config == model.config
+    eeg, ecg = _inputs()
+    with torch.inference_mode():
+        assert torch.equal(back(eeg, ecg), model(eeg, ecg))
+    # a config written before the option existed loads as concat
+    d = model.config.to_dict()
+    del d["fusion"]
+    assert FusedEmotionConfig.from_dict(d).fusion == "concat"
+    with pytest.raises(ValueError, match="fusion"):
+        small_config(fusion="early")

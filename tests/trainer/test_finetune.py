@@ -439,3 +439,29 @@ def test_cli_finetune_smoke_then_evaluate(tmp_path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert r.returncode == 1 and "config file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("fusion", ["concat", "late"])
+def test_folding_the_probe_standardization_keeps_the_logits(fusion: str) -> None:
+    """The probe's head saw standardized embeddings; folded into the head's first layer(s) (one
+    per modality for a late-fusion head) it gives the same logits on raw ones (fresh stats)."""
+    from physio_live.models import CBraModConfig, FusedEmotionConfig, FusedEmotionModel
+    from physio_live.models import ModalityConfig as MC
+    from physio_live.trainer._finetune import _fold_standardization
+
+    enc = CBraModConfig(embed_dim=40, depth=1, num_heads=2, mlp_dim=40, out_dim=None)
+    cfg = FusedEmotionConfig(
+        eeg=MC(name="eeg", channels=("a", "b"), n_patches=2, encoder=enc),
+        ecg=MC(name="ecg", channels=("x",), n_patches=2, encoder=enc),
+        hidden_dims=(8,), fusion=fusion, targets=("t",),
+    )  # fmt: skip
+    model = FusedEmotionModel(cfg).eval()
+    stats = {m: (torch.randn(40), torch.rand(40) + 0.5) for m in ("eeg", "ecg")}
+    emb = torch.randn(6, 80)
+    mu = torch.cat([stats["eeg"][0], stats["ecg"][0]])
+    sd = torch.cat([stats["eeg"][1], stats["ecg"][1]])
+    with torch.no_grad():
+        before = model.head((emb - mu) / sd)
+        _fold_standardization(model, stats)
+        after = model.head(emb)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)

@@ -223,8 +223,9 @@ def test_small_finetune_on_a_slice_learns_and_exports(datasets_dir: Path, tmp_pa
     assert train_auc > 0.75
 
 
+@pytest.mark.parametrize("fusion", ["concat", "late"])
 def test_recalibration_keeps_the_ranking_and_balances_validation(
-    datasets_dir: Path, tmp_path: Path
+    datasets_dir: Path, tmp_path: Path, fusion: str
 ) -> None:
     """``train.recalibrate``: class-balanced Platt scaling on the validation windows, folded into
     the head (the fit itself: ``test_finetune.py``). The new logits are ``a z + b`` of the old
@@ -239,7 +240,8 @@ def test_recalibration_keeps_the_ranking_and_balances_validation(
     cfg = finetune_config_from_dict(
         {
             "data": d,
-            "model": {"eeg": enc, "ecg": enc, "hidden_dims": [16], "pooling": "channels"},
+            "model": {"eeg": enc, "ecg": enc, "hidden_dims": [16], "pooling": "channels",
+                      "fusion": fusion},
             "train": {"mode": "finetune", "steps": 30, "batch_size": 16, "lr": 1e-3,
                       "warmup_steps": 5, "eval_every": 0, "device": "cpu"},
             "eval": {"protocols": ["split"], "modalities": ["fused"],
