@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -46,6 +47,31 @@ Pooling = Literal["mean", "channels", "flatten"]
 POOLINGS = ("mean", "channels", "flatten")
 Fusion = Literal["concat", "late"]
 FUSIONS = ("concat", "late")
+#: measurements of the ECG window a fused model can take beside the ECG encoder's embedding
+ECG_FEATURES = ("heart_rate",)
+_HR_CENTER, _HR_SCALE = 75.0, 15.0  # beats/min -> the head's input scale
+
+
+def ecg_feature_values(ecg: Tensor, names: Sequence[str]) -> Tensor:
+    """Raw values ``[B, len(names)]`` (float32, on ``ecg``'s device) of ECG windows
+    ``[B, C, P, 200]`` in model units: ``heart_rate`` is the app's R-peak detector and heart-rate
+    readout on the window (:func:`~physio_live.models.heart_rate`; NaN when it finds too few
+    beats). Computed on the CPU."""
+    from ._readout import heart_rate
+
+    cols = []
+    for name in names:
+        if name != "heart_rate":
+            raise ValueError(f"unknown ECG feature {name!r}; known: {list(ECG_FEATURES)}")
+        cols.append(heart_rate(ecg.detach().float().cpu().numpy()))
+    return torch.tensor(np.stack(cols, axis=1), dtype=torch.float32, device=ecg.device)
+
+
+def encode_ecg_features(raw: Tensor) -> Tensor:
+    """The head's input for raw ECG feature values: heart rate as (bpm - 75) / 15, clipped to
+    +/-5; 0 where the value is missing (NaN)."""
+    z = ((raw - _HR_CENTER) / _HR_SCALE).clamp(-5.0, 5.0)
+    return torch.nan_to_num(z, nan=0.0)
 
 
 def pool_features(feats: Tensor, pooling: str) -> Tensor:
@@ -145,12 +171,19 @@ class FusedEmotionConfig:
     fusion: Fusion = "concat"
     """``concat``: one MLP head on both embeddings side by side; ``late``: one MLP head per
     modality on its own embedding, their logits added (:class:`LateFusionHead`)."""
+    ecg_features: tuple[str, ...] = ()
+    """Measurements of each ECG window appended to the ECG embedding (``heart_rate``: the app's
+    R-peak detector on the window, :func:`ecg_feature_values`). The model computes them from its
+    ECG input, so the app feeds it as before."""
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {self.fusion!r}")
+        unknown = [f for f in self.ecg_features if f not in ECG_FEATURES]
+        if unknown:
+            raise ValueError(f"ecg_features {unknown} unknown; known: {list(ECG_FEATURES)}")
         if not self.targets:
             raise ValueError("a fused model needs at least one target")
         if self.pooling != "mean" and not (self.eeg.channels and self.ecg.channels):
@@ -167,11 +200,14 @@ class FusedEmotionConfig:
             "dropout": self.dropout,
             "name": self.name,
             "fusion": self.fusion,
+            "ecg_features": list(self.ecg_features),
         }
 
     @classmethod
     def from_dict(cls, d: object) -> FusedEmotionConfig:
-        return cls(**_model_kwargs(cls, d, "fused model", ("targets", "hidden_dims")))
+        return cls(
+            **_model_kwargs(cls, d, "fused model", ("targets", "hidden_dims", "ecg_features"))
+        )
 
 
 @dataclass(frozen=True)
@@ -270,7 +306,8 @@ class FusedEmotionModel(nn.Module):
             ecg=replace(config.ecg, encoder=self.ecg_encoder.config),
         )
         self.provenance = provenance or Provenance()
-        eeg_dim, ecg_dim = self._embed_dim(self.config.eeg), self._embed_dim(self.config.ecg)
+        eeg_dim = self._embed_dim(self.config.eeg)
+        ecg_dim = self._embed_dim(self.config.ecg) + len(self.config.ecg_features)
         self.eeg_missing = nn.Parameter(torch.zeros(eeg_dim))
         self.ecg_missing = nn.Parameter(torch.zeros(ecg_dim))
         nn.init.normal_(self.eeg_missing, std=0.02)
@@ -330,6 +367,8 @@ class FusedEmotionModel(nn.Module):
         encoder: CBraMod,
         missing: Tensor,
         spec: ModalityConfig,
+        extra: Sequence[str] = (),
+        extra_raw: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         if x is None:
             flags = torch.ones(batch, dtype=torch.bool, device=missing.device)
@@ -340,6 +379,9 @@ class FusedEmotionModel(nn.Module):
             x = torch.where(present[:, None, None, None], x, 0.0)  # no NaN from absent windows
         feats = encoder.forward_features(x)
         emb = pool_features(feats, self.config.pooling)
+        if extra:
+            raw = ecg_feature_values(x, extra) if extra_raw is None else extra_raw.to(x.device)
+            emb = torch.cat((emb, encode_ecg_features(raw.float()).to(emb.dtype)), dim=1)
         if present is None:
             return emb, torch.zeros(batch, dtype=torch.bool, device=x.device)
         return torch.where(present[:, None], emb, missing.to(emb.dtype)), ~present
@@ -351,8 +393,11 @@ class FusedEmotionModel(nn.Module):
         *,
         eeg_present: Tensor | None = None,
         ecg_present: Tensor | None = None,
+        ecg_extra: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Concatenated embedding [B, E] and the missing flags [B] of EEG and ECG."""
+        """Concatenated embedding [B, E] and the missing flags [B] of EEG and ECG.
+        ``ecg_extra``: the raw ``config.ecg_features`` of the windows, when already computed
+        (the trainer's cache); else the model computes them from ``ecg``."""
         if eeg is None and ecg is None:
             raise ModelInputError("the fused model got neither EEG nor ECG: pass at least one")
         batch = (eeg if eeg is not None else ecg).shape[0]  # type: ignore[union-attr]
@@ -365,8 +410,9 @@ class FusedEmotionModel(nn.Module):
             eeg, eeg_present, batch, self.eeg_encoder, self.eeg_missing, cfg.eeg
         )
         c, c_miss = self._embed(
-            ecg, ecg_present, batch, self.ecg_encoder, self.ecg_missing, cfg.ecg
-        )
+            ecg, ecg_present, batch, self.ecg_encoder, self.ecg_missing, cfg.ecg,
+            cfg.ecg_features, ecg_extra,
+        )  # fmt: skip
         return torch.cat((e, c.to(e.dtype)), dim=1), e_miss, c_miss
 
     def forward(
@@ -376,11 +422,12 @@ class FusedEmotionModel(nn.Module):
         *,
         eeg_present: Tensor | None = None,
         ecg_present: Tensor | None = None,
+        ecg_extra: Tensor | None = None,
     ) -> Tensor:
         """``eeg`` [B, C_eeg, P, 200], ``ecg`` [B, C_ecg, P, 200] (either may be None) ->
         logits [B, n_targets]."""
         emb, _, _ = self.forward_embeddings(
-            eeg, ecg, eeg_present=eeg_present, ecg_present=ecg_present
+            eeg, ecg, eeg_present=eeg_present, ecg_present=ecg_present, ecg_extra=ecg_extra
         )
         return self.head(emb)
 

@@ -60,6 +60,8 @@ from physio_live.models import (
     Provenance,
     checkpoint_filter_fn,
     config_from_official,
+    ecg_feature_values,
+    encode_ecg_features,
     load_checkpoint,
     load_strict,
     pool_features,
@@ -178,6 +180,7 @@ class _Factory:
             dropout=m.dropout,
             name=m.name,
             fusion=m.fusion,
+            ecg_features=tuple(m.ecg_features),
         )
 
     def make(self, seed: int, fresh: bool = False) -> FusedEmotionModel:
@@ -219,6 +222,14 @@ class _Data:
         self.y = torch.from_numpy(ws.labels.astype(np.float32))
         self.emb: dict[str, Tensor] = {}
         self.raw_emb: dict[str, Tensor] = {}
+        #: the raw ``model.ecg_features`` of every window, computed once (:meth:`measure`)
+        self.ecg_extra: Tensor | None = None
+
+    def measure(self, names: Sequence[str]) -> None:
+        """Compute the ECG features every model of the run takes (the same function the model
+        runs on its input in the app), once for all windows."""
+        if names and self.ecg is not None:
+            self.ecg_extra = ecg_feature_values(self.ecg, names)
 
     def has(self, mod: str) -> bool:
         return getattr(self, mod) is not None
@@ -235,7 +246,13 @@ class _Data:
             for i in range(0, len(x), batch):
                 f = enc.forward_features(x[i : i + batch].to(self.device))
                 out.append(pool_features(f, model.config.pooling))
-            self.raw_emb[mod] = self.emb[mod] = torch.cat(out)
+            emb = torch.cat(out)
+            if mod == "ecg" and model.config.ecg_features:  # as the model's _embed appends them
+                raw = self.ecg_extra
+                if raw is None:
+                    raw = ecg_feature_values(x, model.config.ecg_features)
+                emb = torch.cat((emb, encode_ecg_features(raw).to(emb)), dim=1)
+            self.raw_emb[mod] = self.emb[mod] = emb
 
     def standardize(self, idx: np.ndarray) -> dict[str, tuple[Tensor, Tensor]]:
         """Standardize the embeddings with the mean/std of windows ``idx``; returns the stats."""
@@ -277,11 +294,15 @@ def _logits(
         return model.head(torch.cat(parts, dim=1))
     eeg = data.eeg[idx].to(dev) if data.eeg is not None and bool(eeg_on.any()) else None
     ecg = data.ecg[idx].to(dev) if data.ecg is not None and bool(ecg_on.any()) else None
+    extra = None
+    if ecg is not None and data.ecg_extra is not None and model.config.ecg_features:
+        extra = data.ecg_extra[idx].to(dev)
     return model(
         eeg,
         ecg,
         eeg_present=eeg_on if eeg is not None else None,
         ecg_present=ecg_on if ecg is not None else None,
+        ecg_extra=extra,
     )
 
 
@@ -560,6 +581,7 @@ def run_finetune(
     mods = _check_modalities(ws, cfg.eval.modalities)
     factory = _Factory(cfg, ws)
     data = _Data(ws, dev)
+    data.measure(cfg.model.ecg_features)
     probe = cfg.train.mode == "probe"
     if probe:
         data.embed(factory.make(cfg.run.seed).to(dev), cfg.train.eval_batch_size)

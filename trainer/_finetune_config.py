@@ -66,6 +66,9 @@ class FinetuneModelConfig:
     name: str = "cbramod-fusion"
     #: ``concat``: one head on both embeddings; ``late``: a head per modality, logits added
     fusion: Literal["concat", "late"] = "concat"
+    #: measurements of each ECG window beside the ECG embedding (``heart_rate``: the app's
+    #: R-peak detector on the window); the exported model computes them itself
+    ecg_features: list[Literal["heart_rate"]] = field(default_factory=list)
 
 
 @dataclass

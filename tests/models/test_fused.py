@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -233,3 +234,47 @@ def test_late_fusion_round_trips_through_a_checkpoint(tmp_path) -> None:
     assert FusedEmotionConfig.from_dict(d).fusion == "concat"
     with pytest.raises(ValueError, match="fusion"):
         small_config(fusion="early")
+
+
+def _paced_ecg(bpms: list[float], n_patches: int = 4) -> torch.Tensor:
+    """One-lead ECG windows (model units) with a sharp QRS-like spike at each beat of ``bpm``,
+    random phase and noise (fresh each call)."""
+    import numpy as np
+
+    rng = np.random.default_rng()
+    n = n_patches * 200
+    out = 0.05 * rng.standard_normal((len(bpms), 1, n))
+    for i, bpm in enumerate(bpms):
+        for t in np.arange(rng.uniform(0.05, 0.4), n / 200 - 0.05, 60.0 / bpm):
+            k = int(t * 200)
+            out[i, 0, k : k + 4] += [3.0, 10.0, 3.0, -2.0]
+    return torch.from_numpy(out.astype(np.float32)).view(len(bpms), 1, n_patches, 200)
+
+
+def test_heart_rate_feature_is_measured_from_the_ecg_input() -> None:
+    """ecg_features=("heart_rate",): the model measures the rate of its own ECG input (the app's
+    detector) and appends it to the ECG embedding; passing the same values precomputed (the
+    trainer's cache) gives the same logits; a window without ECG takes the missing embedding."""
+    import numpy as np
+
+    from physio_live.models import ecg_feature_values, encode_ecg_features
+
+    cfg = small_config("channels", ecg_leads=1, ecg_features=("heart_rate",))
+    cfg = replace(cfg, eeg=replace(cfg.eeg, n_patches=4), ecg=replace(cfg.ecg, n_patches=4))
+    model = FusedEmotionModel(cfg).eval()
+    bpms = list(np.random.default_rng().uniform(55, 130, 4))
+    ecg = _paced_ecg(bpms)
+    raw = ecg_feature_values(ecg, ("heart_rate",))
+    np.testing.assert_allclose(raw[:, 0].numpy(), bpms, rtol=0.03)
+    eeg = torch.randn(4, 4, 4, 200)
+    with torch.inference_mode():
+        emb, _, _ = model.forward_embeddings(eeg, ecg)
+        assert torch.allclose(emb[:, -1], encode_ecg_features(raw)[:, 0])
+        assert torch.equal(model(eeg, ecg), model(eeg, ecg, ecg_extra=raw))
+        other = model(eeg, _paced_ecg([b + 40 for b in bpms]))
+        assert not torch.allclose(other, model(eeg, ecg))
+        gone = model(eeg, ecg, ecg_present=torch.tensor([True, False, True, True]))
+        assert torch.allclose(gone[1], model(eeg[1:2], None)[0], atol=1e-5)
+    assert float(encode_ecg_features(torch.tensor([[float("nan")]]))) == 0.0
+    with pytest.raises(ValueError, match="ecg_features"):
+        small_config(ecg_features=("qt_interval",))
