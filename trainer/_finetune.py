@@ -334,13 +334,16 @@ def _train(
     to_train()
     use_val = val_idx is not None and len(val_idx) > 0
     best_auc, best_step, best_state = -math.inf, t.steps, None
-    enc = [p for n, p in model.named_parameters() if n.startswith(("eeg_encoder", "ecg_encoder"))]
+    ecg_scale = t.encoder_lr_scale if t.ecg_encoder_lr_scale is None else t.ecg_encoder_lr_scale
+    scales = {"eeg_encoder": t.encoder_lr_scale, "ecg_encoder": ecg_scale}
     rest = [
         p for n, p in model.named_parameters() if not n.startswith(("eeg_encoder", "ecg_encoder"))
     ]
     groups = [{"params": rest, "scale": 1.0}]
-    if not probe and t.encoder_lr_scale > 0:
-        groups.append({"params": enc, "scale": t.encoder_lr_scale})
+    for name, scale in scales.items():
+        if not probe and scale > 0:
+            params = [p for n, p in model.named_parameters() if n.startswith(name)]
+            groups.append({"params": params, "scale": scale})
     opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
     y_all = data.y.to(dev)
     pos = data.y[train_idx].mean(0)

@@ -82,6 +82,8 @@ class FinetuneTrainConfig:
     warmup_steps: int = 50
     #: encoder learning rate = lr x this (``finetune`` mode)
     encoder_lr_scale: float = 0.1
+    #: the ECG encoder's own scale (null: ``encoder_lr_scale``); 0 keeps it as initialised
+    ecg_encoder_lr_scale: float | None = None
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     #: weight positives by negatives/positives per target (class imbalance)
@@ -165,7 +167,12 @@ class FinetuneConfig:
         t, e = self.train, self.eval
         if t.steps < 1 or t.batch_size < 1 or t.eval_batch_size < 1 or t.warmup_steps < 0:
             raise ConfigError(f"{w}: train: steps, batch sizes must be >= 1, warmup_steps >= 0")
-        if t.lr <= 0 or not 0 <= t.min_lr <= t.lr or t.encoder_lr_scale < 0:
+        if (
+            t.lr <= 0
+            or not 0 <= t.min_lr <= t.lr
+            or t.encoder_lr_scale < 0
+            or (t.ecg_encoder_lr_scale or 0) < 0
+        ):
             raise ConfigError(f"{w}: train: need lr > 0, 0 <= min_lr <= lr, encoder_lr_scale >= 0")
         if not 0 <= t.modality_dropout < 1:
             raise ConfigError(f"{w}: train.modality_dropout: must be in [0, 1)")

@@ -264,3 +264,39 @@ def test_recalibration_keeps_the_ranking_and_balances_validation(
     np.testing.assert_allclose(z1, a * z0 + b, rtol=1e-4, atol=1e-4)
     assert auroc(y, z1) == pytest.approx(auroc(y, z0), abs=1e-9)
     assert after[y == 1].mean() + after[y == 0].mean() == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("ecg_scale", [0.0, 0.5])
+def test_ecg_encoder_lr_scale_holds_or_slows_the_ecg_encoder(
+    datasets_dir: Path, tmp_path: Path, ecg_scale: float
+) -> None:
+    """``train.ecg_encoder_lr_scale: 0`` keeps the ECG encoder exactly as initialised while the
+    EEG encoder and the head train; a positive scale trains it too."""
+    from physio_live.trainer._finetune import _Data, _Factory, _train
+
+    d = _data(datasets_dir / "eegmat", tmp_path / "c", "Subject0[4-5]_*.edf")
+    enc = {"embed_dim": 40, "depth": 1, "num_heads": 2, "mlp_dim": 40}
+    cfg = finetune_config_from_dict(
+        {
+            "data": d,
+            "model": {"eeg": enc, "ecg": enc, "hidden_dims": [16]},
+            "train": {"mode": "finetune", "steps": 6, "batch_size": 8, "lr": 1e-3,
+                      "warmup_steps": 1, "eval_every": 0, "device": "cpu",
+                      "encoder_lr_scale": 1.0, "ecg_encoder_lr_scale": ecg_scale},
+            "eval": {"protocols": ["split"], "modalities": ["fused"],
+                     "split": {"train": ["04"], "val": ["05"], "test": ["05"]}},
+            "run": {"out_dir": str(tmp_path / "run"), "seed": int.from_bytes(os.urandom(2))},
+        }
+    )  # fmt: skip
+    ws = load_windows(cfg.data)
+    model = _Factory(cfg, ws).make(cfg.run.seed, fresh=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _train(model, _Data(ws, torch.device("cpu")), np.flatnonzero(ws.subject == 0), "fused", cfg,
+           cfg.run.seed)  # fmt: skip
+    after = model.state_dict()
+
+    def moved(prefix: str) -> bool:
+        return any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix))
+
+    assert moved("eeg_encoder.") and moved("head.")
+    assert moved("ecg_encoder.") == (ecg_scale > 0)
