@@ -235,17 +235,23 @@ def test_cuda_bf16_worker_close_to_float32_with_the_shipped_model():
     ]
     outs = {}
     for dev, bf16 in (("cpu", False), ("cuda", False), ("cuda", True)):
-        got = []
-        w = InferenceWorker(model, device=dev, mode="replay", bf16=bf16, clock=time.monotonic)
-        w.on_estimate(got.append)
-        w.start()
-        for win in wins:
-            w.submit(win)
-        w.stop()
-        assert not w.errors, w.errors
+        _, got = _replay_through(model, wins, device=dev, bf16=bf16)
         outs[dev, bf16] = np.array([e.probabilities for e in got])
     np.testing.assert_allclose(outs["cuda", False], outs["cpu", False], atol=1e-4)
     assert np.abs(outs["cuda", True] - outs["cpu", False]).max() < 0.05
+
+
+def _replay_through(model, wins, **kw):
+    """(worker, estimates) of ``wins`` through a replay-mode worker built with ``kw``."""
+    got = []
+    w = InferenceWorker(model, mode="replay", clock=time.monotonic, **kw)
+    w.on_estimate(got.append)
+    w.start()
+    for win in wins:
+        w.submit(win)
+    w.stop()
+    assert not w.errors, w.errors
+    return w, got
 
 
 def test_cuda_graphs_stay_off_on_the_cpu_and_buckets_are_powers_of_two():
@@ -270,17 +276,9 @@ def test_cuda_graphs_match_the_eager_worker_and_fall_back_for_missing_ecg():
     outs = {}
     for graphs in (False, True):
         for batch in (1, 3, 8):
-            got = []
-            w = InferenceWorker(model, device="cuda", mode="replay", max_batch=batch,
-                                full_batches=True, clock=time.monotonic,
-                                cuda_graphs=graphs)  # fmt: skip
+            w, got = _replay_through(model, wins, device="cuda", max_batch=batch,
+                                     full_batches=True, cuda_graphs=graphs)  # fmt: skip
             assert (w.graphs is not None) == graphs
-            w.on_estimate(got.append)
-            w.start()
-            for win in wins:
-                w.submit(win)
-            w.stop()
-            assert not w.errors, w.errors
             outs[graphs, batch] = np.array([e.probabilities for e in got])
             assert [e.ecg_missing for e in got] == [i == 17 for i in range(len(wins))]
             if graphs:
