@@ -409,6 +409,8 @@ def describe_checkpoint(path: PathLike) -> dict[str, object]:
         info["label_threshold"] = config.label_threshold
         info["pooling"] = config.pooling
         info["hidden_dims"] = list(config.hidden_dims)
+        info["fusion"] = config.fusion
+        info["ecg_features"] = list(config.ecg_features)
         info["modalities"] = {m.name: m.to_dict() for m in (config.eeg, config.ecg)}
     elif isinstance(config, ReadoutModelConfig):
         info["targets"] = list(config.targets)
@@ -458,6 +460,12 @@ def format_checkpoint_info(info: Mapping[str, object]) -> str:
         lines.append(
             f"  targets: {', '.join(info['targets'])} (high = rating > "  # type: ignore[arg-type]
             f"{info['label_threshold']}), pooling {info['pooling']}, head {info['hidden_dims']}"
+            + (f", {info['fusion']} fusion" if info.get("fusion", "concat") != "concat" else "")
+            + (
+                f", ECG features measured on the window: {', '.join(info['ecg_features'])}"  # type: ignore[arg-type]
+                if info.get("ecg_features")
+                else ""
+            )
         )
     if "provenance" in info:
         p = dict(info["provenance"])  # type: ignore[call-overload]

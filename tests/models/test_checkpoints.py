@@ -7,6 +7,7 @@ import json
 import os
 import struct
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -131,9 +132,15 @@ def test_describe_and_format_info(tmp_path: Path) -> None:
     text = format_checkpoint_info(info)
     for needle in ("fused_emotion", "Fz, Cz, Pz", "ECG1", "200 Hz", "valence", "unit test"):
         assert needle in text
+    assert "late fusion" not in text and "ECG features" not in text  # the defaults say nothing
     untrained = FusedEmotionModel(model.config)
     text = format_checkpoint_info(describe_checkpoint(save_checkpoint(path, untrained)))
     assert "UNTRAINED" in text
+    late = FusedEmotionModel(replace(model.config, fusion="late", ecg_features=("heart_rate",)))
+    info = describe_checkpoint(save_checkpoint(tmp_path / "late.safetensors", late))
+    assert info["fusion"] == "late" and info["ecg_features"] == ["heart_rate"]
+    text = format_checkpoint_info(info)
+    assert "late fusion" in text and "ECG features measured on the window: heart_rate" in text
 
 
 # -- refusals --------------------------------------------------------------------------------------
