@@ -300,3 +300,38 @@ def test_ecg_encoder_lr_scale_holds_or_slows_the_ecg_encoder(
 
     assert moved("eeg_encoder.") and moved("head.")
     assert moved("ecg_encoder.") == (ecg_scale > 0)
+
+
+def test_heart_rate_feature_cache_gives_what_the_model_measures_itself(
+    datasets_dir: Path, tmp_path: Path
+) -> None:
+    """``model.ecg_features: [heart_rate]``: the trainer measures every window once and passes the
+    values in; the exported model, as the app runs it, measures its own ECG input. Same logits."""
+    from physio_live.trainer._finetune import _Data, _Factory, _predict, _train
+
+    d = _data(datasets_dir / "eegmat", tmp_path / "c", "Subject0[4-5]_*.edf")
+    enc = {"embed_dim": 40, "depth": 1, "num_heads": 2, "mlp_dim": 40}
+    cfg = finetune_config_from_dict(
+        {
+            "data": d,
+            "model": {"eeg": enc, "ecg": enc, "hidden_dims": [16], "ecg_features": ["heart_rate"]},
+            "train": {"mode": "finetune", "steps": 5, "batch_size": 8, "warmup_steps": 1,
+                      "eval_every": 0, "device": "cpu"},
+            "eval": {"protocols": ["split"], "modalities": ["fused"],
+                     "split": {"train": ["04"], "val": ["05"], "test": ["05"]}},
+            "run": {"out_dir": str(tmp_path / "run"), "seed": int.from_bytes(os.urandom(2))},
+        }
+    )  # fmt: skip
+    ws = load_windows(cfg.data)
+    data = _Data(ws, torch.device("cpu"))
+    data.measure(cfg.model.ecg_features)
+    assert data.ecg_extra is not None and data.ecg_extra.shape == (len(ws), 1)
+    hr = data.ecg_extra[:, 0].numpy()
+    assert np.isfinite(hr).mean() > 0.9 and 45 < np.nanmedian(hr) < 120  # resting adults
+    model = _Factory(cfg, ws).make(cfg.run.seed, fresh=True)
+    _train(model, data, np.flatnonzero(ws.subject == 0), "fused", cfg, cfg.run.seed)
+    val = np.flatnonzero(ws.subject == 1)
+    cached = _predict(model, data, val, "fused", False, 64, logits=True)
+    with torch.no_grad():
+        own = model(torch.from_numpy(ws.eeg[val]), torch.from_numpy(ws.ecg[val])).numpy()
+    np.testing.assert_allclose(cached, own, rtol=1e-5, atol=1e-6)
