@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from physio_live.models import FusedEmotionModel, inference_context
+from physio_live.models import FusedEmotionModel
 
 __all__ = ["CudaGraphForward"]
 
@@ -76,7 +76,10 @@ class CudaGraphForward:
         )
 
         def forward() -> Tensor:
-            with inference_context(dev, bf16=self.bf16):
+            # as inference_context, but autocast's cache of cast weights off: a graph must not
+            # hold casts made outside its capture (PyTorch's rule for autocast under graphs)
+            amp = torch.autocast(dev.type, torch.bfloat16, enabled=self.bf16, cache_enabled=False)
+            with torch.inference_mode(), amp:
                 return torch.sigmoid(self.model(ins[0], ins[1]).float())
 
         # warm-up on a side stream (cuBLAS workspaces, lazy inits), then capture
