@@ -287,3 +287,22 @@ def test_cuda_graphs_match_the_eager_worker_and_fall_back_for_missing_ecg():
     for batch in (1, 3, 8):
         np.testing.assert_allclose(outs[True, batch], outs[False, batch], atol=1e-5)
         np.testing.assert_allclose(outs[True, batch], outs[False, 1], atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_cuda_graphs_under_bf16_match_eager_bf16():
+    """bf16 autocast inside the captured graphs (weight-cast cache off) gives the eager bf16
+    probabilities up to bf16 rounding, across batch sizes that share one memory pool."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng()
+    model = _model()
+    wins = _windows(21, rng)
+    outs = {}
+    for graphs in (False, True):
+        for batch in (1, 4):
+            _, got = _replay_through(model, wins, device="cuda", bf16=True, max_batch=batch,
+                                     full_batches=True, cuda_graphs=graphs)  # fmt: skip
+            outs[graphs, batch] = np.array([e.probabilities for e in got])
+    for batch in (1, 4):
+        np.testing.assert_allclose(outs[True, batch], outs[False, batch], atol=2e-2)
