@@ -62,7 +62,8 @@ class CudaGraphForward:
         for static, x in zip(ins, (eeg, ecg), strict=True):
             if static is not None and x is not None:
                 static[:b].copy_(x)
-        graph.replay()  # type: ignore[attr-defined]
+        with torch.cuda.device(ref.device):
+            graph.replay()  # type: ignore[attr-defined]
         return out[:b]
 
     def _capture(
@@ -82,16 +83,18 @@ class CudaGraphForward:
             with torch.inference_mode(), amp:
                 return torch.sigmoid(self.model(ins[0], ins[1]).float())
 
-        # warm-up on a side stream (cuBLAS workspaces, lazy inits), then capture
-        side = torch.cuda.Stream(dev)
-        side.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup):
-                forward()
-        torch.cuda.current_stream(dev).wait_stream(side)
-        if self._pool is None:
-            self._pool = torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
-            out = forward()
+        # warm-up on a side stream (cuBLAS workspaces, lazy inits), then capture; all of it on
+        # the model's device (cuda:N need not be the current one)
+        with torch.cuda.device(dev):
+            side = torch.cuda.Stream(dev)
+            side.wait_stream(torch.cuda.current_stream(dev))
+            with torch.cuda.stream(side):
+                for _ in range(self.warmup):
+                    forward()
+            torch.cuda.current_stream(dev).wait_stream(side)
+            if self._pool is None:
+                self._pool = torch.cuda.graph_pool_handle()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool):
+                out = forward()
         return (ins[0], ins[1]), out, graph
