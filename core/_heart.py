@@ -19,6 +19,7 @@ fall out).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import statistics
@@ -146,20 +147,15 @@ class StreamingRPeakDetector:
                 raise ValueError(f"lead {lead!r} is not among the channel labels {self.labels}")
             lead = self.labels.index(lead)
         self.lead: int | None = lead
-        self._sos_y = signal.butter(2, cfg.band, btype="bandpass", fs=fs, output="sos")
-        r_hi = min(cfg.refine_band[1], 0.4 * fs)
-        self._sos_r = signal.butter(
-            2, [cfg.refine_band[0], r_hi], btype="bandpass", fs=fs, output="sos"
-        )
         if cfg.band[1] >= 0.45 * fs or cfg.refine_band[0] >= min(cfg.refine_band[1], 0.4 * fs):
             raise ValueError(
                 f"band {cfg.band} / refine_band {cfg.refine_band} Hz do not fit a sampling rate "
                 f"of {fs} Hz; lower the high edges below 0.45 fs"
             )
+        f = _filters(self.fs, tuple(cfg.band), tuple(cfg.refine_band))
+        self._sos_y, self._sos_r, self._zi1_y, self._zi1_r, self._gd_y, self._gd_r = f
         self._w = max(round(cfg.integration_s * fs), 1)
         self._mwi_b = np.full(self._w, 1.0 / self._w)
-        self._gd_r = _group_delay_samples(self._sos_r, 10.0, fs)
-        self._gd_y = _group_delay_samples(self._sos_y, 10.0, fs)
         self._look = max(round(cfg.lookahead_s * fs), 1)
         self._refr = round(cfg.refractory_s * fs)
         self._twave = round(cfg.twave_s * fs)
@@ -283,7 +279,7 @@ class StreamingRPeakDetector:
             if good.sum() < len(col) // 2:
                 continue
             col = np.where(good, col, np.nanmedian(col))
-            zi = signal.sosfilt_zi(self._sos_y) * col[0]
+            zi = self._zi1_y * col[0]
             y = np.abs(signal.sosfilt(self._sos_y, col, zi=zi)[0])
             score = float(np.percentile(y, 99) / (np.median(y) + 1e-12))
             if score > best_score:
@@ -330,8 +326,8 @@ class StreamingRPeakDetector:
 
     def _filter_block(self, x: np.ndarray, ts: np.ndarray) -> None:
         if self._zi_y is None:
-            self._zi_y = signal.sosfilt_zi(self._sos_y) * x[0]
-            self._zi_r = signal.sosfilt_zi(self._sos_r) * x[0]
+            self._zi_y = self._zi1_y * x[0]
+            self._zi_r = self._zi1_r * x[0]
         y, self._zi_y = signal.sosfilt(self._sos_y, x, zi=self._zi_y)
         r, self._zi_r = signal.sosfilt(self._sos_r, x, zi=self._zi_r)
         prev = y[0] if self._prev_y is None else self._prev_y
@@ -481,6 +477,24 @@ class StreamingRPeakDetector:
         pos = k - self._gd_r
         idx = np.arange(h.start, h.end)
         return float(np.interp(pos, idx, h.buf[_T, : h.n]))
+
+
+@functools.lru_cache(maxsize=16)
+def _filters(
+    fs: float, band: tuple[float, float], refine_band: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """The detector's two band-passes at ``fs`` (detection, refinement), their unit initial states
+    and group delays at 10 Hz, designed once per rate and bands (a detector per window, as the
+    models' heart-rate feature runs, would otherwise spend most of its time designing them).
+    Every detector of that rate shares these arrays: none may modify them (scipy's sosfilt wants
+    them writeable, so they are not flagged read-only)."""
+    sos_y = signal.butter(2, band, btype="bandpass", fs=fs, output="sos")
+    r_hi = min(refine_band[1], 0.4 * fs)
+    sos_r = signal.butter(2, [refine_band[0], r_hi], btype="bandpass", fs=fs, output="sos")
+    zi_y, zi_r = signal.sosfilt_zi(sos_y), signal.sosfilt_zi(sos_r)
+    gd_y = _group_delay_samples(sos_y, 10.0, fs)
+    gd_r = _group_delay_samples(sos_r, 10.0, fs)
+    return sos_y, sos_r, zi_y, zi_r, gd_y, gd_r
 
 
 def _group_delay_samples(sos: np.ndarray, f0: float, fs: float) -> float:
