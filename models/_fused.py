@@ -380,11 +380,17 @@ class FusedEmotionModel(nn.Module):
         feats = encoder.forward_features(x)
         emb = pool_features(feats, self.config.pooling)
         if extra:
-            raw = ecg_feature_values(x, extra) if extra_raw is None else extra_raw.to(x.device)
-            emb = torch.cat((emb, encode_ecg_features(raw.float()).to(emb.dtype)), dim=1)
+            emb = self.append_ecg_features(emb, x, extra_raw)
         if present is None:
             return emb, torch.zeros(batch, dtype=torch.bool, device=x.device)
         return torch.where(present[:, None], emb, missing.to(emb.dtype)), ~present
+
+    def append_ecg_features(self, emb: Tensor, ecg: Tensor, raw: Tensor | None = None) -> Tensor:
+        """The pooled ECG embedding ``emb`` with ``config.ecg_features`` appended: ``raw`` values
+        when given (precomputed, as the trainer caches them), else measured on ``ecg``."""
+        if raw is None:
+            raw = ecg_feature_values(ecg, self.config.ecg_features)
+        return torch.cat((emb, encode_ecg_features(raw.to(emb.device).float()).to(emb.dtype)), 1)
 
     def forward_embeddings(
         self,

@@ -61,7 +61,6 @@ from physio_live.models import (
     checkpoint_filter_fn,
     config_from_official,
     ecg_feature_values,
-    encode_ecg_features,
     load_checkpoint,
     load_strict,
     pool_features,
@@ -248,10 +247,7 @@ class _Data:
                 out.append(pool_features(f, model.config.pooling))
             emb = torch.cat(out)
             if mod == "ecg" and model.config.ecg_features:  # as the model's _embed appends them
-                raw = self.ecg_extra
-                if raw is None:
-                    raw = ecg_feature_values(x, model.config.ecg_features)
-                emb = torch.cat((emb, encode_ecg_features(raw).to(emb)), dim=1)
+                emb = model.append_ecg_features(emb, x, self.ecg_extra)
             self.raw_emb[mod] = self.emb[mod] = emb
 
     def standardize(self, idx: np.ndarray) -> dict[str, tuple[Tensor, Tensor]]:

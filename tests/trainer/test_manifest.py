@@ -336,3 +336,11 @@ def test_heart_rate_feature_cache_gives_what_the_model_measures_itself(
     with torch.no_grad():
         own = model(torch.from_numpy(ws.eeg[val]), torch.from_numpy(ws.ecg[val])).numpy()
     np.testing.assert_allclose(cached, own, rtol=1e-5, atol=1e-6)
+    # probe mode's frozen embeddings carry the same features at the end of the ECG part
+    data.embed(model, 64)
+    with torch.no_grad():
+        emb, _, _ = model.forward_embeddings(
+            torch.from_numpy(ws.eeg[val]), torch.from_numpy(ws.ecg[val])
+        )
+    e_dim = model.eeg_missing.numel()
+    np.testing.assert_allclose(data.emb["ecg"][val].numpy(), emb[:, e_dim:].numpy(), atol=1e-5)
