@@ -9,7 +9,9 @@ graphs per shape. All graphs share one memory pool; they run one at a time, on t
 
 Used only for batches in which every window has both modalities (or the model has one
 modality): windows with a missing modality take the model's eager path, which fills in the
-learned "missing" embedding. Probabilities equal the eager path's at the padded batch size (the
+learned "missing" embedding. A model's measured ECG features (``config.ecg_features``, e.g. the
+heart rate from the R-peak detector, a CPU computation) are measured before the replay and copied
+into the graph as one more input. Probabilities equal the eager path's at the padded batch size (the
 same kernels); against the unpadded eager batch they differ in the last bits only.
 """
 
@@ -18,11 +20,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from physio_live.models import FusedEmotionModel
+from physio_live.models import FusedEmotionModel, ecg_feature_values
 
 __all__ = ["CudaGraphForward"]
 
 _Key = tuple[int, tuple[int, ...] | None, tuple[int, ...] | None]
+_Ins = tuple[Tensor | None, Tensor | None, Tensor | None]
 
 
 class CudaGraphForward:
@@ -32,7 +35,8 @@ class CudaGraphForward:
         self.model = model
         self.bf16 = bf16
         self.warmup = warmup
-        self._graphs: dict[_Key, tuple[tuple[Tensor | None, Tensor | None], Tensor, object]] = {}
+        self._graphs: dict[_Key, tuple[_Ins, Tensor, object]] = {}
+        self._features = tuple(model.config.ecg_features)
         self._pool: object = None
 
     @staticmethod
@@ -59,21 +63,23 @@ class CudaGraphForward:
         if entry is None:
             entry = self._graphs[key] = self._capture(key, ref)
         ins, out, graph = entry
-        for static, x in zip(ins, (eeg, ecg), strict=True):
+        extra = None
+        if ecg is not None and self._features:  # measured eagerly, then fed to the graph
+            extra = ecg_feature_values(ecg, self._features)
+        for static, x in zip(ins, (eeg, ecg, extra), strict=True):
             if static is not None and x is not None:
                 static[:b].copy_(x)
         with torch.cuda.device(ref.device):
             graph.replay()  # type: ignore[attr-defined]
         return out[:b]
 
-    def _capture(
-        self, key: _Key, ref: Tensor
-    ) -> tuple[tuple[Tensor | None, Tensor | None], Tensor, object]:
+    def _capture(self, key: _Key, ref: Tensor) -> tuple[_Ins, Tensor, object]:
         padded, eeg_shape, ecg_shape = key
         dev = ref.device
-        ins = tuple(
+        extra_shape = (len(self._features),) if ecg_shape is not None and self._features else None
+        eeg_in, ecg_in, extra_in = (
             None if s is None else torch.zeros((padded, *s), device=dev, dtype=ref.dtype)
-            for s in (eeg_shape, ecg_shape)
+            for s in (eeg_shape, ecg_shape, extra_shape)
         )
 
         def forward() -> Tensor:
@@ -81,7 +87,8 @@ class CudaGraphForward:
             # hold casts made outside its capture (PyTorch's rule for autocast under graphs)
             amp = torch.autocast(dev.type, torch.bfloat16, enabled=self.bf16, cache_enabled=False)
             with torch.inference_mode(), amp:
-                return torch.sigmoid(self.model(ins[0], ins[1]).float())
+                logits = self.model(eeg_in, ecg_in, ecg_extra=extra_in)
+                return torch.sigmoid(logits.float())
 
         # warm-up on a side stream (cuBLAS workspaces, lazy inits), then capture; all of it on
         # the model's device (cuda:N need not be the current one)
@@ -97,4 +104,4 @@ class CudaGraphForward:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool):
                 out = forward()
-        return (ins[0], ins[1]), out, graph
+        return (eeg_in, ecg_in, extra_in), out, graph

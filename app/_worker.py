@@ -127,12 +127,7 @@ class InferenceWorker:
         #: the forward pass as captured CUDA graphs (CUDA and a fused model only; see
         #: :mod:`._cuda_graphs`); None: eager
         self.graphs = None
-        if (
-            cuda_graphs
-            and self.device.type == "cuda"
-            and isinstance(model, FusedEmotionModel)
-            and not model.config.ecg_features  # measured on the CPU: not capturable
-        ):
+        if cuda_graphs and self.device.type == "cuda" and isinstance(model, FusedEmotionModel):
             from ._cuda_graphs import CudaGraphForward
 
             self.graphs = CudaGraphForward(model, bf16=bf16)

@@ -15,12 +15,13 @@ from physio_live.core import ChannelQuality, Quality, Window
 from physio_live.models import CBraModConfig, FusedEmotionConfig, FusedEmotionModel, ModalityConfig
 
 
-def _model() -> FusedEmotionModel:
+def _model(ecg_features: tuple[str, ...] = ()) -> FusedEmotionModel:
     enc = CBraModConfig(depth=1, out_dim=None)
     return FusedEmotionModel(
         FusedEmotionConfig(
             eeg=ModalityConfig(name="eeg", channels=("a", "b", "c"), n_patches=2, encoder=enc),
             ecg=ModalityConfig(name="ecg", channels=("x",), n_patches=2, encoder=enc),
+            ecg_features=ecg_features,
         )
     ).eval()
 
@@ -264,13 +265,15 @@ def test_cuda_graphs_stay_off_on_the_cpu_and_buckets_are_powers_of_two():
 
 
 @pytest.mark.gpu
-def test_cuda_graphs_match_the_eager_worker_and_fall_back_for_missing_ecg():
+@pytest.mark.parametrize("features", [(), ("heart_rate",)])
+def test_cuda_graphs_match_the_eager_worker_and_fall_back_for_missing_ecg(features):
     """Graph replay gives the eager probabilities at every batch size, reuses its captures, and
-    windows without ECG take the eager missing-modality path."""
+    windows without ECG take the eager missing-modality path; a model's measured ECG features
+    (the heart rate, on the CPU) enter the graph as one more input."""
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     rng = np.random.default_rng()
-    model = _model()
+    model = _model(features)
     wins = _windows(23, rng)
     wins[17] = dataclasses.replace(wins[17], ecg=None)
     outs = {}
