@@ -180,6 +180,33 @@ def test_shipped_eegmat_recipe_loads() -> None:
     assert gpu.model.eeg.init == "cbramod.safetensors" and gpu.model.ecg.init == "ecg-ludb"
 
 
+_TINY_ENC = {"embed_dim": 40, "depth": 1, "num_heads": 2, "mlp_dim": 40}
+
+
+def _tiny_finetune(
+    datasets_dir: Path, tmp_path: Path, subjects: list[str], model: dict, train: dict
+):
+    """A tiny fused fine-tuning config on eegmat subjects ``subjects`` (train on all but the last,
+    validate and test on the last), fresh seed, with ``model`` / ``train`` keys on top."""
+    d = _data(
+        datasets_dir / "eegmat",
+        tmp_path / "c",
+        f"Subject0[{''.join(s[-1] for s in subjects)}]_*.edf",  # subjects 00-09 only
+    )
+    return finetune_config_from_dict(
+        {
+            "data": d,
+            "model": {"eeg": _TINY_ENC, "ecg": _TINY_ENC, "hidden_dims": [16], **model},
+            "train": {"mode": "finetune", "warmup_steps": 1, "eval_every": 0, "device": "cpu",
+                      **train},
+            "eval": {"protocols": ["split"], "modalities": ["fused"],
+                     "split": {"train": subjects[:-1], "val": subjects[-1:],
+                               "test": subjects[-1:]}},
+            "run": {"out_dir": str(tmp_path / "run"), "seed": int.from_bytes(os.urandom(2))},
+        }
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_small_finetune_on_a_slice_learns_and_exports(datasets_dir: Path, tmp_path: Path) -> None:
     """Four subjects, a split with validation; the exported model's recorded test AUROC is what
@@ -236,19 +263,11 @@ def test_recalibration_keeps_the_ranking_and_balances_validation(
     negatives is 1 (each class weighs the same: the fit's first-order condition)."""
     from physio_live.trainer._finetune import _Data, _Factory, _predict, _recalibrate, _train
 
-    d = _data(datasets_dir / "eegmat", tmp_path / "c", "Subject0[4-6]_*.edf")
-    enc = {"embed_dim": 40, "depth": 1, "num_heads": 2, "mlp_dim": 40, "spectrum": "log"}
-    cfg = finetune_config_from_dict(
-        {
-            "data": d,
-            "model": {"eeg": enc, "ecg": enc, "hidden_dims": [16], "pooling": "channels",
-                      "fusion": fusion},
-            "train": {"mode": "finetune", "steps": 30, "batch_size": 16, "lr": 1e-3,
-                      "warmup_steps": 5, "eval_every": 0, "device": "cpu"},
-            "eval": {"protocols": ["split"], "modalities": ["fused"],
-                     "split": {"train": ["04", "05"], "val": ["06"], "test": ["06"]}},
-            "run": {"out_dir": str(tmp_path / "run"), "seed": int.from_bytes(os.urandom(2))},
-        }
+    cfg = _tiny_finetune(
+        datasets_dir, tmp_path, ["04", "05", "06"],
+        {"eeg": {**_TINY_ENC, "spectrum": "log"}, "ecg": {**_TINY_ENC, "spectrum": "log"},
+         "pooling": "channels", "fusion": fusion},
+        {"steps": 30, "batch_size": 16, "lr": 1e-3, "warmup_steps": 5},
     )  # fmt: skip
     ws = load_windows(cfg.data)
     data = _Data(ws, torch.device("cpu"))
@@ -275,19 +294,10 @@ def test_ecg_encoder_lr_scale_holds_or_slows_the_ecg_encoder(
     EEG encoder and the head train; a positive scale trains it too."""
     from physio_live.trainer._finetune import _Data, _Factory, _train
 
-    d = _data(datasets_dir / "eegmat", tmp_path / "c", "Subject0[4-5]_*.edf")
-    enc = {"embed_dim": 40, "depth": 1, "num_heads": 2, "mlp_dim": 40}
-    cfg = finetune_config_from_dict(
-        {
-            "data": d,
-            "model": {"eeg": enc, "ecg": enc, "hidden_dims": [16]},
-            "train": {"mode": "finetune", "steps": 6, "batch_size": 8, "lr": 1e-3,
-                      "warmup_steps": 1, "eval_every": 0, "device": "cpu",
-                      "encoder_lr_scale": 1.0, "ecg_encoder_lr_scale": ecg_scale},
-            "eval": {"protocols": ["split"], "modalities": ["fused"],
-                     "split": {"train": ["04"], "val": ["05"], "test": ["05"]}},
-            "run": {"out_dir": str(tmp_path / "run"), "seed": int.from_bytes(os.urandom(2))},
-        }
+    cfg = _tiny_finetune(
+        datasets_dir, tmp_path, ["04", "05"], {},
+        {"steps": 6, "batch_size": 8, "lr": 1e-3, "encoder_lr_scale": 1.0,
+         "ecg_encoder_lr_scale": ecg_scale},
     )  # fmt: skip
     ws = load_windows(cfg.data)
     model = _Factory(cfg, ws).make(cfg.run.seed, fresh=True)
@@ -310,18 +320,9 @@ def test_heart_rate_feature_cache_gives_what_the_model_measures_itself(
     values in; the exported model, as the app runs it, measures its own ECG input. Same logits."""
     from physio_live.trainer._finetune import _Data, _Factory, _predict, _train
 
-    d = _data(datasets_dir / "eegmat", tmp_path / "c", "Subject0[4-5]_*.edf")
-    enc = {"embed_dim": 40, "depth": 1, "num_heads": 2, "mlp_dim": 40}
-    cfg = finetune_config_from_dict(
-        {
-            "data": d,
-            "model": {"eeg": enc, "ecg": enc, "hidden_dims": [16], "ecg_features": ["heart_rate"]},
-            "train": {"mode": "finetune", "steps": 5, "batch_size": 8, "warmup_steps": 1,
-                      "eval_every": 0, "device": "cpu"},
-            "eval": {"protocols": ["split"], "modalities": ["fused"],
-                     "split": {"train": ["04"], "val": ["05"], "test": ["05"]}},
-            "run": {"out_dir": str(tmp_path / "run"), "seed": int.from_bytes(os.urandom(2))},
-        }
+    cfg = _tiny_finetune(
+        datasets_dir, tmp_path, ["04", "05"], {"ecg_features": ["heart_rate"]},
+        {"steps": 5, "batch_size": 8},
     )  # fmt: skip
     ws = load_windows(cfg.data)
     data = _Data(ws, torch.device("cpu"))
