@@ -173,7 +173,10 @@ class FinetuneConfig:
             or t.encoder_lr_scale < 0
             or (t.ecg_encoder_lr_scale or 0) < 0
         ):
-            raise ConfigError(f"{w}: train: need lr > 0, 0 <= min_lr <= lr, encoder_lr_scale >= 0")
+            raise ConfigError(
+                f"{w}: train: need lr > 0, 0 <= min_lr <= lr, encoder_lr_scale >= 0 and "
+                "ecg_encoder_lr_scale >= 0 (or null)"
+            )
         if not 0 <= t.modality_dropout < 1:
             raise ConfigError(f"{w}: train.modality_dropout: must be in [0, 1)")
         if e.folds < 2:

@@ -398,6 +398,15 @@ def test_bad_configs(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         finetune_config_from_dict({"data": {"kind": "dreamer", "file": "x", "hop_s": 0.001}})
     _one_line_error(e, "hop_s")
+    base = {"data": {"kind": "dreamer", "file": "x"}}
+    for section, key, value, needle in (
+        ("model", "fusion", "early", "model.fusion"),
+        ("model", "ecg_features", ["qt_interval"], "model.ecg_features"),
+        ("train", "ecg_encoder_lr_scale", -1.0, "ecg_encoder_lr_scale >= 0"),
+    ):
+        with pytest.raises(ConfigError) as e:
+            finetune_config_from_dict({**base, section: {key: value}})
+        _one_line_error(e, needle)
     with pytest.raises(ConfigError):
         load_finetune_config(tmp_path / "nope.yaml")
 
