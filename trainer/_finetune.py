@@ -410,13 +410,20 @@ def _recalibrate(
     return out
 
 
+# A trained model's validation logits span units and its Platt slope is near 1; a slope of 1000
+# stretches logits that span a few thousandths, and float32 keeps only ~7 digits of them.
+MAX_PLATT_SLOPE = 1e3
+
+
 def balanced_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Class-balanced Platt scaling: ``(a, b)`` with ``sigmoid(a z + b)`` fitted to the labels
     ``y`` (each class weighted equally, as training weights them; ``a > 0``, so the ranking stays
     the logits' own). Where no such fit exists, because the classes are perfectly separated
-    (no finite maximum) or ranked backwards (``a <= 0``), only the offset moves: ``a = 1`` and
-    ``b`` gives the classes equal mean error, the condition the full fit meets too. ``(1, 0)``
-    when ``y`` holds one class."""
+    (no finite maximum) or ranked backwards (``a <= 0``), or where it is steeper than
+    :data:`MAX_PLATT_SLOPE` (the logits barely vary, as from a model that learnt nothing: such a
+    slope fits float32 rounding and, folded into the head, turns it into visible noise), only the
+    offset moves: ``a = 1`` and ``b`` gives the classes equal mean error, the condition the full
+    fit meets too. ``(1, 0)`` when ``y`` holds one class."""
     from ._baselines import LogisticRegression
 
     y = np.asarray(y, bool)
@@ -426,7 +433,7 @@ def balanced_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         lr = LogisticRegression(l2=0.0).fit(z[:, None], y)
         a = float(lr.beta[0] / lr.sd[0])
         b = float(lr.beta[1] - a * lr.mu[0])
-        if a > 0 and math.isfinite(a) and math.isfinite(b):
+        if 0 < a <= MAX_PLATT_SLOPE and math.isfinite(b):
             return a, b
     return 1.0, _balancing_offset(z[y], z[~y])
 

@@ -30,6 +30,7 @@ from physio_live.trainer._dreamer import (
     write_synthetic_dreamer,
 )
 from physio_live.trainer._finetune import (
+    MAX_PLATT_SLOPE,
     accuracy,
     auroc,
     balanced_platt,
@@ -123,8 +124,10 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
 def test_balanced_platt_fits_and_falls_back_to_the_offset() -> None:
     """The recalibration's fit on fresh draws: where classes overlap, the class-balanced
     log-loss is at its minimum in both ``a`` and ``b`` (its gradient is zero); where they are
-    perfectly separated (no finite fit) or ranked backwards, ``a`` stays 1 and only ``b`` moves,
-    still giving both classes the same mean error; one class alone is left as it was."""
+    perfectly separated (no finite fit), ranked backwards, or so close together that the fit's
+    slope would pass ``MAX_PLATT_SLOPE`` (a model that learnt nothing), ``a`` stays 1 and only
+    ``b`` moves, still giving both classes the same mean error; one class alone is left as it
+    was."""
     rng = np.random.default_rng()
     n = int(rng.integers(200, 400))
     y = rng.random(n) < rng.uniform(0.15, 0.4)
@@ -134,7 +137,9 @@ def test_balanced_platt_fits_and_falls_back_to_the_offset() -> None:
     assert a > 0
     r = _sigmoid(a * z + b) - y  # gradient of the balanced log-loss in (b, a)
     assert abs(np.sum(w * r)) / n < 1e-6 and abs(np.sum(w * r * z)) / n < 1e-6
-    for case, zz in (("separated", z + 50.0 * y), ("backwards", -z - 2.0 * y)):
+    flat = rng.uniform(-1, 1) + 1e-6 * z  # the same ranking, squeezed into a millionth
+    assert a * 1e6 > MAX_PLATT_SLOPE  # so the fallback below is the cap's doing
+    for case, zz in (("separated", z + 50.0 * y), ("backwards", -z - 2.0 * y), ("flat", flat)):
         a, b = balanced_platt(zz, y)
         p = _sigmoid(zz + b)
         assert a == 1.0, case
