@@ -9,10 +9,11 @@ graphs per shape. All graphs share one memory pool; they run one at a time, on t
 
 Used only for batches in which every window has both modalities (or the model has one
 modality): windows with a missing modality take the model's eager path, which fills in the
-learned "missing" embedding. A model's measured ECG features (``config.ecg_features``, e.g. the
-heart rate from the R-peak detector, a CPU computation) are measured before the replay and copied
-into the graph as one more input. Probabilities equal the eager path's at the padded batch size (the
-same kernels); against the unpadded eager batch they differ in the last bits only.
+learned "missing" embedding. A model's measured ECG and EEG features (``config.ecg_features``,
+e.g. the heart rate from the R-peak detector; ``config.eeg_features``, band powers: CPU
+computations) are measured before the replay and copied into the graph as more inputs.
+Probabilities equal the eager path's at the padded batch size (the same kernels); against the
+unpadded eager batch they differ in the last bits only.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from physio_live.models import FusedEmotionModel, ecg_feature_values
+from physio_live.models import FusedEmotionModel, ecg_feature_values, eeg_feature_values
 
 __all__ = ["CudaGraphForward"]
 
 _Key = tuple[int, tuple[int, ...] | None, tuple[int, ...] | None]
-_Ins = tuple[Tensor | None, Tensor | None, Tensor | None]
+_Ins = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]
 
 
 class CudaGraphForward:
@@ -37,6 +38,7 @@ class CudaGraphForward:
         self.warmup = warmup
         self._graphs: dict[_Key, tuple[_Ins, Tensor, object]] = {}
         self._features = tuple(model.config.ecg_features)
+        self._eeg_features = tuple(model.config.eeg_features)
         self._pool: object = None
 
     @staticmethod
@@ -63,10 +65,12 @@ class CudaGraphForward:
         if entry is None:
             entry = self._graphs[key] = self._capture(key, ref)
         ins, out, graph = entry
-        extra = None
-        if ecg is not None and self._features:  # measured eagerly, then fed to the graph
+        extra = eeg_extra = None  # measured eagerly, then fed to the graph
+        if ecg is not None and self._features:
             extra = ecg_feature_values(ecg, self._features)
-        for static, x in zip(ins, (eeg, ecg, extra), strict=True):
+        if eeg is not None and self._eeg_features:
+            eeg_extra = eeg_feature_values(eeg, self._eeg_features)
+        for static, x in zip(ins, (eeg, ecg, extra, eeg_extra), strict=True):
             if static is not None and x is not None:
                 static[:b].copy_(x)
         with torch.cuda.device(ref.device):
@@ -77,9 +81,12 @@ class CudaGraphForward:
         padded, eeg_shape, ecg_shape = key
         dev = ref.device
         extra_shape = (len(self._features),) if ecg_shape is not None and self._features else None
-        eeg_in, ecg_in, extra_in = (
+        eeg_extra_shape = None
+        if eeg_shape is not None and self._eeg_features:
+            eeg_extra_shape = (int(self.model.eeg_feature_center.numel()),)
+        eeg_in, ecg_in, extra_in, eeg_extra_in = (
             None if s is None else torch.zeros((padded, *s), device=dev, dtype=ref.dtype)
-            for s in (eeg_shape, ecg_shape, extra_shape)
+            for s in (eeg_shape, ecg_shape, extra_shape, eeg_extra_shape)
         )
 
         def forward() -> Tensor:
@@ -87,7 +94,7 @@ class CudaGraphForward:
             # hold casts made outside its capture (PyTorch's rule for autocast under graphs)
             amp = torch.autocast(dev.type, torch.bfloat16, enabled=self.bf16, cache_enabled=False)
             with torch.inference_mode(), amp:
-                logits = self.model(eeg_in, ecg_in, ecg_extra=extra_in)
+                logits = self.model(eeg_in, ecg_in, ecg_extra=extra_in, eeg_extra=eeg_extra_in)
                 return torch.sigmoid(logits.float())
 
         # warm-up on a side stream (cuBLAS workspaces, lazy inits), then capture; all of it on
@@ -104,4 +111,4 @@ class CudaGraphForward:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool):
                 out = forward()
-        return (eeg_in, ecg_in, extra_in), out, graph
+        return (eeg_in, ecg_in, extra_in, eeg_extra_in), out, graph

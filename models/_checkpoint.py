@@ -411,6 +411,7 @@ def describe_checkpoint(path: PathLike) -> dict[str, object]:
         info["hidden_dims"] = list(config.hidden_dims)
         info["fusion"] = config.fusion
         info["ecg_features"] = list(config.ecg_features)
+        info["eeg_features"] = list(config.eeg_features)
         info["modalities"] = {m.name: m.to_dict() for m in (config.eeg, config.ecg)}
     elif isinstance(config, ReadoutModelConfig):
         info["targets"] = list(config.targets)
@@ -464,6 +465,11 @@ def format_checkpoint_info(info: Mapping[str, object]) -> str:
             + (
                 f", ECG features measured on the window: {', '.join(info['ecg_features'])}"  # type: ignore[arg-type]
                 if info.get("ecg_features")
+                else ""
+            )
+            + (
+                f", EEG features measured on the window: {', '.join(info['eeg_features'])}"  # type: ignore[arg-type]
+                if info.get("eeg_features")
                 else ""
             )
         )

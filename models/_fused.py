@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -50,6 +50,40 @@ FUSIONS = ("concat", "late")
 #: measurements of the ECG window a fused model can take beside the ECG encoder's embedding
 ECG_FEATURES = ("heart_rate",)
 _HR_CENTER, _HR_SCALE = 75.0, 15.0  # beats/min -> the head's input scale
+#: measurements of the EEG window a fused model can take beside the EEG encoder's embedding
+EEG_FEATURES = ("band_powers", "relative_band_powers")
+
+
+def eeg_feature_values(eeg: Tensor, names: Sequence[str]) -> Tensor:
+    """Raw values ``[B, C * 5 per name]`` (float32, on ``eeg``'s device) of EEG windows
+    ``[B, C, P, 200]`` in model units: ``band_powers`` is the classical row's and the readout
+    model's feature, log10 band powers of each channel (:func:`band_power_features`: the app's
+    Welch band powers, delta..gamma), channel by channel; ``relative_band_powers`` the same
+    minus log10 of the channel's total over the five bands (each band's share: blind to the
+    channel's gain). Computed on the CPU."""
+    from ._readout import band_power_features
+
+    unknown = [n for n in names if n not in EEG_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown EEG features {unknown}; known: {list(EEG_FEATURES)}")
+    x = eeg.detach().float().cpu().numpy()
+    logp = band_power_features(x)  # [B, C * 5]
+    cols = []
+    for name in names:
+        if name == "band_powers":
+            cols.append(logp)
+        else:
+            per = logp.reshape(len(x), -1, 5)
+            total = np.log10(np.sum(10.0**per, axis=2, keepdims=True))
+            cols.append((per - total).reshape(len(x), -1))
+    return torch.tensor(np.concatenate(cols, axis=1), dtype=torch.float32, device=eeg.device)
+
+
+def eeg_feature_count(names: Sequence[str], n_channels: int) -> int:
+    """How many values :func:`eeg_feature_values` gives per window."""
+    from physio_live.core import BANDS
+
+    return len(names) * n_channels * len(BANDS)
 
 
 def ecg_feature_values(ecg: Tensor, names: Sequence[str]) -> Tensor:
@@ -175,6 +209,10 @@ class FusedEmotionConfig:
     """Measurements of each ECG window appended to the ECG embedding (``heart_rate``: the app's
     R-peak detector on the window, :func:`ecg_feature_values`). The model computes them from its
     ECG input, so the app feeds it as before."""
+    eeg_features: tuple[str, ...] = ()
+    """Measurements of each EEG window appended to the EEG embedding (``band_powers``: log10 band
+    powers of each channel, :func:`eeg_feature_values`), standardized with the training windows'
+    mean and spread (kept in the weights). The model computes them from its EEG input."""
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -184,6 +222,11 @@ class FusedEmotionConfig:
         unknown = [f for f in self.ecg_features if f not in ECG_FEATURES]
         if unknown:
             raise ValueError(f"ecg_features {unknown} unknown; known: {list(ECG_FEATURES)}")
+        unknown = [f for f in self.eeg_features if f not in EEG_FEATURES]
+        if unknown:
+            raise ValueError(f"eeg_features {unknown} unknown; known: {list(EEG_FEATURES)}")
+        if self.eeg_features and not self.eeg.channels:
+            raise ValueError("eeg_features need the EEG channel names (one feature per channel)")
         if not self.targets:
             raise ValueError("a fused model needs at least one target")
         if self.pooling != "mean" and not (self.eeg.channels and self.ecg.channels):
@@ -201,12 +244,15 @@ class FusedEmotionConfig:
             "name": self.name,
             "fusion": self.fusion,
             "ecg_features": list(self.ecg_features),
+            "eeg_features": list(self.eeg_features),
         }
 
     @classmethod
     def from_dict(cls, d: object) -> FusedEmotionConfig:
         return cls(
-            **_model_kwargs(cls, d, "fused model", ("targets", "hidden_dims", "ecg_features"))
+            **_model_kwargs(
+                cls, d, "fused model", ("targets", "hidden_dims", "ecg_features", "eeg_features")
+            )
         )
 
 
@@ -306,8 +352,12 @@ class FusedEmotionModel(nn.Module):
             ecg=replace(config.ecg, encoder=self.ecg_encoder.config),
         )
         self.provenance = provenance or Provenance()
-        eeg_dim = self._embed_dim(self.config.eeg)
+        n_eeg_feat = eeg_feature_count(self.config.eeg_features, len(self.config.eeg.channels))
+        eeg_dim = self._embed_dim(self.config.eeg) + n_eeg_feat
         ecg_dim = self._embed_dim(self.config.ecg) + len(self.config.ecg_features)
+        if n_eeg_feat:  # the training windows' mean and spread of each raw EEG feature
+            self.register_buffer("eeg_feature_center", torch.zeros(n_eeg_feat))
+            self.register_buffer("eeg_feature_scale", torch.ones(n_eeg_feat))
         self.eeg_missing = nn.Parameter(torch.zeros(eeg_dim))
         self.ecg_missing = nn.Parameter(torch.zeros(ecg_dim))
         nn.init.normal_(self.eeg_missing, std=0.02)
@@ -367,7 +417,7 @@ class FusedEmotionModel(nn.Module):
         encoder: CBraMod,
         missing: Tensor,
         spec: ModalityConfig,
-        extra: Sequence[str] = (),
+        append: Callable[[Tensor, Tensor, Tensor | None], Tensor] | None = None,
         extra_raw: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         if x is None:
@@ -379,8 +429,8 @@ class FusedEmotionModel(nn.Module):
             x = torch.where(present[:, None, None, None], x, 0.0)  # no NaN from absent windows
         feats = encoder.forward_features(x)
         emb = pool_features(feats, self.config.pooling)
-        if extra:
-            emb = self.append_ecg_features(emb, x, extra_raw)
+        if append is not None:
+            emb = append(emb, x, extra_raw)
         if present is None:
             return emb, torch.zeros(batch, dtype=torch.bool, device=x.device)
         return torch.where(present[:, None], emb, missing.to(emb.dtype)), ~present
@@ -392,6 +442,29 @@ class FusedEmotionModel(nn.Module):
             raw = ecg_feature_values(ecg, self.config.ecg_features)
         return torch.cat((emb, encode_ecg_features(raw.to(emb.device).float()).to(emb.dtype)), 1)
 
+    def append_eeg_features(self, emb: Tensor, eeg: Tensor, raw: Tensor | None = None) -> Tensor:
+        """The pooled EEG embedding ``emb`` with ``config.eeg_features`` appended, standardized
+        (:meth:`set_eeg_feature_stats`), clipped to +/-5, 0 where missing; ``raw`` values when
+        given (precomputed), else measured on ``eeg``."""
+        if raw is None:
+            raw = eeg_feature_values(eeg, self.config.eeg_features)
+        raw = raw.to(emb.device).float()
+        z = ((raw - self.eeg_feature_center) / self.eeg_feature_scale).clamp(-5.0, 5.0)
+        return torch.cat((emb, torch.nan_to_num(z, nan=0.0).to(emb.dtype)), 1)
+
+    @torch.no_grad()
+    def set_eeg_feature_stats(self, raw: Tensor) -> None:
+        """Standardize the EEG features with the mean and spread of ``raw`` ``[N, F]``, the
+        training windows' raw values (NaN ignored; a constant feature keeps spread 1)."""
+        raw = raw.double()
+        ok = torch.isfinite(raw)
+        n = ok.sum(0).clamp_min(1)
+        mu = torch.where(ok, raw, 0.0).sum(0) / n
+        var = (torch.where(ok, raw - mu, 0.0) ** 2).sum(0) / (n - 1).clamp_min(1)
+        sd = var.sqrt()
+        self.eeg_feature_center.copy_(mu.float())
+        self.eeg_feature_scale.copy_(torch.where(sd > 1e-6, sd, 1.0).float())
+
     def forward_embeddings(
         self,
         eeg: Tensor | None,
@@ -400,10 +473,11 @@ class FusedEmotionModel(nn.Module):
         eeg_present: Tensor | None = None,
         ecg_present: Tensor | None = None,
         ecg_extra: Tensor | None = None,
+        eeg_extra: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Concatenated embedding [B, E] and the missing flags [B] of EEG and ECG.
-        ``ecg_extra``: the raw ``config.ecg_features`` of the windows, when already computed
-        (the trainer's cache); else the model computes them from ``ecg``."""
+        ``ecg_extra`` / ``eeg_extra``: the raw ``config.ecg_features`` / ``eeg_features`` of the
+        windows, when already computed (the trainer's cache); else the model computes them."""
         if eeg is None and ecg is None:
             raise ModelInputError("the fused model got neither EEG nor ECG: pass at least one")
         batch = (eeg if eeg is not None else ecg).shape[0]  # type: ignore[union-attr]
@@ -413,11 +487,12 @@ class FusedEmotionModel(nn.Module):
             )
         cfg = self.config
         e, e_miss = self._embed(
-            eeg, eeg_present, batch, self.eeg_encoder, self.eeg_missing, cfg.eeg
-        )
+            eeg, eeg_present, batch, self.eeg_encoder, self.eeg_missing, cfg.eeg,
+            self.append_eeg_features if cfg.eeg_features else None, eeg_extra,
+        )  # fmt: skip
         c, c_miss = self._embed(
             ecg, ecg_present, batch, self.ecg_encoder, self.ecg_missing, cfg.ecg,
-            cfg.ecg_features, ecg_extra,
+            self.append_ecg_features if cfg.ecg_features else None, ecg_extra,
         )  # fmt: skip
         return torch.cat((e, c.to(e.dtype)), dim=1), e_miss, c_miss
 
@@ -429,12 +504,14 @@ class FusedEmotionModel(nn.Module):
         eeg_present: Tensor | None = None,
         ecg_present: Tensor | None = None,
         ecg_extra: Tensor | None = None,
+        eeg_extra: Tensor | None = None,
     ) -> Tensor:
         """``eeg`` [B, C_eeg, P, 200], ``ecg`` [B, C_ecg, P, 200] (either may be None) ->
         logits [B, n_targets]."""
         emb, _, _ = self.forward_embeddings(
-            eeg, ecg, eeg_present=eeg_present, ecg_present=ecg_present, ecg_extra=ecg_extra
-        )
+            eeg, ecg, eeg_present=eeg_present, ecg_present=ecg_present, ecg_extra=ecg_extra,
+            eeg_extra=eeg_extra,
+        )  # fmt: skip
         return self.head(emb)
 
     def predict(

@@ -61,6 +61,7 @@ from physio_live.models import (
     checkpoint_filter_fn,
     config_from_official,
     ecg_feature_values,
+    eeg_feature_values,
     load_checkpoint,
     load_strict,
     pool_features,
@@ -180,6 +181,7 @@ class _Factory:
             name=m.name,
             fusion=m.fusion,
             ecg_features=tuple(m.ecg_features),
+            eeg_features=tuple(m.eeg_features),
         )
 
     def make(self, seed: int, fresh: bool = False) -> FusedEmotionModel:
@@ -221,14 +223,18 @@ class _Data:
         self.y = torch.from_numpy(ws.labels.astype(np.float32))
         self.emb: dict[str, Tensor] = {}
         self.raw_emb: dict[str, Tensor] = {}
-        #: the raw ``model.ecg_features`` of every window, computed once (:meth:`measure`)
+        #: the raw ``model.ecg_features`` / ``eeg_features`` of every window, computed once
+        #: (:meth:`measure`)
         self.ecg_extra: Tensor | None = None
+        self.eeg_extra: Tensor | None = None
 
-    def measure(self, names: Sequence[str]) -> None:
-        """Compute the ECG features every model of the run takes (the same function the model
-        runs on its input in the app), once for all windows."""
-        if names and self.ecg is not None:
-            self.ecg_extra = ecg_feature_values(self.ecg, names)
+    def measure(self, ecg_names: Sequence[str], eeg_names: Sequence[str] = ()) -> None:
+        """Compute the ECG and EEG features every model of the run takes (the same functions the
+        model runs on its input in the app), once for all windows."""
+        if ecg_names and self.ecg is not None:
+            self.ecg_extra = ecg_feature_values(self.ecg, ecg_names)
+        if eeg_names and self.eeg is not None:
+            self.eeg_extra = eeg_feature_values(self.eeg, eeg_names)
 
     def has(self, mod: str) -> bool:
         return getattr(self, mod) is not None
@@ -248,6 +254,8 @@ class _Data:
             emb = torch.cat(out)
             if mod == "ecg" and model.config.ecg_features:  # as the model's _embed appends them
                 emb = model.append_ecg_features(emb, x, self.ecg_extra)
+            if mod == "eeg" and model.config.eeg_features:
+                emb = model.append_eeg_features(emb, x, self.eeg_extra)
             self.raw_emb[mod] = self.emb[mod] = emb
 
     def standardize(self, idx: np.ndarray) -> dict[str, tuple[Tensor, Tensor]]:
@@ -290,15 +298,18 @@ def _logits(
         return model.head(torch.cat(parts, dim=1))
     eeg = data.eeg[idx].to(dev) if data.eeg is not None and bool(eeg_on.any()) else None
     ecg = data.ecg[idx].to(dev) if data.ecg is not None and bool(ecg_on.any()) else None
-    extra = None
+    extra = eeg_extra = None
     if ecg is not None and data.ecg_extra is not None and model.config.ecg_features:
         extra = data.ecg_extra[idx].to(dev)
+    if eeg is not None and data.eeg_extra is not None and model.config.eeg_features:
+        eeg_extra = data.eeg_extra[idx].to(dev)
     return model(
         eeg,
         ecg,
         eeg_present=eeg_on if eeg is not None else None,
         ecg_present=ecg_on if ecg is not None else None,
         ecg_extra=extra,
+        eeg_extra=eeg_extra,
     )
 
 
@@ -327,6 +338,8 @@ def _train(
             model.eeg_encoder.eval().requires_grad_(False)
             model.ecg_encoder.eval().requires_grad_(False)
 
+    if model.config.eeg_features and data.eeg_extra is not None:
+        model.set_eeg_feature_stats(data.eeg_extra[torch.from_numpy(train_idx)])
     to_train()
     use_val = val_idx is not None and len(val_idx) > 0
     best_auc, best_step, best_state = -math.inf, t.steps, None
@@ -587,7 +600,7 @@ def run_finetune(
     mods = _check_modalities(ws, cfg.eval.modalities)
     factory = _Factory(cfg, ws)
     data = _Data(ws, dev)
-    data.measure(cfg.model.ecg_features)
+    data.measure(cfg.model.ecg_features, cfg.model.eeg_features)
     probe = cfg.train.mode == "probe"
     if probe:
         data.embed(factory.make(cfg.run.seed).to(dev), cfg.train.eval_batch_size)

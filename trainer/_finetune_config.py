@@ -69,6 +69,10 @@ class FinetuneModelConfig:
     #: measurements of each ECG window beside the ECG embedding (``heart_rate``: the app's
     #: R-peak detector on the window); the exported model computes them itself
     ecg_features: list[Literal["heart_rate"]] = field(default_factory=list)
+    #: measurements of each EEG window beside the EEG embedding (``band_powers``: log10 band
+    #: powers per channel, the classical row's features; ``relative_band_powers``: each band's
+    #: share of the channel's power), standardized on the training windows
+    eeg_features: list[Literal["band_powers", "relative_band_powers"]] = field(default_factory=list)
 
 
 @dataclass

@@ -278,3 +278,58 @@ def test_heart_rate_feature_is_measured_from_the_ecg_input() -> None:
     assert float(encode_ecg_features(torch.tensor([[float("nan")]]))) == 0.0
     with pytest.raises(ValueError, match="ecg_features"):
         small_config(ecg_features=("qt_interval",))
+
+
+def test_band_power_features_are_measured_from_the_eeg_input(tmp_path) -> None:
+    """eeg_features=("band_powers",): the model measures the log10 band powers of each channel of
+    its own EEG input (the classical row's features), standardizes them with the training
+    windows' statistics it keeps in its weights (saved and loaded with them), and appends them
+    to the EEG embedding; passing the values precomputed gives the same logits; a channel ten
+    times larger moves its five features by log10(100) = 2 before standardizing, and its
+    ``relative_band_powers`` (log10 shares of the channel's power) not at all."""
+    import numpy as np
+
+    from physio_live.models import eeg_feature_values, load_checkpoint, save_checkpoint
+    from physio_live.models._readout import band_power_features
+
+    rng = np.random.default_rng()
+    cfg = small_config("channels", ecg_leads=1, eeg_features=("band_powers",))
+    model = FusedEmotionModel(cfg).eval()
+    eeg = torch.from_numpy(rng.standard_normal((5, 4, 3, 200)).astype(np.float32))
+    ecg = torch.randn(5, 1, 3, 200)
+    raw = eeg_feature_values(eeg, ("band_powers",))
+    assert raw.shape == (5, 4 * 5)
+    np.testing.assert_allclose(raw.numpy(), band_power_features(eeg.numpy()), rtol=1e-6)
+    train = torch.from_numpy(rng.normal(-2.0, 0.5, (50, 20)).astype(np.float32))
+    model.set_eeg_feature_stats(train)
+    np.testing.assert_allclose(model.eeg_feature_center.numpy(), train.mean(0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(model.eeg_feature_scale.numpy(), train.std(0).numpy(), rtol=1e-4)
+    louder = eeg.clone()
+    louder[:, 2] *= 10.0
+    moved = eeg_feature_values(louder, ("band_powers",)) - raw
+    np.testing.assert_allclose(moved[:, 10:15].numpy(), 2.0, atol=1e-4)
+    assert moved[:, :10].abs().max() == 0 and moved[:, 15:].abs().max() == 0
+    # relative band powers: each band's share, blind to the channel's gain
+    rel = eeg_feature_values(eeg, ("relative_band_powers",))
+    per = raw.double().view(5, 4, 5)
+    want_rel = per - torch.log10((10.0**per).sum(2, keepdim=True))
+    torch.testing.assert_close(rel.double().view(5, 4, 5), want_rel, rtol=0, atol=1e-5)
+    assert (rel <= 1e-6).all()
+    moved_rel = eeg_feature_values(louder, ("relative_band_powers",)) - rel
+    assert moved_rel.abs().max() < 1e-4
+    e_dim = model.eeg_missing.numel()
+    with torch.inference_mode():
+        emb, _, _ = model.forward_embeddings(eeg, ecg)
+        want = ((raw - model.eeg_feature_center) / model.eeg_feature_scale).clamp(-5, 5)
+        torch.testing.assert_close(emb[:, e_dim - 20 : e_dim], want)
+        logits = model(eeg, ecg)
+        assert torch.equal(logits, model(eeg, ecg, eeg_extra=raw))
+        assert not torch.allclose(model(louder, ecg), logits)
+        gone = model(eeg, ecg, eeg_present=torch.tensor([True, False, True, True, True]))
+        assert torch.allclose(gone[1], model(None, ecg[1:2])[0], atol=1e-5)
+    back = load_checkpoint(save_checkpoint(tmp_path / "bp.safetensors", model)).model
+    assert back.config.eeg_features == ("band_powers",)
+    with torch.inference_mode():
+        torch.testing.assert_close(back.eval()(eeg, ecg), logits)
+    with pytest.raises(ValueError, match="eeg_features"):
+        small_config("channels", eeg_features=("alpha_ratio",))

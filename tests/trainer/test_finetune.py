@@ -407,6 +407,7 @@ def test_bad_configs(tmp_path: Path) -> None:
     for section, key, value, needle in (
         ("model", "fusion", "early", "model.fusion"),
         ("model", "ecg_features", ["qt_interval"], "model.ecg_features"),
+        ("model", "eeg_features", ["alpha_ratio"], "model.eeg_features"),
         ("train", "ecg_encoder_lr_scale", -1.0, "ecg_encoder_lr_scale >= 0"),
     ):
         with pytest.raises(ConfigError) as e:

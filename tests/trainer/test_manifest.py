@@ -322,35 +322,46 @@ def test_ecg_encoder_lr_scale_holds_or_slows_the_ecg_encoder(
     assert moved("ecg_encoder.") == (ecg_scale > 0)
 
 
-def test_heart_rate_feature_cache_gives_what_the_model_measures_itself(
-    datasets_dir: Path, tmp_path: Path
+@pytest.mark.parametrize("eeg_features", [[], ["band_powers"]])
+def test_measured_feature_cache_gives_what_the_model_measures_itself(
+    datasets_dir: Path, tmp_path: Path, eeg_features: list[str]
 ) -> None:
-    """``model.ecg_features: [heart_rate]``: the trainer measures every window once and passes the
-    values in; the exported model, as the app runs it, measures its own ECG input. Same logits."""
+    """``model.ecg_features: [heart_rate]`` (and ``eeg_features: [band_powers]``): the trainer
+    measures every window once and passes the values in; the exported model, as the app runs it,
+    measures its own input. Same logits. The band powers are standardized with the training
+    windows' statistics."""
     from physio_live.trainer._finetune import _Data, _Factory, _predict, _train
 
     cfg = _tiny_finetune(
-        datasets_dir, tmp_path, ["04", "05"], {"ecg_features": ["heart_rate"]},
+        datasets_dir, tmp_path, ["04", "05"],
+        {"ecg_features": ["heart_rate"], "eeg_features": eeg_features, "pooling": "channels"},
         {"steps": 5, "batch_size": 8},
     )  # fmt: skip
     ws = load_windows(cfg.data)
     data = _Data(ws, torch.device("cpu"))
-    data.measure(cfg.model.ecg_features)
+    data.measure(cfg.model.ecg_features, cfg.model.eeg_features)
     assert data.ecg_extra is not None and data.ecg_extra.shape == (len(ws), 1)
     hr = data.ecg_extra[:, 0].numpy()
     assert np.isfinite(hr).mean() > 0.9 and 45 < np.nanmedian(hr) < 120  # resting adults
+    assert (data.eeg_extra is None) == (not eeg_features)
     model = _Factory(cfg, ws).make(cfg.run.seed, fresh=True)
-    _train(model, data, np.flatnonzero(ws.subject == 0), "fused", cfg, cfg.run.seed)
+    train = np.flatnonzero(ws.subject == 0)
+    _train(model, data, train, "fused", cfg, cfg.run.seed)
+    if eeg_features:
+        assert data.eeg_extra is not None and data.eeg_extra.shape == (len(ws), 19 * 5)
+        mu = data.eeg_extra[train].double().mean(0).float()
+        torch.testing.assert_close(model.eeg_feature_center, mu, rtol=1e-5, atol=1e-5)
     val = np.flatnonzero(ws.subject == 1)
     cached = _predict(model, data, val, "fused", False, 64, logits=True)
     with torch.no_grad():
         own = model(torch.from_numpy(ws.eeg[val]), torch.from_numpy(ws.ecg[val])).numpy()
     np.testing.assert_allclose(cached, own, rtol=1e-5, atol=1e-6)
-    # probe mode's frozen embeddings carry the same features at the end of the ECG part
+    # probe mode's frozen embeddings carry the same features at the end of each part
     data.embed(model, 64)
     with torch.no_grad():
         emb, _, _ = model.forward_embeddings(
             torch.from_numpy(ws.eeg[val]), torch.from_numpy(ws.ecg[val])
         )
     e_dim = model.eeg_missing.numel()
+    np.testing.assert_allclose(data.emb["eeg"][val].numpy(), emb[:, :e_dim].numpy(), atol=1e-5)
     np.testing.assert_allclose(data.emb["ecg"][val].numpy(), emb[:, e_dim:].numpy(), atol=1e-5)
