@@ -15,13 +15,16 @@ from physio_live.core import ChannelQuality, Quality, Window
 from physio_live.models import CBraModConfig, FusedEmotionConfig, FusedEmotionModel, ModalityConfig
 
 
-def _model(ecg_features: tuple[str, ...] = ()) -> FusedEmotionModel:
+def _model(
+    ecg_features: tuple[str, ...] = (), eeg_features: tuple[str, ...] = ()
+) -> FusedEmotionModel:
     enc = CBraModConfig(depth=1, out_dim=None)
     return FusedEmotionModel(
         FusedEmotionConfig(
             eeg=ModalityConfig(name="eeg", channels=("a", "b", "c"), n_patches=2, encoder=enc),
             ecg=ModalityConfig(name="ecg", channels=("x",), n_patches=2, encoder=enc),
             ecg_features=ecg_features,
+            eeg_features=eeg_features,
         )
     ).eval()
 
@@ -264,16 +267,34 @@ def test_cuda_graphs_stay_off_on_the_cpu_and_buckets_are_powers_of_two():
     assert sizes == [1, 2, 4, 4, *[8] * 4, *[16] * 8, 32]
 
 
+def test_a_model_that_measures_its_inputs_runs_in_the_worker_as_called_directly():
+    """A model with measured features (heart rate, band powers) needs nothing from the worker:
+    its estimates are the model's own predictions on the same windows, windows without ECG
+    included."""
+    rng = np.random.default_rng()
+    model = _model(("heart_rate",), ("band_powers",))
+    model.set_eeg_feature_stats(torch.from_numpy(rng.normal(-2.0, 1.0, (20, 15))))
+    wins = _windows(7, rng)
+    wins[3] = dataclasses.replace(wins[3], ecg=None)
+    _, got = _replay_through(model, wins, device="cpu", max_batch=1)
+    for w, e in zip(wins, got, strict=True):
+        eeg = torch.from_numpy(w.eeg).view(1, 3, 2, 200)
+        ecg = None if w.ecg is None else torch.from_numpy(w.ecg).view(1, 1, 2, 200)
+        want = model.predict(eeg, ecg).probabilities[0].numpy()
+        np.testing.assert_allclose(e.probabilities, want, rtol=1e-5, atol=1e-6)
+        assert e.ecg_missing == (w.ecg is None)
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("features", [(), ("heart_rate",)])
+@pytest.mark.parametrize("features", [((), ()), (("heart_rate",), ()), ((), ("band_powers",))])
 def test_cuda_graphs_match_the_eager_worker_and_fall_back_for_missing_ecg(features):
     """Graph replay gives the eager probabilities at every batch size, reuses its captures, and
-    windows without ECG take the eager missing-modality path; a model's measured ECG features
-    (the heart rate, on the CPU) enter the graph as one more input."""
+    windows without ECG take the eager missing-modality path; a model's measured ECG or EEG
+    features (heart rate, band powers: on the CPU) enter the graph as one more input."""
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     rng = np.random.default_rng()
-    model = _model(features)
+    model = _model(*features)
     wins = _windows(23, rng)
     wins[17] = dataclasses.replace(wins[17], ecg=None)
     outs = {}
