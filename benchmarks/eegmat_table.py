@@ -5,7 +5,10 @@ Reads the ``results.csv`` / ``summary.json`` of ``physio-train finetune`` runs o
 fused with a randomly initialised ECG encoder, one with ``model.ecg.init`` set to the pretrained
 encoder (a run holding every row can be given more than once) and prints one JSON line and a
 Markdown table: published split (test subjects 32-35, mean +/- std over seeds) and subject-wise CV
-(mean +/- std over folds), next to CBraMod's published EEG-only row.
+(mean +/- std over folds), next to CBraMod's published EEG-only row. Then the paired counts
+(``folds.csv``: in how many seeds / folds one row's test AUROC is above another's, same seed or
+fold) and, from the pretrained run's ``test_predictions.csv`` (its exported model), the AUROC
+within each test subject.
 
     python benchmarks/eegmat_table.py runs/eegmat_eeg runs/eegmat_ecg_random_fused \
         runs/eegmat_ecg_ludb
@@ -16,7 +19,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 METRICS = (("balanced_accuracy", "bal. acc."), ("auc_pr", "AUC-PR"), ("auroc", "AUROC"))
 #: CBraMod, Wang et al. ICLR 2025, Table 12 (published split, 5 seeds; EEG only, 5-s windows)
@@ -32,6 +38,53 @@ def read(run: Path) -> dict[tuple[str, str], dict[str, float]]:
             for r in csv.DictReader(f)
             if r["target"] == "mean"
         }
+
+
+def read_folds(run: Path) -> dict[tuple[str, str, str], float]:
+    """``{(modality, protocol, seed or fold): test AUROC}`` of a run's ``folds.csv``."""
+    out = {}
+    with (run / "folds.csv").open(newline="") as f:
+        for r in csv.DictReader(f):
+            key = r["seed"] if r["protocol"] == "split" else r["fold"]
+            out[(r["modality"], r["protocol"], key)] = float(r["auroc"])
+    return out
+
+
+def paired(a: dict, b: dict, mod_a: str, mod_b: str) -> dict[str, list[int]]:
+    """``{protocol: [wins of a, pairs]}``: same seed (split; a seedless row such as a classical
+    one pairs with every seed) or same fold (CV)."""
+    out = {}
+    for proto in ("split", "cv"):
+        wins = n = 0
+        for (m, p, key), v in a.items():
+            if m != mod_a or p != proto:
+                continue
+            w = b.get((mod_b, p, key), b.get((mod_b, p, "")))
+            if w is not None:
+                n += 1
+                wins += v > w
+        out[proto] = [wins, n]
+    return out
+
+
+def auroc(y: np.ndarray, p: np.ndarray) -> float:
+    """Mann-Whitney AUROC (ties count half)."""
+    pos, neg = p[y == 1], p[y == 0]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def per_subject(run: Path) -> dict[str, float]:
+    """AUROC within each test subject of a run's exported model (``test_predictions.csv``)."""
+    rows = defaultdict(list)
+    with (run / "test_predictions.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        target = next(c for c in reader.fieldnames or [] if c.startswith("p_"))[2:]
+        for r in reader:
+            rows[r["subject"]].append((float(r[target]), float(r["p_" + target])))
+    return {s: auroc(*np.array(v).T) for s, v in sorted(rows.items())}
 
 
 def main() -> None:
@@ -71,8 +124,32 @@ def main() -> None:
     for run in (args.base, args.random, args.pretrained):
         if run is not None and (run / "summary.json").is_file():
             secs[str(run)] = json.loads((run / "summary.json").read_text())["seconds"]
-    print(json.dumps({"results": out, "seconds": secs}))
+    runs = {"base": read_folds(args.base), "random": read_folds(args.random)}
+    if args.pretrained:
+        runs["pretrained"] = read_folds(args.pretrained)
+    pairs = {}
+    for name, (ra, ma), (rb, mb) in (
+        ("ECG: pretrained > random", ("pretrained", "ecg"), ("random", "ecg")),
+        ("fused: pretrained > random ECG", ("pretrained", "fused"), ("random", "fused")),
+        ("fused > ECG alone (pretrained)", ("pretrained", "fused"), ("pretrained", "ecg")),
+        ("fused (pretrained) > EEG alone", ("pretrained", "fused"), ("base", "eeg")),
+        ("fused (pretrained) > band powers", ("pretrained", "fused"), ("base", "bandpower-lr")),
+        ("fused (pretrained) > heart rate + LR", ("pretrained", "fused"), ("base", "hr-lr")),
+    ):
+        if ra in runs and rb in runs:
+            pairs[name] = paired(runs[ra], runs[rb], ma, mb)
+    subjects = {}
+    if args.pretrained and (args.pretrained / "test_predictions.csv").is_file():
+        subjects = per_subject(args.pretrained)
+    print(json.dumps({"results": out, "seconds": secs, "pairs": pairs, "per_subject": subjects}))
     print("\n".join(lines))
+    print()
+    for name, v in pairs.items():
+        print(f"{name}: split {v['split'][0]} of {v['split'][1]} seeds, CV {v['cv'][0]} of "
+              f"{v['cv'][1]} folds")  # fmt: skip
+    if subjects:
+        print("exported model, AUROC within each test subject: "
+              + ", ".join(f"{s} {a:.3f}" for s, a in subjects.items()))  # fmt: skip
 
 
 if __name__ == "__main__":
