@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from physio_live.trainer import auroc  # the trainer's own metric
+
 METRICS = (("balanced_accuracy", "bal. acc."), ("auc_pr", "AUC-PR"), ("auroc", "AUROC"))
 #: CBraMod, Wang et al. ICLR 2025, Table 12 (published split, 5 seeds; EEG only, 5-s windows)
 CBRAMOD = {"balanced_accuracy": (0.7256, 0.0132), "auc_pr": (0.6267, 0.0099),
@@ -65,15 +67,6 @@ def paired(a: dict, b: dict, mod_a: str, mod_b: str) -> dict[str, list[int]]:
                 wins += v > w
         out[proto] = [wins, n]
     return out
-
-
-def auroc(y: np.ndarray, p: np.ndarray) -> float:
-    """Mann-Whitney AUROC (ties count half)."""
-    pos, neg = p[y == 1], p[y == 0]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
 
 
 def per_subject(run: Path) -> dict[str, float]:
