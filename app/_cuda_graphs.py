@@ -37,7 +37,7 @@ class CudaGraphForward:
         self.bf16 = bf16
         self.warmup = warmup
         self._graphs: dict[_Key, tuple[_Ins, Tensor, object]] = {}
-        self._features = tuple(model.config.ecg_features)
+        self._ecg_features = tuple(model.config.ecg_features)
         self._eeg_features = tuple(model.config.eeg_features)
         self._pool: object = None
 
@@ -65,12 +65,12 @@ class CudaGraphForward:
         if entry is None:
             entry = self._graphs[key] = self._capture(key, ref)
         ins, out, graph = entry
-        extra = eeg_extra = None  # measured eagerly, then fed to the graph
-        if ecg is not None and self._features:
-            extra = ecg_feature_values(ecg, self._features)
+        ecg_extra = eeg_extra = None  # measured eagerly, then fed to the graph
+        if ecg is not None and self._ecg_features:
+            ecg_extra = ecg_feature_values(ecg, self._ecg_features)
         if eeg is not None and self._eeg_features:
             eeg_extra = eeg_feature_values(eeg, self._eeg_features)
-        for static, x in zip(ins, (eeg, ecg, extra, eeg_extra), strict=True):
+        for static, x in zip(ins, (eeg, ecg, ecg_extra, eeg_extra), strict=True):
             if static is not None and x is not None:
                 static[:b].copy_(x)
         with torch.cuda.device(ref.device):
@@ -80,13 +80,15 @@ class CudaGraphForward:
     def _capture(self, key: _Key, ref: Tensor) -> tuple[_Ins, Tensor, object]:
         padded, eeg_shape, ecg_shape = key
         dev = ref.device
-        extra_shape = (len(self._features),) if ecg_shape is not None and self._features else None
+        ecg_extra_shape = None
+        if ecg_shape is not None and self._ecg_features:
+            ecg_extra_shape = (len(self._ecg_features),)
         eeg_extra_shape = None
         if eeg_shape is not None and self._eeg_features:
             eeg_extra_shape = (int(self.model.eeg_feature_center.numel()),)
-        eeg_in, ecg_in, extra_in, eeg_extra_in = (
+        eeg_in, ecg_in, ecg_extra_in, eeg_extra_in = (
             None if s is None else torch.zeros((padded, *s), device=dev, dtype=ref.dtype)
-            for s in (eeg_shape, ecg_shape, extra_shape, eeg_extra_shape)
+            for s in (eeg_shape, ecg_shape, ecg_extra_shape, eeg_extra_shape)
         )
 
         def forward() -> Tensor:
@@ -94,7 +96,7 @@ class CudaGraphForward:
             # hold casts made outside its capture (PyTorch's rule for autocast under graphs)
             amp = torch.autocast(dev.type, torch.bfloat16, enabled=self.bf16, cache_enabled=False)
             with torch.inference_mode(), amp:
-                logits = self.model(eeg_in, ecg_in, ecg_extra=extra_in, eeg_extra=eeg_extra_in)
+                logits = self.model(eeg_in, ecg_in, ecg_extra=ecg_extra_in, eeg_extra=eeg_extra_in)
                 return torch.sigmoid(logits.float())
 
         # warm-up on a side stream (cuBLAS workspaces, lazy inits), then capture; all of it on
@@ -111,4 +113,4 @@ class CudaGraphForward:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool):
                 out = forward()
-        return (eeg_in, ecg_in, extra_in, eeg_extra_in), out, graph
+        return (eeg_in, ecg_in, ecg_extra_in, eeg_extra_in), out, graph

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from physio_live.core import BANDS
 
 from ._cbramod import CBraMod, CBraModConfig
 from ._errors import CheckpointError, ModelInputError
@@ -73,7 +75,7 @@ def eeg_feature_values(eeg: Tensor, names: Sequence[str]) -> Tensor:
         if name == "band_powers":
             cols.append(logp)
         else:
-            per = logp.reshape(len(x), -1, 5)
+            per = logp.reshape(len(x), -1, len(BANDS))
             total = np.log10(np.sum(10.0**per, axis=2, keepdims=True))
             cols.append((per - total).reshape(len(x), -1))
     return torch.tensor(np.concatenate(cols, axis=1), dtype=torch.float32, device=eeg.device)
@@ -81,8 +83,6 @@ def eeg_feature_values(eeg: Tensor, names: Sequence[str]) -> Tensor:
 
 def eeg_feature_count(names: Sequence[str], n_channels: int) -> int:
     """How many values :func:`eeg_feature_values` gives per window."""
-    from physio_live.core import BANDS
-
     return len(names) * n_channels * len(BANDS)
 
 
@@ -417,7 +417,7 @@ class FusedEmotionModel(nn.Module):
         encoder: CBraMod,
         missing: Tensor,
         spec: ModalityConfig,
-        append: Callable[[Tensor, Tensor, Tensor | None], Tensor] | None = None,
+        mod: Literal["eeg", "ecg"],
         extra_raw: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         if x is None:
@@ -429,11 +429,23 @@ class FusedEmotionModel(nn.Module):
             x = torch.where(present[:, None, None, None], x, 0.0)  # no NaN from absent windows
         feats = encoder.forward_features(x)
         emb = pool_features(feats, self.config.pooling)
-        if append is not None:
-            emb = append(emb, x, extra_raw)
+        emb = self.append_features(mod, emb, x, extra_raw)
         if present is None:
             return emb, torch.zeros(batch, dtype=torch.bool, device=x.device)
         return torch.where(present[:, None], emb, missing.to(emb.dtype)), ~present
+
+    def append_features(
+        self, mod: Literal["eeg", "ecg"], emb: Tensor, x: Tensor, raw: Tensor | None = None
+    ) -> Tensor:
+        """The pooled embedding ``emb`` of modality ``mod`` (input ``x``) with that modality's
+        measured features appended (:meth:`append_eeg_features`, :meth:`append_ecg_features`);
+        ``emb`` itself when the model takes none. ``raw``: the features precomputed (the
+        trainer's cache)."""
+        if mod == "eeg" and self.config.eeg_features:
+            return self.append_eeg_features(emb, x, raw)
+        if mod == "ecg" and self.config.ecg_features:
+            return self.append_ecg_features(emb, x, raw)
+        return emb
 
     def append_ecg_features(self, emb: Tensor, ecg: Tensor, raw: Tensor | None = None) -> Tensor:
         """The pooled ECG embedding ``emb`` with ``config.ecg_features`` appended: ``raw`` values
@@ -487,12 +499,10 @@ class FusedEmotionModel(nn.Module):
             )
         cfg = self.config
         e, e_miss = self._embed(
-            eeg, eeg_present, batch, self.eeg_encoder, self.eeg_missing, cfg.eeg,
-            self.append_eeg_features if cfg.eeg_features else None, eeg_extra,
+            eeg, eeg_present, batch, self.eeg_encoder, self.eeg_missing, cfg.eeg, "eeg", eeg_extra
         )  # fmt: skip
         c, c_miss = self._embed(
-            ecg, ecg_present, batch, self.ecg_encoder, self.ecg_missing, cfg.ecg,
-            self.append_ecg_features if cfg.ecg_features else None, ecg_extra,
+            ecg, ecg_present, batch, self.ecg_encoder, self.ecg_missing, cfg.ecg, "ecg", ecg_extra
         )  # fmt: skip
         return torch.cat((e, c.to(e.dtype)), dim=1), e_miss, c_miss
 

@@ -223,18 +223,17 @@ class _Data:
         self.y = torch.from_numpy(ws.labels.astype(np.float32))
         self.emb: dict[str, Tensor] = {}
         self.raw_emb: dict[str, Tensor] = {}
-        #: the raw ``model.ecg_features`` / ``eeg_features`` of every window, computed once
-        #: (:meth:`measure`)
-        self.ecg_extra: Tensor | None = None
-        self.eeg_extra: Tensor | None = None
+        #: the raw ``model.eeg_features`` / ``ecg_features`` of every window by modality,
+        #: computed once (:meth:`measure`)
+        self.extra: dict[str, Tensor] = {}
 
     def measure(self, ecg_names: Sequence[str], eeg_names: Sequence[str] = ()) -> None:
         """Compute the ECG and EEG features every model of the run takes (the same functions the
         model runs on its input in the app), once for all windows."""
         if ecg_names and self.ecg is not None:
-            self.ecg_extra = ecg_feature_values(self.ecg, ecg_names)
+            self.extra["ecg"] = ecg_feature_values(self.ecg, ecg_names)
         if eeg_names and self.eeg is not None:
-            self.eeg_extra = eeg_feature_values(self.eeg, eeg_names)
+            self.extra["eeg"] = eeg_feature_values(self.eeg, eeg_names)
 
     def has(self, mod: str) -> bool:
         return getattr(self, mod) is not None
@@ -251,11 +250,8 @@ class _Data:
             for i in range(0, len(x), batch):
                 f = enc.forward_features(x[i : i + batch].to(self.device))
                 out.append(pool_features(f, model.config.pooling))
-            emb = torch.cat(out)
-            if mod == "ecg" and model.config.ecg_features:  # as the model's _embed appends them
-                emb = model.append_ecg_features(emb, x, self.ecg_extra)
-            if mod == "eeg" and model.config.eeg_features:
-                emb = model.append_eeg_features(emb, x, self.eeg_extra)
+            # the measured features, as the model's _embed appends them
+            emb = model.append_features(mod, torch.cat(out), x, self.extra.get(mod))
             self.raw_emb[mod] = self.emb[mod] = emb
 
     def standardize(self, idx: np.ndarray) -> dict[str, tuple[Tensor, Tensor]]:
@@ -298,18 +294,16 @@ def _logits(
         return model.head(torch.cat(parts, dim=1))
     eeg = data.eeg[idx].to(dev) if data.eeg is not None and bool(eeg_on.any()) else None
     ecg = data.ecg[idx].to(dev) if data.ecg is not None and bool(ecg_on.any()) else None
-    extra = eeg_extra = None
-    if ecg is not None and data.ecg_extra is not None and model.config.ecg_features:
-        extra = data.ecg_extra[idx].to(dev)
-    if eeg is not None and data.eeg_extra is not None and model.config.eeg_features:
-        eeg_extra = data.eeg_extra[idx].to(dev)
+    # cached measured features of the modalities given (the model ignores those it does not take)
+    extra = {m: data.extra[m][idx].to(dev) for m, x in (("eeg", eeg), ("ecg", ecg))
+             if x is not None and m in data.extra}  # fmt: skip
     return model(
         eeg,
         ecg,
         eeg_present=eeg_on if eeg is not None else None,
         ecg_present=ecg_on if ecg is not None else None,
-        ecg_extra=extra,
-        eeg_extra=eeg_extra,
+        ecg_extra=extra.get("ecg"),
+        eeg_extra=extra.get("eeg"),
     )
 
 
@@ -338,8 +332,8 @@ def _train(
             model.eeg_encoder.eval().requires_grad_(False)
             model.ecg_encoder.eval().requires_grad_(False)
 
-    if model.config.eeg_features and data.eeg_extra is not None:
-        model.set_eeg_feature_stats(data.eeg_extra[torch.from_numpy(train_idx)])
+    if model.config.eeg_features and "eeg" in data.extra:
+        model.set_eeg_feature_stats(data.extra["eeg"][torch.from_numpy(train_idx)])
     to_train()
     use_val = val_idx is not None and len(val_idx) > 0
     best_auc, best_step, best_state = -math.inf, t.steps, None
