@@ -29,6 +29,7 @@ from ._errors import CheckpointError, ModelInputError
 from ._fused import (
     UNTRAINED_WARNING,
     EmotionPrediction,
+    FeatureSkipHead,
     FusedEmotionConfig,
     FusedEmotionModel,
     LateFusionHead,
@@ -79,6 +80,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "EmotionPrediction",
+    "FeatureSkipHead",
     "FusedEmotionConfig",
     "FusedEmotionModel",
     "LateFusionHead",

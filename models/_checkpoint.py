@@ -412,6 +412,7 @@ def describe_checkpoint(path: PathLike) -> dict[str, object]:
         info["fusion"] = config.fusion
         info["ecg_features"] = list(config.ecg_features)
         info["eeg_features"] = list(config.eeg_features)
+        info["feature_skip"] = config.feature_skip
         info["modalities"] = {m.name: m.to_dict() for m in (config.eeg, config.ecg)}
     elif isinstance(config, ReadoutModelConfig):
         info["targets"] = list(config.targets)
@@ -472,6 +473,7 @@ def format_checkpoint_info(info: Mapping[str, object]) -> str:
                 if info.get("eeg_features")
                 else ""
             )
+            + (", plus a linear term on those features" if info.get("feature_skip") else "")
         )
     if "provenance" in info:
         p = dict(info["provenance"])  # type: ignore[call-overload]

@@ -213,6 +213,10 @@ class FusedEmotionConfig:
     """Measurements of each EEG window appended to the EEG embedding (``band_powers``: log10 band
     powers of each channel, :func:`eeg_feature_values`), standardized with the training windows'
     mean and spread (kept in the weights). The model computes them from its EEG input."""
+    feature_skip: bool = False
+    """A linear term on the measured features alone beside the head (:class:`FeatureSkipHead`):
+    the trainer starts it at the classical logistic regression on those features, so the deep
+    part learns what the features miss. Needs ``eeg_features`` or ``ecg_features``."""
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -227,6 +231,8 @@ class FusedEmotionConfig:
             raise ValueError(f"eeg_features {unknown} unknown; known: {list(EEG_FEATURES)}")
         if self.eeg_features and not self.eeg.channels:
             raise ValueError("eeg_features need the EEG channel names (one feature per channel)")
+        if self.feature_skip and not (self.eeg_features or self.ecg_features):
+            raise ValueError("feature_skip needs measured features (eeg_features, ecg_features)")
         if not self.targets:
             raise ValueError("a fused model needs at least one target")
         if self.pooling != "mean" and not (self.eeg.channels and self.ecg.channels):
@@ -245,6 +251,7 @@ class FusedEmotionConfig:
             "fusion": self.fusion,
             "ecg_features": list(self.ecg_features),
             "eeg_features": list(self.eeg_features),
+            "feature_skip": self.feature_skip,
         }
 
     @classmethod
@@ -330,6 +337,22 @@ class LateFusionHead(nn.Module):
         return self.eeg(emb[:, : self.eeg_dim]) + self.ecg(emb[:, self.eeg_dim :])
 
 
+class FeatureSkipHead(nn.Module):
+    """A head plus a linear term on the measured-feature columns of the embedding alone ("wide and
+    deep"): ``logits = head(emb) + skip(emb[:, columns])``. Trained from the classical logistic
+    regression on those features (:func:`physio_live.trainer` sets ``skip`` to it and the head's
+    last layer to zero), the deep part learns what the features miss."""
+
+    def __init__(self, head: nn.Module, columns: Sequence[int], out_dim: int) -> None:
+        super().__init__()
+        self.head = head
+        self.register_buffer("columns", torch.as_tensor(list(columns)), persistent=False)
+        self.skip = nn.Linear(len(columns), out_dim)
+
+    def forward(self, emb: Tensor) -> Tensor:
+        return self.head(emb) + self.skip(emb.index_select(1, self.columns))
+
+
 class FusedEmotionModel(nn.Module):
     """EEG encoder ++ ECG encoder -> MLP head with one logit per target."""
 
@@ -368,7 +391,23 @@ class FusedEmotionModel(nn.Module):
             if config.fusion == "late"
             else _mlp(eeg_dim + ecg_dim, config.hidden_dims, n_out, config.dropout)
         )
+        if config.feature_skip:
+            self.head = FeatureSkipHead(self.head, self.feature_columns("eeg", "ecg"), n_out)
         self._model_id: str | None = None
+
+    def feature_columns(self, *mods: Literal["eeg", "ecg"]) -> list[int]:
+        """Where the measured features of modalities ``mods`` lie in the concatenated embedding
+        (:meth:`forward_embeddings`), in order."""
+        cfg = self.config
+        n_eeg = eeg_feature_count(cfg.eeg_features, len(cfg.eeg.channels))
+        eeg_end = self._embed_dim(cfg.eeg) + n_eeg
+        cols: list[int] = []
+        if "eeg" in mods:
+            cols += range(eeg_end - n_eeg, eeg_end)
+        if "ecg" in mods:
+            start = eeg_end + self._embed_dim(cfg.ecg)
+            cols += range(start, start + len(cfg.ecg_features))
+        return cols
 
     @staticmethod
     def _encoder(encoder: CBraMod | None, spec: ModalityConfig) -> CBraMod:

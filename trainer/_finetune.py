@@ -54,6 +54,7 @@ from physio_live.core import ConfigError
 from physio_live.models import (
     CBraMod,
     CheckpointError,
+    FeatureSkipHead,
     FusedEmotionConfig,
     FusedEmotionModel,
     LateFusionHead,
@@ -70,6 +71,7 @@ from physio_live.models import (
     save_checkpoint,
 )
 
+from ._baselines import fit_on_validation
 from ._config import TrainError
 from ._data import WindowSet, load_windows
 from ._finetune_config import (
@@ -182,6 +184,7 @@ class _Factory:
             fusion=m.fusion,
             ecg_features=tuple(m.ecg_features),
             eeg_features=tuple(m.eeg_features),
+            feature_skip=m.feature_skip,
         )
 
     def make(self, seed: int, fresh: bool = False) -> FusedEmotionModel:
@@ -334,14 +337,31 @@ def _train(
 
     if model.config.eeg_features and "eeg" in data.extra:
         model.set_eeg_feature_stats(data.extra["eeg"][torch.from_numpy(train_idx)])
+    skip = isinstance(model.head, FeatureSkipHead)
+    if skip:
+        _start_feature_skip(model, data, train_idx, val_idx, mod)
     to_train()
     use_val = val_idx is not None and len(val_idx) > 0
     best_auc, best_step, best_state = -math.inf, t.steps, None
+
+    def check(step: int) -> None:
+        nonlocal best_auc, best_step, best_state
+        assert val_idx is not None
+        p = _predict(model, data, val_idx, mod, probe, t.eval_batch_size)
+        aucs = [auroc(data.ws.labels[val_idx, j], p[:, j]) for j in range(p.shape[1])]
+        auc = nanmean(aucs) if np.isfinite(aucs).any() else -math.inf
+        if auc > best_auc:
+            best_auc, best_step = auc, step
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        to_train()
+
+    if use_val and skip:  # the regression alone is a candidate too
+        check(0)
     ecg_scale = t.encoder_lr_scale if t.ecg_encoder_lr_scale is None else t.ecg_encoder_lr_scale
     scales = {"eeg_encoder": t.encoder_lr_scale, "ecg_encoder": ecg_scale}
-    rest = [
-        p for n, p in model.named_parameters() if not n.startswith(("eeg_encoder", "ecg_encoder"))
-    ]
+    if skip:
+        scales["head.skip"] = t.skip_lr_scale
+    rest = [p for n, p in model.named_parameters() if not n.startswith(tuple(scales))]
     groups = [{"params": rest, "scale": 1.0}]
     for name, scale in scales.items():
         if not probe and scale > 0:
@@ -375,18 +395,63 @@ def _train(
         losses.append(float(loss.detach()))
         last = step + 1 == t.steps
         if use_val and (last or (t.eval_every and (step + 1) % t.eval_every == 0)):
-            assert val_idx is not None
-            p = _predict(model, data, val_idx, mod, probe, t.eval_batch_size)
-            aucs = [auroc(data.ws.labels[val_idx, j], p[:, j]) for j in range(p.shape[1])]
-            auc = nanmean(aucs) if np.isfinite(aucs).any() else -math.inf
-            if auc > best_auc:
-                best_auc, best_step = auc, step + 1
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            to_train()
+            check(step + 1)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return losses, (best_auc if use_val and math.isfinite(best_auc) else math.nan), best_step
+
+
+def _logit_layers(model: FusedEmotionModel) -> list[nn.Linear]:
+    """The linear layers whose outputs add up to the logits: the head's last layer (one per
+    modality for a late-fusion head), then the feature skip's, if any."""
+    head, skip = model.head, None
+    if isinstance(head, FeatureSkipHead):
+        head, skip = head.head, head.skip
+    heads = [head.eeg, head.ecg] if isinstance(head, LateFusionHead) else [head]
+    lasts = [h[-1] for h in heads] + ([skip] if skip is not None else [])
+    assert all(isinstance(last, nn.Linear) for last in lasts)
+    return lasts  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def _start_feature_skip(
+    model: FusedEmotionModel,
+    data: _Data,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray | None,
+    mod: Modality,
+) -> list[float]:
+    """``model.feature_skip``: set the skip to each target's class-balanced L2 logistic regression
+    on the measured features of the modalities ``mod`` has, as the model sees them (fitted on
+    ``train_idx``, L2 chosen on the AUROC of ``val_idx``: the classical rows' fit), and the head's
+    last layer to zero, so the model starts as that regression. Returns the L2 per target."""
+    assert isinstance(model.head, FeatureSkipHead)
+    mods = [m for m in ("eeg", "ecg") if m in data.extra and mod in (m, "fused")]
+    empty = torch.zeros(len(data.y), 0)
+    x = [model.append_features(m, empty, None, data.extra[m]) for m in mods]  # type: ignore[arg-type]
+    feats = torch.cat(x, 1).double().numpy() if x else np.zeros((len(data.y), 0))
+    cols = model.feature_columns(*mods)  # type: ignore[arg-type]
+    where = [model.feature_columns("eeg", "ecg").index(c) for c in cols]
+    skip = model.head.skip
+    skip.weight.zero_()
+    skip.bias.zero_()
+    l2s = []
+    val = np.zeros(0, int) if val_idx is None else val_idx
+    for j in range(skip.out_features):
+        y = data.ws.labels[:, j] > 0.5
+        if not where:
+            l2s.append(math.nan)
+            continue
+        lr, l2, _ = fit_on_validation(feats, y, train_idx, val)
+        w = lr.beta[:-1] / lr.sd
+        skip.weight[j, where] = torch.from_numpy(w).float()
+        skip.bias[j] = float(lr.beta[-1] - (w * lr.mu).sum())
+        l2s.append(l2)
+    for last in _logit_layers(model)[:-1]:
+        last.weight.zero_()
+        last.bias.zero_()
+    return l2s
 
 
 @torch.no_grad()
@@ -401,12 +466,7 @@ def _recalibrate(
     """:func:`balanced_platt` of each target's logit on the validation windows, folded into the
     head: its last linear layer becomes ``a W, a c + b``. Returns ``(a, b)`` per target."""
     z = _predict(model, data, val_idx, mod, probe, batch, logits=True).astype(np.float64)
-    # the logit is the sum of these layers' outputs (one per modality for a late-fusion head)
-    heads = (
-        [model.head.eeg, model.head.ecg] if isinstance(model.head, LateFusionHead) else [model.head]
-    )
-    lasts = [h[-1] for h in heads]
-    assert all(isinstance(last, nn.Linear) for last in lasts)
+    lasts = _logit_layers(model)
     out = []
     for j in range(z.shape[1]):
         a, b = balanced_platt(z[:, j], data.ws.labels[val_idx, j] > 0.5)

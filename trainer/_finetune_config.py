@@ -73,6 +73,10 @@ class FinetuneModelConfig:
     #: powers per channel, the classical row's features; ``relative_band_powers``: each band's
     #: share of the channel's power), standardized on the training windows
     eeg_features: list[Literal["band_powers", "relative_band_powers"]] = field(default_factory=list)
+    #: a linear term on the measured features beside the head, started at the classical
+    #: logistic regression on them (fitted on the training windows, its L2 chosen on validation
+    #: AUROC) with the head's last layer at zero: the deep part learns what the features miss
+    feature_skip: bool = False
 
 
 @dataclass
@@ -105,6 +109,8 @@ class FinetuneTrainConfig:
     #: validation labels (class-balanced Platt scaling) and fold it into the head's last layer,
     #: so P = 0.5 is the decision point validation suggests; AUROC is unchanged (a > 0)
     recalibrate: bool = False
+    #: ``model.feature_skip``: its learning rate = lr x this; 0 keeps the regression as fitted
+    skip_lr_scale: float = 0.0
 
 
 @dataclass
@@ -181,6 +187,16 @@ class FinetuneConfig:
                 f"{w}: train: need lr > 0, 0 <= min_lr <= lr, encoder_lr_scale >= 0 and "
                 "ecg_encoder_lr_scale >= 0 (or null)"
             )
+        m = self.model
+        if m.feature_skip and not (m.eeg_features or m.ecg_features):
+            raise ConfigError(
+                f"{w}: model.feature_skip: needs measured features to regress on; add "
+                "model.eeg_features: [band_powers] or model.ecg_features: [heart_rate]"
+            )
+        if m.feature_skip and t.mode != "finetune":
+            raise ConfigError(f"{w}: model.feature_skip: only with train.mode: finetune")
+        if t.skip_lr_scale < 0:
+            raise ConfigError(f"{w}: train.skip_lr_scale: must be >= 0")
         if not 0 <= t.modality_dropout < 1:
             raise ConfigError(f"{w}: train.modality_dropout: must be in [0, 1)")
         if e.folds < 2:

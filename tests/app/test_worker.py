@@ -16,7 +16,9 @@ from physio_live.models import CBraModConfig, FusedEmotionConfig, FusedEmotionMo
 
 
 def _model(
-    ecg_features: tuple[str, ...] = (), eeg_features: tuple[str, ...] = ()
+    ecg_features: tuple[str, ...] = (),
+    eeg_features: tuple[str, ...] = (),
+    feature_skip: bool = False,
 ) -> FusedEmotionModel:
     enc = CBraModConfig(depth=1, out_dim=None)
     return FusedEmotionModel(
@@ -25,6 +27,7 @@ def _model(
             ecg=ModalityConfig(name="ecg", channels=("x",), n_patches=2, encoder=enc),
             ecg_features=ecg_features,
             eeg_features=eeg_features,
+            feature_skip=feature_skip,
         )
     ).eval()
 
@@ -267,12 +270,13 @@ def test_cuda_graphs_stay_off_on_the_cpu_and_buckets_are_powers_of_two():
     assert sizes == [1, 2, 4, 4, *[8] * 4, *[16] * 8, 32]
 
 
-def test_a_model_that_measures_its_inputs_runs_in_the_worker_as_called_directly():
-    """A model with measured features (heart rate, band powers) needs nothing from the worker:
-    its estimates are the model's own predictions on the same windows, windows without ECG
-    included."""
+@pytest.mark.parametrize("feature_skip", [False, True])
+def test_a_model_that_measures_its_inputs_runs_in_the_worker_as_called_directly(feature_skip):
+    """A model with measured features (heart rate, band powers; with or without the linear term
+    on them) needs nothing from the worker: its estimates are the model's own predictions on the
+    same windows, windows without ECG included."""
     rng = np.random.default_rng()
-    model = _model(("heart_rate",), ("band_powers",))
+    model = _model(("heart_rate",), ("band_powers",), feature_skip)
     model.set_eeg_feature_stats(torch.from_numpy(rng.normal(-2.0, 1.0, (20, 15))))
     wins = _windows(7, rng)
     wins[3] = dataclasses.replace(wins[3], ecg=None)
@@ -286,7 +290,11 @@ def test_a_model_that_measures_its_inputs_runs_in_the_worker_as_called_directly(
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("features", [((), ()), (("heart_rate",), ()), ((), ("band_powers",))])
+@pytest.mark.parametrize(
+    "features",
+    [((), ()), (("heart_rate",), ()), ((), ("band_powers",)),
+     (("heart_rate",), ("band_powers",), True)],
+)  # fmt: skip
 def test_cuda_graphs_match_the_eager_worker_and_fall_back_for_missing_ecg(features):
     """Graph replay gives the eager probabilities at every batch size, reuses its captures, and
     windows without ECG take the eager missing-modality path; a model's measured ECG or EEG

@@ -133,12 +133,17 @@ def test_describe_and_format_info(tmp_path: Path) -> None:
     for needle in ("fused_emotion", "Fz, Cz, Pz", "ECG1", "200 Hz", "valence", "unit test"):
         assert needle in text
     assert "late fusion" not in text and "features measured" not in text  # defaults say nothing
+    assert "linear term" not in text
     untrained = FusedEmotionModel(model.config)
     text = format_checkpoint_info(describe_checkpoint(save_checkpoint(path, untrained)))
     assert "UNTRAINED" in text
     late = FusedEmotionModel(
         replace(
-            model.config, fusion="late", ecg_features=("heart_rate",), eeg_features=("band_powers",)
+            model.config,
+            fusion="late",
+            ecg_features=("heart_rate",),
+            eeg_features=("band_powers",),
+            feature_skip=True,
         )
     )
     info = describe_checkpoint(save_checkpoint(tmp_path / "late.safetensors", late))
@@ -147,6 +152,7 @@ def test_describe_and_format_info(tmp_path: Path) -> None:
     text = format_checkpoint_info(info)
     assert "late fusion" in text and "ECG features measured on the window: heart_rate" in text
     assert "EEG features measured on the window: band_powers" in text
+    assert info["feature_skip"] and "plus a linear term on those features" in text
 
 
 # -- refusals --------------------------------------------------------------------------------------

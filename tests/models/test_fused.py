@@ -333,3 +333,58 @@ def test_band_power_features_are_measured_from_the_eeg_input(tmp_path) -> None:
         torch.testing.assert_close(back.eval()(eeg, ecg), logits)
     with pytest.raises(ValueError, match="eeg_features"):
         small_config("channels", eeg_features=("alpha_ratio",))
+
+
+@pytest.mark.parametrize("fusion", ["concat", "late"])
+def test_feature_skip_adds_a_linear_term_on_the_measured_features(tmp_path, fusion: str) -> None:
+    """feature_skip=True: the logits are the head's plus a linear term on the measured features
+    alone, found where the model appends them (EEG band powers, then the heart rate); with the
+    head's last layer at zero the model is that linear term exactly, a regression on the
+    features as the model sees them. It survives a checkpoint, and needs features."""
+    import numpy as np
+
+    from physio_live.models import (
+        FeatureSkipHead,
+        ecg_feature_values,
+        eeg_feature_values,
+        encode_ecg_features,
+        load_checkpoint,
+        save_checkpoint,
+    )
+
+    rng = np.random.default_rng()
+    cfg = small_config(
+        "channels", ecg_leads=1, eeg_features=("band_powers",), ecg_features=("heart_rate",),
+        feature_skip=True, fusion=fusion,
+    )  # fmt: skip
+    model = FusedEmotionModel(cfg).eval()
+    assert isinstance(model.head, FeatureSkipHead)
+    model.set_eeg_feature_stats(torch.from_numpy(rng.normal(-2.0, 0.5, (40, 20))).float())
+    eeg = torch.from_numpy(rng.standard_normal((6, 4, 3, 200)).astype(np.float32))
+    t = torch.arange(600) / 200.0
+    beat = torch.exp(-(((t * rng.uniform(1.0, 1.6)) % 1.0 - 0.5) ** 2) / 2e-4)
+    ecg = (beat + 0.05 * torch.randn(6, 600)).view(6, 1, 3, 200)
+    raw_eeg = eeg_feature_values(eeg, cfg.eeg_features)
+    z_eeg = ((raw_eeg - model.eeg_feature_center) / model.eeg_feature_scale).clamp(-5, 5)
+    z_ecg = encode_ecg_features(ecg_feature_values(ecg, cfg.ecg_features))
+    feats = torch.cat((z_eeg, z_ecg), 1)
+    cols = model.feature_columns("eeg", "ecg")
+    assert len(cols) == 21 and model.feature_columns("ecg") == cols[-1:]
+    with torch.inference_mode():
+        emb, _, _ = model.forward_embeddings(eeg, ecg)
+        torch.testing.assert_close(emb[:, cols], feats)
+        w = torch.from_numpy(rng.standard_normal((3, 21))).float()  # three targets
+        model.head.skip.weight.copy_(w)
+        model.head.skip.bias.fill_(0.3)
+        full = model(eeg, ecg)
+        torch.testing.assert_close(full, model.head.head(emb) + feats @ w.T + 0.3)
+        inner = model.head.head
+        for last in [inner.eeg[-1], inner.ecg[-1]] if fusion == "late" else [inner[-1]]:
+            last.weight.zero_()
+            last.bias.zero_()
+        torch.testing.assert_close(model(eeg, ecg), feats @ w.T + 0.3)
+        back = load_checkpoint(save_checkpoint(tmp_path / "skip.safetensors", model)).model
+        assert back.config.feature_skip and isinstance(back.head, FeatureSkipHead)
+        torch.testing.assert_close(back.eval()(eeg, ecg), model(eeg, ecg))
+    with pytest.raises(ValueError, match="feature_skip"):
+        small_config("channels", feature_skip=True)

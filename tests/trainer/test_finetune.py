@@ -409,10 +409,18 @@ def test_bad_configs(tmp_path: Path) -> None:
         ("model", "ecg_features", ["qt_interval"], "model.ecg_features"),
         ("model", "eeg_features", ["alpha_ratio"], "model.eeg_features"),
         ("train", "ecg_encoder_lr_scale", -1.0, "ecg_encoder_lr_scale >= 0"),
+        ("model", "feature_skip", True, "model.eeg_features: [band_powers]"),
+        ("train", "skip_lr_scale", -0.5, "train.skip_lr_scale"),
     ):
         with pytest.raises(ConfigError) as e:
             finetune_config_from_dict({**base, section: {key: value}})
         _one_line_error(e, needle)
+    with pytest.raises(ConfigError) as e:  # the regression is fitted on what fine-tuning sees
+        finetune_config_from_dict(
+            {**base, "model": {"feature_skip": True, "ecg_features": ["heart_rate"]},
+             "train": {"mode": "probe"}}
+        )  # fmt: skip
+    _one_line_error(e, "only with train.mode: finetune")
     with pytest.raises(ConfigError):
         load_finetune_config(tmp_path / "nope.yaml")
 

@@ -365,3 +365,60 @@ def test_measured_feature_cache_gives_what_the_model_measures_itself(
     e_dim = model.eeg_missing.numel()
     np.testing.assert_allclose(data.emb["eeg"][val].numpy(), emb[:, :e_dim].numpy(), atol=1e-5)
     np.testing.assert_allclose(data.emb["ecg"][val].numpy(), emb[:, e_dim:].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("skip_lr_scale", [0.0, 1.0])
+def test_feature_skip_starts_as_the_classical_regression(
+    datasets_dir: Path, tmp_path: Path, skip_lr_scale: float
+) -> None:
+    """``model.feature_skip``: before training, the model is the classical rows' logistic
+    regression on its measured features (band powers + heart rate, as the model sees them;
+    fitted on the training subjects, L2 chosen on validation AUROC): same logits on unseen
+    windows. That start is a candidate for the chosen step. ``train.skip_lr_scale: 0`` keeps the
+    regression as fitted while the rest trains; recalibration scales it with the head."""
+    from physio_live.trainer._baselines import fit_on_validation
+    from physio_live.trainer._finetune import (
+        _Data,
+        _Factory,
+        _predict,
+        _recalibrate,
+        _start_feature_skip,
+        _train,
+    )
+
+    cfg = _tiny_finetune(
+        datasets_dir, tmp_path, ["04", "05", "06"],
+        {"ecg_features": ["heart_rate"], "eeg_features": ["band_powers"], "pooling": "channels",
+         "feature_skip": True},
+        {"steps": 8, "batch_size": 8, "eval_every": 4, "skip_lr_scale": skip_lr_scale},
+    )  # fmt: skip
+    ws = load_windows(cfg.data)
+    data = _Data(ws, torch.device("cpu"))
+    data.measure(cfg.model.ecg_features, cfg.model.eeg_features)
+    train = np.flatnonzero(np.isin(ws.subject, [0, 1]))
+    val = np.flatnonzero(ws.subject == 2)
+    model = _Factory(cfg, ws).make(cfg.run.seed, fresh=True)
+    model.set_eeg_feature_stats(data.extra["eeg"][torch.from_numpy(train)])
+    (l2,) = _start_feature_skip(model, data, train, val, "fused")
+    # the classical fit, by hand, on the features as the model appends them
+    z = ((data.extra["eeg"] - model.eeg_feature_center) / model.eeg_feature_scale).clamp(-5, 5)
+    hr = ((data.extra["ecg"] - 75.0) / 15.0).clamp(-5, 5)
+    x = torch.cat((torch.nan_to_num(z, nan=0.0), torch.nan_to_num(hr, nan=0.0)), 1).double()
+    y = ws.labels[:, 0] > 0.5
+    lr, want_l2, _ = fit_on_validation(x.numpy(), y, train, val)
+    assert l2 == want_l2
+    p_lr = lr.predict_proba(x.numpy()[val])
+    p = _predict(model, data, val, "fused", False, 64)[:, 0]
+    np.testing.assert_allclose(p, p_lr, rtol=1e-4, atol=1e-5)
+    skip0 = {k: v.clone() for k, v in model.head.skip.state_dict().items()}
+    _, best_auc, best_step = _train(model, data, train, "fused", cfg, cfg.run.seed, val)
+    assert best_step in (0, 4, 8)
+    if best_step == 0:  # the regression itself was kept
+        assert best_auc == pytest.approx(auroc(ws.labels[val, 0], p_lr), abs=1e-6)
+    skip1 = model.head.skip.state_dict()
+    same = all(torch.equal(skip0[k], skip1[k]) for k in skip0)
+    assert same if skip_lr_scale == 0 or best_step == 0 else not same
+    z0 = _predict(model, data, val, "fused", False, 64, logits=True)[:, 0].astype(np.float64)
+    ((a, b),) = _recalibrate(model, data, val, "fused", False, 64)
+    z1 = _predict(model, data, val, "fused", False, 64, logits=True)[:, 0].astype(np.float64)
+    np.testing.assert_allclose(z1, a * z0 + b, rtol=1e-4, atol=1e-4 + 1e-5 * a)
