@@ -172,7 +172,8 @@ def test_shipped_eegmat_recipe_loads() -> None:
     assert cfg.eval.split.test == ["32-35"] and cfg.eval.seeds == 5 and cfg.eval.cv_folds == 9
     assert cfg.model.pooling == "channels" and cfg.data.eeg.unit_uv == 100
     assert cfg.model.eeg.spectrum == "log" and cfg.train.recalibrate
-    assert cfg.model.ecg_features == ["heart_rate"]
+    assert cfg.model.ecg_features == ["heart_rate"] and cfg.model.eeg_features == ["band_powers"]
+    assert cfg.model.feature_skip and cfg.train.skip_lr_scale == 1.0
     # the full-size GPU recipe: same data and protocol, the real encoders
     gpu = load_finetune_config(ROOT / "configs" / "finetune_eegmat_gpu.yaml", ["data.root=/x"])
     assert gpu.data == cfg.data and gpu.eval.split == cfg.eval.split
