@@ -7,8 +7,10 @@ encoder (a run holding every row can be given more than once) and prints one JSO
 Markdown table: published split (test subjects 32-35, mean +/- std over seeds) and subject-wise CV
 (mean +/- std over folds), next to CBraMod's published EEG-only row. Then the paired counts
 (``folds.csv``: in how many seeds / folds one row's test AUROC is above another's, same seed or
-fold) and, from the pretrained run's ``test_predictions.csv`` (its exported model), the AUROC
-within each test subject.
+fold), from the pretrained run's ``test_predictions.csv`` (its exported model) the AUROC
+within each test subject, and for each deep row the balanced accuracy before its decision point
+was moved to the validation subjects' (``train.recalibrate``; runs from before that column have
+none).
 
     python benchmarks/eegmat_table.py runs/eegmat_eeg runs/eegmat_ecg_random_fused \
         runs/eegmat_ecg_ludb
@@ -67,6 +69,19 @@ def paired(a: dict, b: dict, mod_a: str, mod_b: str) -> dict[str, list[int]]:
                 wins += v > w
         out[proto] = [wins, n]
     return out
+
+
+def uncalibrated(run: Path, modality: str) -> dict[str, float]:
+    """``{protocol: mean balanced accuracy before recalibration}`` of one deep row (``folds.csv``'s
+    ``balanced_accuracy_uncalibrated``; seeds of a fold averaged first, as the table does; empty
+    for runs without it)."""
+    per: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    with (run / "folds.csv").open(newline="") as f:
+        for r in csv.DictReader(f):
+            v = float(r.get("balanced_accuracy_uncalibrated") or "nan")
+            if r["modality"] == modality and np.isfinite(v):
+                per[r["protocol"]][r["fold"]].append(v)
+    return {p: float(np.mean([np.mean(v) for v in folds.values()])) for p, folds in per.items()}
 
 
 def per_subject(run: Path) -> dict[str, float]:
@@ -134,7 +149,19 @@ def main() -> None:
     subjects = {}
     if args.pretrained and (args.pretrained / "test_predictions.csv").is_file():
         subjects = per_subject(args.pretrained)
-    print(json.dumps({"results": out, "seconds": secs, "pairs": pairs, "per_subject": subjects}))
+    runs_by = {"base": args.base, "random": args.random, "pretrained": args.pretrained}
+    raw_bacc = {}
+    for name, run, mod in (
+        ("EEG only (random init)", "base", "eeg"),
+        ("ECG only, random init", "random", "ecg"),
+        ("ECG only, LUDB-pretrained", "pretrained", "ecg"),
+        ("fused, random-init ECG", "random", "fused"),
+        ("fused, LUDB-pretrained ECG", "pretrained", "fused"),
+    ):
+        if runs_by[run] is not None and (got := uncalibrated(runs_by[run], mod)):
+            raw_bacc[name] = got
+    print(json.dumps({"results": out, "seconds": secs, "pairs": pairs, "per_subject": subjects,
+                      "balanced_accuracy_uncalibrated": raw_bacc}))  # fmt: skip
     print("\n".join(lines))
     print()
     for name, v in pairs.items():
@@ -143,6 +170,9 @@ def main() -> None:
     if subjects:
         print("exported model, AUROC within each test subject: "
               + ", ".join(f"{s} {a:.3f}" for s, a in subjects.items()))  # fmt: skip
+    for name, v in raw_bacc.items():  # a diagnostic: the table's figures are after it
+        print(f"{name}, balanced accuracy before recalibration: "
+              + ", ".join(f"{p} {x:.3f}" for p, x in v.items()))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -682,10 +682,15 @@ def run_finetune(
                 seed += 0 if fold.protocol == "split" else 100 * k
                 model = factory.make(seed, fresh=not probe)
                 _, vauc, step = _train(model, data, fold.train, mod, cfg, seed, fold.val)
+                raw = None
                 if cfg.train.recalibrate and len(fold.val):
-                    _recalibrate(model, data, fold.val, mod, probe, cfg.train.eval_batch_size)
+                    bs = cfg.train.eval_batch_size
+                    raw = _predict(model, data, fold.test, mod, probe, bs)  # kept beside
+                    _recalibrate(model, data, fold.val, mod, probe, bs)
                 p = _predict(model, data, fold.test, mod, probe, cfg.train.eval_batch_size)
-                rows += fold_rows(fold.protocol, fold.name, mod, ws, fold.test, p, seed, vauc)
+                rows += fold_rows(
+                    fold.protocol, fold.name, mod, ws, fold.test, p, seed, vauc, raw_prob=raw
+                )
                 last = rows[-len(ws.targets) :]
                 txt = " ".join(
                     f"{r['target'][:5]} bacc {r['balanced_accuracy']:.3f} auroc {r['auroc']:.3f}"

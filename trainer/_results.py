@@ -28,11 +28,19 @@ def fold_rows(
     prob: np.ndarray,
     seed: int | str = "",
     val_auroc: float = math.nan,
+    raw_prob: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
+    """One row per target: the metrics of ``prob`` on windows ``test``. ``raw_prob``: the same
+    model's probabilities before recalibration, whose balanced accuracy is kept beside
+    (``balanced_accuracy_uncalibrated``: what the decision point set on validation changed; NaN
+    when the model was not recalibrated)."""
     rows = []
     for j, target in enumerate(ws.targets):
         y = ws.labels[test, j]
         m = binary_metrics(y, prob[:, j])
+        raw_bacc = (
+            math.nan if raw_prob is None else binary_metrics(y, raw_prob[:, j])["balanced_accuracy"]
+        )
         rows.append(
             {
                 "protocol": protocol,
@@ -44,6 +52,7 @@ def fold_rows(
                 "pos_rate": round(float(y.mean()), 4) if len(y) else math.nan,
                 **m,
                 "val_auroc": val_auroc,
+                "balanced_accuracy_uncalibrated": raw_bacc,
             }
         )
     return rows

@@ -423,3 +423,38 @@ def test_feature_skip_starts_as_the_classical_regression(
     ((a, b),) = _recalibrate(model, data, val, "fused", False, 64)
     z1 = _predict(model, data, val, "fused", False, 64, logits=True)[:, 0].astype(np.float64)
     np.testing.assert_allclose(z1, a * z0 + b, rtol=1e-4, atol=1e-4 + 1e-5 * a)
+
+
+def test_folds_keep_the_balanced_accuracy_before_recalibration(
+    datasets_dir: Path, tmp_path: Path
+) -> None:
+    """``train.recalibrate``: each deep row of ``folds.csv`` also holds the balanced accuracy of
+    the same model before its decision point moved to validation's (NaN for rows never
+    recalibrated); the unit check of the value is below."""
+    from types import SimpleNamespace
+
+    from physio_live.trainer._metrics import binary_metrics
+    from physio_live.trainer._results import fold_rows
+
+    cfg = _tiny_finetune(
+        datasets_dir, tmp_path, ["04", "05", "06", "07"], {},
+        {"steps": 4, "batch_size": 8, "recalibrate": True},
+    )  # fmt: skip
+    cfg.eval.split.train, cfg.eval.split.val = ["04", "05"], ["06"]  # test: 07
+    cfg.eval.seeds, cfg.eval.final_model, cfg.eval.baselines = 1, False, False
+    out = run_finetune(cfg)
+    with (out / "folds.csv").open() as f:
+        rows = {r["modality"]: r for r in csv.DictReader(f)}
+    assert 0.0 <= float(rows["fused"]["balanced_accuracy_uncalibrated"]) <= 1.0
+    assert np.isnan(float(rows["majority"]["balanced_accuracy_uncalibrated"]))
+    # the value: the raw probabilities' own balanced accuracy, per target
+    rng = np.random.default_rng()
+    ws = SimpleNamespace(targets=("a", "b"), labels=(rng.random((40, 2)) > 0.5).astype(float))
+    test = np.arange(40)
+    raw = rng.random((40, 2))
+    got = fold_rows("split", "x", "fused", ws, test, rng.random((40, 2)), 0, 0.9, raw_prob=raw)
+    for j, row in enumerate(got):
+        want = binary_metrics(ws.labels[:, j], raw[:, j])["balanced_accuracy"]
+        assert row["balanced_accuracy_uncalibrated"] == want
+    assert all(np.isnan(r["balanced_accuracy_uncalibrated"]) for r in
+               fold_rows("split", "x", "fused", ws, test, raw))  # fmt: skip
