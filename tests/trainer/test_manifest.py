@@ -415,7 +415,8 @@ def test_feature_skip_starts_as_the_classical_regression(
     _, best_auc, best_step = _train(model, data, train, "fused", cfg, cfg.run.seed, val)
     assert best_step in (0, 4, 8)
     if best_step == 0:  # the regression itself was kept
-        assert best_auc == pytest.approx(auroc(ws.labels[val, 0], p_lr), abs=1e-6)
+        # float32 model against the float64 fit: a swapped pair of near-equal windows moves it
+        assert best_auc == pytest.approx(auroc(ws.labels[val, 0], p_lr), abs=1e-3)
     skip1 = model.head.skip.state_dict()
     same = all(torch.equal(skip0[k], skip1[k]) for k in skip0)
     assert same if skip_lr_scale == 0 or best_step == 0 else not same
