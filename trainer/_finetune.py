@@ -427,30 +427,28 @@ def _start_feature_skip(
     ``train_idx``, L2 chosen on the AUROC of ``val_idx``: the classical rows' fit), and the head's
     last layer to zero, so the model starts as that regression. Returns the L2 per target."""
     assert isinstance(model.head, FeatureSkipHead)
+    skip = model.head.skip
+    for last in _logit_layers(model):  # the skip is the last of them
+        last.weight.zero_()
+        last.bias.zero_()
     mods = [m for m in ("eeg", "ecg") if m in data.extra and mod in (m, "fused")]
+    if not mods:  # nothing measured for this modality: the model starts at logit 0
+        return [math.nan] * skip.out_features
     empty = torch.zeros(len(data.y), 0)
     x = [model.append_features(m, empty, None, data.extra[m]) for m in mods]  # type: ignore[arg-type]
-    feats = torch.cat(x, 1).double().numpy() if x else np.zeros((len(data.y), 0))
-    cols = model.feature_columns(*mods)  # type: ignore[arg-type]
-    where = [model.feature_columns("eeg", "ecg").index(c) for c in cols]
-    skip = model.head.skip
-    skip.weight.zero_()
-    skip.bias.zero_()
-    l2s = []
+    feats = torch.cat(x, 1).double().numpy()
+    # the skip's inputs are the EEG features, then the ECG ones
+    n_eeg = len(model.feature_columns("eeg"))
+    slots = {"eeg": range(n_eeg), "ecg": range(n_eeg, skip.in_features)}
+    where = [i for m in mods for i in slots[m]]
     val = np.zeros(0, int) if val_idx is None else val_idx
+    l2s = []
     for j in range(skip.out_features):
-        y = data.ws.labels[:, j] > 0.5
-        if not where:
-            l2s.append(math.nan)
-            continue
-        lr, l2, _ = fit_on_validation(feats, y, train_idx, val)
+        lr, l2, _ = fit_on_validation(feats, data.ws.labels[:, j] > 0.5, train_idx, val)
         w = lr.beta[:-1] / lr.sd
         skip.weight[j, where] = torch.from_numpy(w).float()
         skip.bias[j] = float(lr.beta[-1] - (w * lr.mu).sum())
         l2s.append(l2)
-    for last in _logit_layers(model)[:-1]:
-        last.weight.zero_()
-        last.bias.zero_()
     return l2s
 
 

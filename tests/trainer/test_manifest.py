@@ -368,15 +368,17 @@ def test_measured_feature_cache_gives_what_the_model_measures_itself(
     np.testing.assert_allclose(data.emb["ecg"][val].numpy(), emb[:, e_dim:].numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("skip_lr_scale", [0.0, 1.0])
+@pytest.mark.parametrize("skip_lr_scale, rate", [(0.0, 1e-3), (1.0, 1e-3), (1.0, 1e-12)])
 def test_feature_skip_starts_as_the_classical_regression(
-    datasets_dir: Path, tmp_path: Path, skip_lr_scale: float
+    datasets_dir: Path, tmp_path: Path, skip_lr_scale: float, rate: float
 ) -> None:
     """``model.feature_skip``: before training, the model is the classical rows' logistic
     regression on its measured features (band powers + heart rate, as the model sees them;
     fitted on the training subjects, L2 chosen on validation AUROC): same logits on unseen
-    windows. That start is a candidate for the chosen step. ``train.skip_lr_scale: 0`` keeps the
-    regression as fitted while the rest trains; recalibration scales it with the head."""
+    windows. That start is a candidate for the chosen step: with a learning rate too small to
+    move any weight, every later check ties it and the start is kept. ``train.skip_lr_scale: 0``
+    keeps the regression as fitted while the rest trains; recalibration scales it with the
+    head."""
     from physio_live.trainer._baselines import fit_on_validation
     from physio_live.trainer._finetune import (
         _Data,
@@ -391,7 +393,8 @@ def test_feature_skip_starts_as_the_classical_regression(
         datasets_dir, tmp_path, ["04", "05", "06"],
         {"ecg_features": ["heart_rate"], "eeg_features": ["band_powers"], "pooling": "channels",
          "feature_skip": True},
-        {"steps": 8, "batch_size": 8, "eval_every": 4, "skip_lr_scale": skip_lr_scale},
+        {"steps": 8, "batch_size": 8, "eval_every": 4, "skip_lr_scale": skip_lr_scale,
+         "lr": rate, "min_lr": min(rate, 1e-5)},
     )  # fmt: skip
     ws = load_windows(cfg.data)
     data = _Data(ws, torch.device("cpu"))
@@ -414,6 +417,8 @@ def test_feature_skip_starts_as_the_classical_regression(
     skip0 = {k: v.clone() for k, v in model.head.skip.state_dict().items()}
     _, best_auc, best_step = _train(model, data, train, "fused", cfg, cfg.run.seed, val)
     assert best_step in (0, 4, 8)
+    if rate < 1e-9:  # nothing moved: the start, checked first, stays the choice
+        assert best_step == 0
     if best_step == 0:  # the regression itself was kept
         # float32 model against the float64 fit: a swapped pair of near-equal windows moves it
         assert best_auc == pytest.approx(auroc(ws.labels[val, 0], p_lr), abs=1e-3)
