@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import os
@@ -39,6 +40,12 @@ def test_shipped_configs_load():
         assert cfg.modality in ("ecg", "eeg")
     cfg = load_pretrain_config(ROOT / "configs/pretrain_ecg_smoke.yaml", ["optim.lr=3e-4"])
     assert cfg.optim.lr == 3e-4 and cfg.masking.kind == "dual"
+    # the single-lead adaptation never trains on the eegmat test subjects (32-35)
+    one = load_pretrain_config(ROOT / "configs/pretrain_ecg_eegmat.yaml")
+    assert one.data.n_channels == 1 and one.masking.inter_prob == 0.0
+    subjects = [f"Subject{i:02d}_{k}" for i in range(36) for k in (1, 2)]
+    train = {s for s in subjects for p in one.data.split.train if fnmatch.fnmatch(s, p)}
+    assert train == {s for s in subjects if int(s[7:9]) <= 27}
 
 
 @pytest.mark.parametrize(
