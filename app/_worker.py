@@ -57,7 +57,9 @@ class WorkerStats:
     failed + pending`` (``pending``: queued or in the batch being run, see
     :meth:`InferenceWorker.counts`). ``processed`` includes the ``withheld`` windows (they get an
     estimate of NaNs); ``failed`` windows were in a batch whose inference raised (see ``errors``).
-    ``max_queued`` is the longest the queue has been.
+    ``max_queued`` is the longest the queue has been. ``handoff``: for recent windows, the time
+    from the window's end to its arrival in the queue (seconds, the worker's clock): what
+    acquisition adds before the model starts (samples past the window's end, aligner, gate).
     """
 
     submitted: int = 0
@@ -69,6 +71,7 @@ class WorkerStats:
     max_queued: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=600))
     compute: deque[float] = field(default_factory=lambda: deque(maxlen=600))
+    handoff: deque[float] = field(default_factory=lambda: deque(maxlen=600))
 
     def latency_percentiles(self) -> tuple[float, float]:
         """(p50, p99) of recent latencies in seconds (NaN when none)."""
@@ -141,6 +144,7 @@ class InferenceWorker:
         """Queue a window with its annotation (live: drop the oldest when full; replay: wait for
         room). Without an annotation the window is estimated, with no readouts."""
         item = (window, annotation if annotation is not None else Annotation())
+        handoff = self.clock() - window.t_end
         with self._cond:
             if self.mode == "replay":
                 while len(self._queue) >= self.max_queue and not self._stopping:
@@ -149,6 +153,7 @@ class InferenceWorker:
                 self._queue.popleft()
                 self.stats.dropped += 1
             self._queue.append(item)
+            self.stats.handoff.append(handoff)
             self.stats.submitted += 1
             self.stats.max_queued = max(self.stats.max_queued, len(self._queue))
             self._cond.notify_all()

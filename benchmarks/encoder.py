@@ -11,7 +11,11 @@ bfloat16 (AVX512-BF16/AMX), both under bfloat16 autocast (``model.bf16``: ours r
 bfloat16 on oneDNN), with our bfloat16 error against float64 (its cost on real windows:
 ``benchmarks/bf16_cost.py``).
 
-    python benchmarks/encoder.py [--threads 2] [--repeats 7] [--rounds 3] [--quick]
+``--compile`` also times ``torch.compile`` (inductor, CPU) of our module path (``fast_inference``
+off: the compiler fuses it itself), with its error against float64; it needs a C++ compiler and
+about 10 s of compiling per shape.
+
+    python benchmarks/encoder.py [--threads 2] [--repeats 7] [--rounds 3] [--quick] [--compile]
 """
 
 from __future__ import annotations
@@ -134,6 +138,7 @@ def _run_case(
     repeats: int,
     rounds: int,
     device: str,
+    compiled: nn.Module | None = None,
 ) -> dict[str, object]:
     batch, ch, patches = shape
     x = torch.randn(batch, ch, patches, 200, device=device)
@@ -177,6 +182,16 @@ def _run_case(
     if ref64 is not None:
         row["ours_rel_err_vs_float64"] = float(f"{ours_f64:.3g}")
         row["reference_rel_err_vs_float64"] = float(f"{ref_f64:.3g}")
+    if compiled is not None and device == "cpu":
+        with torch.inference_mode():
+            approx = compiled(x)  # compiles for this shape
+        comp_ms = [_time_ms(run(compiled), repeats) for _ in range(rounds)]
+        row["compiled_ms"] = round(min(comp_ms), 2)
+        row["compiled_speedup"] = round(min(ref_ms) / min(comp_ms), 2)
+        if ref64 is not None:
+            row["compiled_rel_err_vs_float64"] = float(
+                f"{(approx.double() - truth).abs().max().item() / t_scale:.3g}"
+            )
     if device == "cuda" or _onednn_bf16_available():
         # the approximate option (model.bf16): on a CPU with AVX512-BF16/AMX our linears run in
         # bfloat16 on oneDNN, the reference under plain bf16 autocast
@@ -201,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=7, help="timed calls per round (median)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best median)")
     ap.add_argument("--quick", action="store_true", help="batch 1 and 8 only, fewer shapes")
+    ap.add_argument(
+        "--compile", action="store_true", help="also torch.compile of our module path (CPU)"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -209,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     ref = OfficialCBraMod().eval()
     ref.load_state_dict(to_official_state_dict(ours.state_dict()), strict=True)
     ref64 = copy.deepcopy(ref).double()
+    compiled = None
+    if args.compile:
+        plain = copy.deepcopy(ours)
+        plain.fast_inference = False
+        compiled = torch.compile(plain, dynamic=False)
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     # batch 1: the live path (19- and 32-channel EEG, the 2-lead ECG encoder, a long window);
@@ -223,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         ref.to(device)
         ref64.to(device)
         for shape in shapes:
-            rows.append(_run_case(ours, ref, ref64, shape, args.repeats, args.rounds, device))
+            rows.append(
+                _run_case(ours, ref, ref64, shape, args.repeats, args.rounds, device, compiled)
+            )
 
     summary = {
         "benchmark": "cbramod_encoder_forward",
@@ -247,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             if "ours_bf16_ms" in r
             else ""
         )
+        if "compiled_ms" in r:
+            bf += f"   compiled {r['compiled_ms']:.2f} ms ({r['compiled_speedup']:.2f}x)"
         print(
             f"{r['device']:<5}{r['batch']:>6}{cp:>9}{r['ours_ms']:>11.2f}"
             f"{r['reference_ms']:>11.2f}{r['speedup']:>8.2f}x{r['max_rel_diff']:>10.1e}{bf}"

@@ -81,6 +81,8 @@ def test_replay_mode_keeps_every_window_in_order_and_matches_direct_calls():
     assert e0.targets == ("valence", "arousal", "dominance")
     assert e0.untrained and e0.model_id == model.model_id
     assert e0.latency == pytest.approx(1000.0 - e0.t_end)
+    # window end -> queued, per window in submission order (the worker's clock)
+    assert list(w.stats.handoff) == pytest.approx([1000.0 - x.t_end for x in wins])
 
 
 def _full_batch_worker(queue: int, batch: int) -> tuple[InferenceWorker, list[int], list]:
