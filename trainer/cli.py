@@ -13,6 +13,8 @@ exit 1.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 __all__ = ["main"]
@@ -137,7 +139,26 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if result.encoder is not None and not args.quiet:
         _stderr(f"pretrain: encoder written to {result.encoder}")
-    return 0
+    return _leave_if_distributed(0)
+
+
+def _leave_if_distributed(code: int) -> int:
+    """Under torchrun (``WORLD_SIZE`` > 1), end this worker at once with ``code``, once its
+    output is flushed; otherwise return ``code``.
+
+    The run's files are all written and closed by then, and the process group destroyed. What is
+    skipped is the interpreter's own shutdown, where PyTorch's gloo backend sometimes aborts
+    ("terminate called without an active exception", SIGABRT) after a clean run: 6 of 80
+    two-process CPU runs here, all after ``destroy_process_group`` had returned and the atexit
+    handlers had run (none of 80 with this early exit). torchrun then reports the whole job as
+    failed.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return code
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _guarded(fn):

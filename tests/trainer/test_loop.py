@@ -147,6 +147,23 @@ def test_torchrun_two_processes_gloo(tiny_config, tmp_path):
     assert proc.returncode == 0 and "continuing from step 6" in proc.stderr
 
 
+def test_a_torchrun_worker_leaves_at_once_with_its_output_flushed(monkeypatch):
+    """Under torchrun the CLI ends a finished worker with os._exit (gloo can abort in the
+    interpreter's shutdown); alone, it returns the code."""
+    from physio_live.trainer.cli import _leave_if_distributed
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert _leave_if_distributed(7) == 7
+    code = (
+        "import sys; from physio_live.trainer.cli import _leave_if_distributed\n"
+        "print('written'); sys.stderr.write('logged'); _leave_if_distributed(3)\n"
+        "print('not reached')"
+    )
+    env = {**os.environ, "WORLD_SIZE": "2"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "written\n", "logged")
+
+
 @pytest.mark.gpu
 def test_pretrain_on_cuda_with_bf16_autocast(tiny_config):
     """The GPU path (bf16 autocast, fused AdamW) trains and exports; the export runs on the CPU."""
