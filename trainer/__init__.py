@@ -19,6 +19,7 @@ from ._baselines import LogisticRegression, band_power_features, heart_rate
 from ._config import (
     DataConfig,
     MaskingConfig,
+    MixConfig,
     ModelConfig,
     OptimConfig,
     PretrainConfig,
@@ -85,6 +86,7 @@ __all__ = [
     "ManifestConfig",
     "MaskBatch",
     "MaskingConfig",
+    "MixConfig",
     "ModelConfig",
     "OptimConfig",
     "PretrainConfig",

@@ -6,22 +6,23 @@ thread."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._config import AugmentConfig, PretrainConfig, TrainError
+from ._config import AugmentConfig, DataConfig, MaskingConfig, PretrainConfig, TrainError
 from ._corpus import Corpus
 from ._masking import MaskBatch, make_mask
 
 if TYPE_CHECKING:
     from ._loop import DistInfo
 
-__all__ = ["BatchPlan", "batches", "record_weights"]
+__all__ = ["BatchPlan", "MixSource", "batches", "record_weights", "source_of_step"]
 
 
 class BatchPlan:
@@ -76,6 +77,35 @@ class BatchPlan:
             self._perm = (epoch, torch.randperm(len(self.idx), generator=g).numpy())
         block = self._perm[1][pos * self.per_step : (pos + 1) * self.per_step]
         return self.idx[block[off : off + self.batch]]
+
+
+@dataclass
+class MixSource:
+    """A ``mix`` corpus of a run: its share of the steps, samples, plan, validation samples and
+    sections (see :class:`~physio_live.trainer.MixConfig`)."""
+
+    share: float
+    corpus: Corpus
+    plan: BatchPlan
+    val_idx: np.ndarray
+    data: DataConfig
+    masking: MaskingConfig
+
+
+def source_of_step(seed: int, step: int, shares: Sequence[float]) -> int:
+    """Which corpus a step's batch comes from: 0 for the recipe's own, ``i`` for ``mix`` item
+    ``i - 1``, drawn with probabilities ``shares`` from ``(seed, step)`` alone (every rank and
+    micro-batch of a step, and a resumed run, agree)."""
+    if not shares:
+        return 0
+    g = torch.Generator().manual_seed(seed * 1_000_003 + 31 * step + 17)
+    u = float(torch.rand((), generator=g))
+    edge = 0.0
+    for i, share in enumerate(shares, start=1):
+        edge += share
+        if u < edge:
+            return i
+    return 0
 
 
 def record_weights(corpus: Corpus, train_idx: np.ndarray, balance: float) -> np.ndarray | None:
@@ -188,23 +218,34 @@ def _lead_subset(
 
 
 def batches(
-    corpus: Corpus, plan: BatchPlan, cfg: PretrainConfig, info: DistInfo, start: int, stop: int
+    corpus: Corpus,
+    plan: BatchPlan,
+    cfg: PretrainConfig,
+    info: DistInfo,
+    start: int,
+    stop: int,
+    mixes: Sequence[MixSource] = (),
 ) -> Iterator[tuple[int, int, Tensor, MaskBatch]]:
-    """(step, micro, x, mask) from ``start`` to ``stop``, read ahead by a background thread."""
-    hop = min(cfg.data.hop_patches or cfg.data.sample_patches, cfg.data.sample_patches)
+    """(step, micro, x, mask) from ``start`` to ``stop``, read ahead by a background thread.
+    With ``mixes``, each step's batch comes from the corpus :func:`source_of_step` names."""
+    sources = [(corpus, plan, cfg.data, cfg.masking)]
+    sources += [(m.corpus, m.plan, m.data, m.masking) for m in mixes]
+    shares = [m.share for m in mixes]
 
     def load(step: int, micro: int) -> tuple[int, int, Tensor, MaskBatch]:
-        idx = plan.indices(step, micro, info.rank)
-        x = torch.from_numpy(corpus.get(idx))
+        src, plan_, data, masking = sources[source_of_step(cfg.run.seed, step, shares)]
+        hop = min(data.hop_patches or data.sample_patches, data.sample_patches)
+        idx = plan_.indices(step, micro, info.rank)
+        x = torch.from_numpy(src.get(idx))
         a = cfg.augment
         leads = _lead_subset(
             x.shape[1], a.lead_subset, cfg.run.seed, step, micro, info, a.lead_subset_max
         )
         shape = (x.shape[0], len(leads) if leads is not None else x.shape[1], x.shape[2])
         g = _mask_generator(cfg.run.seed, step, micro, info.rank)
-        mb = make_mask(shape, cfg.masking, g)
+        mb = make_mask(shape, masking, g)
         if cfg.augment.time_scale is not None:
-            x = _time_augment(x, *_next_samples(corpus, idx, x, hop), cfg.augment.time_scale, g)
+            x = _time_augment(x, *_next_samples(src, idx, x, hop), cfg.augment.time_scale, g)
         x = _augment(x, cfg.augment, g)
         if leads is not None:
             x = x[:, leads].contiguous()

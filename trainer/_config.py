@@ -28,6 +28,7 @@ __all__ = [
     "AugmentConfig",
     "DataConfig",
     "MaskingConfig",
+    "MixConfig",
     "ModelConfig",
     "OptimConfig",
     "PretrainConfig",
@@ -331,6 +332,24 @@ class RunConfig:
 
 
 @dataclass
+class MixConfig:
+    """One more corpus trained beside ``data`` (an item of ``mix:``), e.g. single-lead records
+    beside 12-lead ones: whole batches come from it, so its lead count may differ.
+
+    ``data`` and ``masking`` hold only what differs from the recipe's own sections (``root``,
+    ``kind``, ``channels``, ``n_channels``, ``split`` ...; a key given replaces the recipe's
+    whole value); filters, rate, patches and the rest are the recipe's. ``share`` is the
+    fraction of steps whose batch comes from this corpus (drawn per step from the run's seed, so
+    a resumed run sees the same batches). Its validation records are evaluated beside the main
+    corpus's (``eval.csv`` columns ``mix1_mse``, ``mix1_zeros`` ...).
+    """
+
+    share: float
+    data: dict[str, Any] = field(default_factory=dict)
+    masking: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class PretrainConfig:
     """A whole pretraining recipe (``configs/pretrain_*.yaml``)."""
 
@@ -341,6 +360,8 @@ class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    #: more corpora trained beside ``data``, each on its ``share`` of the steps
+    mix: list[MixConfig] = field(default_factory=list)
     path: str = "<dict>"
 
     def validate(self) -> None:
@@ -349,18 +370,54 @@ class PretrainConfig:
         self.masking.validate(f"{w}: masking")
         self.augment.validate(f"{w}: augment")
         self.optim.validate(f"{w}: optim")
-        if self.masking.kind == "dual" and self.data.n_channels < 2 and self.masking.inter_prob:
-            raise ConfigError(
-                f"{w}: masking.inter_prob: inter-lead masking needs data.n_channels >= 2; "
-                "set masking.inter_prob: 0 or use more leads"
-            )
+        _check_leads(self.data, self.masking, f"{w}: masking.inter_prob", "data.n_channels")
         if self.data.patch_size != 200:
             raise ConfigError(f"{w}: data.patch_size: CBraMod patches are 200 samples")
+        total = 0.0
+        for i, m in enumerate(self.mix):
+            if not 0 < m.share < 1:
+                raise ConfigError(f"{w}: mix[{i}].share: must be in (0, 1), got {m.share}")
+            total += m.share
+        if total >= 1:
+            raise ConfigError(
+                f"{w}: mix: the shares add up to {total:g}; they must leave the main corpus "
+                "(data) a part of the steps (sum < 1)"
+            )
+        self.mixed()  # every source's sections are valid
+
+    def mixed(self) -> list[tuple[float, DataConfig, MaskingConfig]]:
+        """``(share, data, masking)`` of each ``mix`` corpus, its sections filled in from the
+        recipe's own."""
+        out = []
+        for i, m in enumerate(self.mix):
+            where = f"{self.path}: mix[{i}]"
+            raw = {**dataclasses.asdict(self.data), **m.data}
+            data = build_dataclass(DataConfig, scientific_numbers(raw), f"{where}.data")
+            data.validate(f"{where}.data")
+            raw = {**dataclasses.asdict(self.masking), **m.masking}
+            masking = build_dataclass(MaskingConfig, scientific_numbers(raw), f"{where}.masking")
+            masking.validate(f"{where}.masking")
+            _check_leads(data, masking, f"{where}.masking.inter_prob", f"mix[{i}].data.n_channels")
+            if data.patch_size != self.data.patch_size or data.rate != self.data.rate:
+                raise ConfigError(
+                    f"{where}.data: rate and patch_size must be the recipe's "
+                    f"({self.data.rate:g} Hz, {self.data.patch_size}): one encoder takes both"
+                )
+            out.append((m.share, data, masking))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("path")
         return d
+
+
+def _check_leads(data: DataConfig, masking: MaskingConfig, where: str, leads: str) -> None:
+    if masking.kind == "dual" and data.n_channels < 2 and masking.inter_prob:
+        raise ConfigError(
+            f"{where}: inter-lead masking needs {leads} >= 2; "
+            "set masking.inter_prob: 0 or use more leads"
+        )
 
 
 def recipe_from_dict(cls: type, data: Any, path: str, sections: str):

@@ -47,8 +47,8 @@ from physio_live.models import (
     save_checkpoint,
 )
 
-from ._batches import BatchPlan, batches, record_weights
-from ._config import OptimConfig, PretrainConfig, TrainError
+from ._batches import BatchPlan, MixSource, batches, record_weights
+from ._config import DataConfig, OptimConfig, PretrainConfig, TrainError
 from ._corpus import Corpus, build_cache, cache_path
 from ._masking import MaskBatch, baseline_interp, make_mask, masked_mse
 from ._progress import Progress, format_seconds
@@ -313,10 +313,13 @@ def _load_state(path: Path) -> dict[str, Any]:
 class _Metrics:
     """CSV files (and TensorBoard when available) written by the master process."""
 
-    def __init__(self, out: Path, mode: str, resume_step: int | None, enabled: bool) -> None:
+    def __init__(
+        self, out: Path, mode: str, resume_step: int | None, enabled: bool, n_mix: int = 0
+    ) -> None:
         self.enabled = enabled
         self.files = {"train": out / "train.csv", "eval": out / "eval.csv"}
-        self.cols = {"train": _TRAIN_COLS, "eval": _EVAL_COLS}
+        mix_cols = [f"mix{i}_{c}" for i in range(1, n_mix + 1) for c in _EVAL_COLS[1:]]
+        self.cols = {"train": _TRAIN_COLS, "eval": _EVAL_COLS + mix_cols}
         self.tb: Any = None
         if not enabled:
             return
@@ -377,12 +380,16 @@ class PretrainResult:
     cache: Path
 
 
-def prepare_corpus(cfg: PretrainConfig, info: DistInfo, log: Any) -> Corpus:
-    """Build the cache (local rank 0 of each node) or wait for it (the other ranks)."""
+def prepare_corpus(
+    cfg: PretrainConfig, info: DistInfo, log: Any, data: DataConfig | None = None
+) -> Corpus:
+    """Build the cache of ``data`` (the recipe's by default) on local rank 0 of each node, or
+    wait for it (the other ranks)."""
+    data = data or cfg.data
     if info.local_rank == 0:
-        path = build_cache(cfg.data, progress=info.master, log=log)
+        path = build_cache(data, progress=info.master, log=log)
     else:
-        path = cache_path(cfg.data)
+        path = cache_path(data)
         while not (path / "manifest.json").is_file():
             time.sleep(1.0)
     return Corpus(path)
@@ -431,6 +438,21 @@ def _pretrain(
         f"of shape {corpus.sample_shape}; {info.world} process(es) on {info.device}; global "
         f"batch {plan.per_step}; {o.steps} steps ({o.steps / plan.steps_per_epoch:.1f} epochs)"
     )
+    mixes: list[MixSource] = []
+    for i, (share, data, masking) in enumerate(cfg.mixed(), start=1):
+        c = prepare_corpus(cfg, info, log, data)
+        tr, va = c.split(data.val_records, data.val_fraction, data.patient_regex, data.split)
+        if not len(tr):
+            raise TrainError(
+                f"mix[{i - 1}]: no training samples under {data.root}; check its data.split"
+            )
+        w = record_weights(c, tr, data.balance)
+        p = BatchPlan(tr, o.batch_size, info.world, o.accum_steps, cfg.run.seed + 7 * i, w)
+        mixes.append(MixSource(share, c, p, va, data, masking))
+        log(
+            f"mix{i}: {len(tr)} train / {len(va)} validation samples of shape {c.sample_shape} "
+            f"from {data.root}; {share:.0%} of the steps"
+        )
 
     torch.manual_seed(cfg.run.seed)
     raw, parents = build_model(cfg)
@@ -480,7 +502,9 @@ def _pretrain(
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None
         )
-    metrics = _Metrics(out, cfg.run.tensorboard, step if resume else None, info.master)
+    metrics = _Metrics(
+        out, cfg.run.tensorboard, step if resume else None, info.master, n_mix=len(mixes)
+    )
     if info.master:
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
 
@@ -524,7 +548,7 @@ def _pretrain(
     gn = torch.zeros(())
     n_done = step
     t_step = time.perf_counter()
-    for s, micro, x, mb in batches(corpus, plan, cfg, info, step, stop):
+    for s, micro, x, mb in batches(corpus, plan, cfg, info, step, stop, mixes):
         if micro == 0:
             for g in opt.param_groups:
                 g["lr"] = lr_at(s, o)
@@ -580,11 +604,17 @@ def _pretrain(
         want_eval = n_done % cfg.run.eval_every == 0 or n_done == o.steps
         if want_eval and len(val_idx):
             last_eval = evaluate(raw, corpus, val_idx, cfg, info)
-            metrics.write("eval", {"step": n_done, **last_eval})
-            log(
+            msg = (
                 f"\neval step {n_done}: masked MSE {last_eval['mse']:.4g} | zeros "
                 f"{last_eval['zeros']:.4g} | interp {last_eval['interp']:.4g}"
             )
+            for i, m in enumerate(mixes, start=1):
+                if len(m.val_idx):
+                    r = evaluate(raw, m.corpus, m.val_idx, replace(cfg, masking=m.masking), info)
+                    last_eval.update({f"mix{i}_{k}": v for k, v in r.items()})
+                    msg += f" || mix{i}: {r['mse']:.4g} | zeros {r['zeros']:.4g}"
+            metrics.write("eval", {"step": n_done, **last_eval})
+            log(msg)
         if n_done % cfg.run.ckpt_every == 0 or n_done == stop:
             save(n_done)
     bar.close()
@@ -592,7 +622,8 @@ def _pretrain(
     finished = n_done >= o.steps
     encoder = None
     if finished and info.master:
-        encoder = _export(cfg, raw, corpus, parents, out, n_done, last_eval)
+        encoder = _export(cfg, raw, [corpus, *(m.corpus for m in mixes)], parents, out, n_done,
+                          last_eval)  # fmt: skip
     sps = timed_samples / timed_seconds if timed_seconds > 0 else float("nan")
     if info.master:
         summary = {
@@ -617,7 +648,7 @@ def _pretrain(
 def _export(
     cfg: PretrainConfig,
     raw: CBraMod,
-    corpus: Corpus,
+    corpora: list[Corpus],
     parents: tuple[str, ...],
     out: Path,
     step: int,
@@ -650,7 +681,11 @@ def _export(
         trained=True,
         source=f"physio-train self-supervised pretraining: {objective}",
         parents=parents,
-        datasets=(str(Path(cfg.data.root).expanduser().resolve()), f"cache {corpus.path.name}"),
+        datasets=tuple(
+            item
+            for data, c in zip([cfg.data, *(d for _, d, _ in cfg.mixed())], corpora, strict=True)
+            for item in (str(Path(data.root).expanduser().resolve()), f"cache {c.path.name}")
+        ),
         notes=notes,
     )
     raw = raw.to("cpu")

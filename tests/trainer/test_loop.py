@@ -46,6 +46,14 @@ def test_shipped_configs_load():
     subjects = [f"Subject{i:02d}_{k}" for i in range(36) for k in (1, 2)]
     train = {s for s in subjects for p in one.data.split.train if fnmatch.fnmatch(s, p)}
     assert train == {s for s in subjects if int(s[7:9]) <= 27}
+    # ... nor does the mixed recipe's eegmat half; its LUDB half keeps the LUDB split
+    mixed = load_pretrain_config(ROOT / "configs/pretrain_ecg_mixed.yaml")
+    ((share, data, masking),) = mixed.mixed()
+    assert (
+        mixed.data.split == load_pretrain_config(ROOT / "configs/pretrain_ecg_ludb.yaml").data.split
+    )
+    assert (share, data.n_channels, masking.inter_prob) == (0.5, 1, 0.0)
+    assert data.split.train == one.data.split.train and data.split.test == one.data.split.test
 
 
 @pytest.mark.parametrize(
