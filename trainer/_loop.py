@@ -395,6 +395,21 @@ def prepare_corpus(
     return Corpus(path)
 
 
+def _source(
+    cfg: PretrainConfig, info: DistInfo, log: Any, data: DataConfig, seed: int
+) -> tuple[Corpus, np.ndarray, np.ndarray, BatchPlan]:
+    """One corpus of a run (the recipe's ``data`` or a ``mix`` item's): its cache, train and
+    validation samples, and the plan of its batches."""
+    corpus = prepare_corpus(cfg, info, log, data)
+    train_idx, val_idx = corpus.split(
+        data.val_records, data.val_fraction, data.patient_regex, data.split
+    )
+    o = cfg.optim
+    weights = record_weights(corpus, train_idx, data.balance)
+    plan = BatchPlan(train_idx, o.batch_size, info.world, o.accum_steps, seed, weights)
+    return corpus, train_idx, val_idx, plan
+
+
 def _log(info: DistInfo, quiet: bool):
     def log(msg: str) -> None:
         if info.master and not quiet:
@@ -426,13 +441,8 @@ def _pretrain(
     ckpt_path = out / "checkpoint.pt"
     if info.master:
         out.mkdir(parents=True, exist_ok=True)
-    corpus = prepare_corpus(cfg, info, log)
-    train_idx, val_idx = corpus.split(
-        cfg.data.val_records, cfg.data.val_fraction, cfg.data.patient_regex, cfg.data.split
-    )
+    corpus, train_idx, val_idx, plan = _source(cfg, info, log, cfg.data, cfg.run.seed)
     o = cfg.optim
-    weights = record_weights(corpus, train_idx, cfg.data.balance)
-    plan = BatchPlan(train_idx, o.batch_size, info.world, o.accum_steps, cfg.run.seed, weights)
     log(
         f"pretrain {cfg.modality}: {len(train_idx)} train / {len(val_idx)} validation samples "
         f"of shape {corpus.sample_shape}; {info.world} process(es) on {info.device}; global "
@@ -440,14 +450,10 @@ def _pretrain(
     )
     mixes: list[MixSource] = []
     for i, (share, data, masking) in enumerate(cfg.mixed(), start=1):
-        c = prepare_corpus(cfg, info, log, data)
-        tr, va = c.split(data.val_records, data.val_fraction, data.patient_regex, data.split)
-        if not len(tr):
-            raise TrainError(
-                f"mix[{i - 1}]: no training samples under {data.root}; check its data.split"
-            )
-        w = record_weights(c, tr, data.balance)
-        p = BatchPlan(tr, o.batch_size, info.world, o.accum_steps, cfg.run.seed + 7 * i, w)
+        try:
+            c, tr, va, p = _source(cfg, info, log, data, cfg.run.seed + 7 * i)
+        except TrainError as exc:
+            raise TrainError(f"mix[{i - 1}] ({data.root}): {exc}") from None
         mixes.append(MixSource(share, c, p, va, data, masking))
         log(
             f"mix{i}: {len(tr)} train / {len(va)} validation samples of shape {c.sample_shape} "
@@ -622,8 +628,8 @@ def _pretrain(
     finished = n_done >= o.steps
     encoder = None
     if finished and info.master:
-        encoder = _export(cfg, raw, [corpus, *(m.corpus for m in mixes)], parents, out, n_done,
-                          last_eval)  # fmt: skip
+        sources = [(cfg.data, corpus), *((m.data, m.corpus) for m in mixes)]
+        encoder = _export(cfg, raw, sources, parents, out, n_done, last_eval)
     sps = timed_samples / timed_seconds if timed_seconds > 0 else float("nan")
     if info.master:
         summary = {
@@ -648,7 +654,7 @@ def _pretrain(
 def _export(
     cfg: PretrainConfig,
     raw: CBraMod,
-    corpora: list[Corpus],
+    sources: list[tuple[DataConfig, Corpus]],
     parents: tuple[str, ...],
     out: Path,
     step: int,
@@ -683,7 +689,7 @@ def _export(
         parents=parents,
         datasets=tuple(
             item
-            for data, c in zip([cfg.data, *(d for _, d, _ in cfg.mixed())], corpora, strict=True)
+            for data, c in sources  # the recipe's corpus, then each mix item's
             for item in (str(Path(data.root).expanduser().resolve()), f"cache {c.path.name}")
         ),
         notes=notes,

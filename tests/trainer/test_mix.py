@@ -16,6 +16,7 @@ from physio_live.models import load_checkpoint
 from physio_live.trainer import (
     BatchPlan,
     Corpus,
+    TrainError,
     cache_path,
     pretrain,
     pretrain_config_from_dict,
@@ -108,3 +109,12 @@ def test_bad_mix_configs_are_one_clear_line(tiny_config, mix, text):
     one = [{"share": 0.3, "data": {"n_channels": 1}, "masking": {"inter_prob": 0.0}}]
     ((share, data, masking),) = pretrain_config_from_dict(tiny_config(raw=True, mix=one)).mixed()
     assert (share, data.n_channels, masking.inter_prob, data.rate) == (0.3, 1, 0.0, 200.0)
+
+
+def test_a_mix_corpus_without_training_samples_is_named_in_one_line(tiny_config):
+    bad = _ludb_mix(0.3)
+    bad["data"]["split"] = {"train": ["{300..301}"], "val": ["{7..8}"], "test": []}
+    with pytest.raises(TrainError) as e:
+        pretrain(tiny_config(mix=[bad]), progress=False)
+    msg = str(e.value)
+    assert msg.startswith("mix[0] (") and "ludb" in msg and "\n" not in msg, msg
