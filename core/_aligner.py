@@ -161,8 +161,22 @@ class _GridStream:
         return k0 >= oldest and k1 < self.k_next
 
     def take(self, k0: int, k1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Grid samples k0..k1 inclusive: views where they do not wrap around the ring (the
+        caller copies them), copies where they do."""
+        a = k0 % self.capacity
+        b = a + (k1 - k0 + 1)
+        if b <= self.capacity:
+            return self.vals[a:b], self.flags[a:b], self.gap[a:b]
         pos = np.arange(k0, k1 + 1) % self.capacity
         return self.vals[pos], self.flags[pos], self.gap[pos]
+
+
+def _channels_with(flags: np.ndarray, any_flag: bool, bit: int) -> tuple[int, ...]:
+    """Channels of ``flags [T, C]`` with ``bit`` set in any sample (``any_flag``: whether any
+    sample of any channel has a flag at all; usually none has)."""
+    if not any_flag:
+        return ()
+    return tuple(int(c) for c in np.flatnonzero((flags & bit).any(axis=0)))
 
 
 @dataclass
@@ -280,13 +294,12 @@ class Aligner:
             unit = gs[0].unit_uv
             arrays[mod] = np.ascontiguousarray((vals / unit).T, dtype=np.float32)
             ptp = vals.max(axis=0) - vals.min(axis=0)
+            any_flag = bool(flags.any())
             quality[mod] = ChannelQuality(
                 gap_fraction=float(gap.mean()),
-                nan_channels=tuple(int(c) for c in np.flatnonzero((flags & _NAN).any(axis=0))),
+                nan_channels=_channels_with(flags, any_flag, _NAN),
                 flat_channels=tuple(int(c) for c in np.flatnonzero(ptp < qcfg.flat_uv)),
-                saturated_channels=tuple(
-                    int(c) for c in np.flatnonzero((flags & _SAT).any(axis=0))
-                ),
+                saturated_channels=_channels_with(flags, any_flag, _SAT),
             )
         t_start = t_end - self.n_win / self.rate
         markers = tuple(

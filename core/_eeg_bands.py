@@ -6,6 +6,7 @@ frontal pairs found by channel label.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,16 +50,31 @@ def band_powers(window_eeg: np.ndarray, rate: float, segment_s: float = 2.0) -> 
     freqs, psd = welch_psd(x, rate, nper, axis=-1)  # half-segment overlap
     df = freqs[1] - freqs[0]
     out = np.full((x.shape[0], len(BANDS)), np.nan)
-    names = list(BANDS)
-    for j, name in enumerate(names):
-        lo, hi = BANDS[name]
-        if hi > rate / 2:
-            continue
-        sel = (freqs >= lo) & ((freqs <= hi) if j == len(names) - 1 else (freqs < hi))
-        out[:, j] = psd[:, sel].sum(axis=1) * df
+    for j, (a, b) in enumerate(_band_bins(nper, float(rate))):
+        if a >= 0:
+            out[:, j] = psd[:, a:b].sum(axis=1) * df
     bad = ~np.isfinite(x).all(axis=1)
     out[bad] = np.nan
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _band_bins(nperseg: int, rate: float) -> tuple[tuple[int, int], ...]:
+    """Each band's bins of a ``nperseg``-sample Welch spectrum as a slice ``(a, b)`` (the bins of
+    a band are contiguous); ``(-1, -1)`` for a band above the Nyquist frequency."""
+    freqs = np.fft.rfftfreq(nperseg, 1.0 / rate)
+    names = list(BANDS)
+    out = []
+    for j, name in enumerate(names):
+        lo, hi = BANDS[name]
+        if hi > rate / 2:
+            out.append((-1, -1))
+            continue
+        sel = np.flatnonzero(
+            (freqs >= lo) & ((freqs <= hi) if j == len(names) - 1 else (freqs < hi))
+        )
+        out.append((int(sel[0]), int(sel[-1]) + 1) if len(sel) else (0, 0))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,23 @@ def frontal_alpha_asymmetry(
             f"powers must be [channels, bands] with one row per label; got {powers.shape} for "
             f"{len(labels)} labels"
         )
+    pairs: dict[str, float] = {}
+    chans: dict[str, tuple[int, int]] = {}
+    for key, il, ir in _frontal_pairs(tuple(labels)):
+        a_l, a_r = powers[il, alpha_index], powers[ir, alpha_index]
+        if not (a_l > 0 and a_r > 0):  # also False for NaN
+            continue
+        pairs[key] = float(np.log(a_r) - np.log(a_l))
+        chans[key] = (il, ir)
+    if not pairs:
+        return None
+    return AlphaAsymmetry(pairs, chans, float(np.mean(list(pairs.values()))))
+
+
+@functools.lru_cache(maxsize=64)
+def _frontal_pairs(labels: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
+    """``("F3/F4", left index, right index)`` for each homologous frontal pair in ``labels``,
+    front to back, then by number (found once per montage: every window has the same labels)."""
     where: dict[str, int] = {}
     for i, lab in enumerate(labels):
         name = _electrode_name(lab)
@@ -120,14 +153,4 @@ def frontal_alpha_asymmetry(
         if right not in where:
             continue
         found.append(((_FRONTAL_ORDER[prefix], num), f"{name}/{right}", i_left, where[right]))
-    pairs: dict[str, float] = {}
-    chans: dict[str, tuple[int, int]] = {}
-    for _, key, il, ir in sorted(found):
-        a_l, a_r = powers[il, alpha_index], powers[ir, alpha_index]
-        if not (a_l > 0 and a_r > 0):  # also False for NaN
-            continue
-        pairs[key] = float(np.log(a_r) - np.log(a_l))
-        chans[key] = (il, ir)
-    if not pairs:
-        return None
-    return AlphaAsymmetry(pairs, chans, float(np.mean(list(pairs.values()))))
+    return tuple((key, il, ir) for _, key, il, ir in sorted(found))

@@ -155,7 +155,6 @@ class StreamingRPeakDetector:
         f = _filters(self.fs, tuple(cfg.band), tuple(cfg.refine_band))
         self._sos_y, self._sos_r, self._zi1_y, self._zi1_r, self._gd_y, self._gd_r = f
         self._w = max(round(cfg.integration_s * fs), 1)
-        self._mwi_b = np.full(self._w, 1.0 / self._w)
         self._look = max(round(cfg.lookahead_s * fs), 1)
         self._refr = round(cfg.refractory_s * fs)
         self._twave = round(cfg.twave_s * fs)
@@ -263,7 +262,7 @@ class StreamingRPeakDetector:
     def _reset_filters(self) -> None:
         self._zi_y: np.ndarray | None = None
         self._zi_r: np.ndarray | None = None
-        self._zi_m = np.zeros(self._w - 1)
+        self._zi_m = np.zeros(self._w - 1)  # the last w - 1 squared slopes (0 before any)
         self._prev_y: float | None = None
 
     def _reset_thresholds(self) -> None:
@@ -333,7 +332,12 @@ class StreamingRPeakDetector:
         prev = y[0] if self._prev_y is None else self._prev_y
         d = np.diff(y, prepend=prev) * self.fs
         self._prev_y = float(y[-1])
-        f, self._zi_m = signal.lfilter(self._mwi_b, 1.0, d * d, zi=self._zi_m)
+        # moving-window integration: the mean of the last w squared slopes (a running sum over
+        # the block with the previous block's last w - 1 in front; lfilter with w taps costs 4x)
+        z = np.concatenate((self._zi_m, d * d))
+        c = np.concatenate(([0.0], np.cumsum(z)))
+        f = (c[self._w :] - c[: -self._w]) / self._w
+        self._zi_m = z[len(z) - (self._w - 1) :]
         self._hist.append(np.stack((y, r, f, ts)))
 
     # ---------------------------------------------------------------- decisions

@@ -188,7 +188,8 @@ def assess_window_quality(
     nan_frac = 1.0 - n_good / n
     live = n_good >= 2  # channels with anything to judge
     filled = x
-    if not finite.all():
+    all_finite = bool(finite.all())
+    if not all_finite:
         filled = np.where(finite & live[:, None], x, 0.0)  # < 2 finite samples: zeros
         idx = np.arange(n)
         for c in np.flatnonzero(live & (n_good < n)):  # interpolate across non-finite samples
@@ -198,20 +199,23 @@ def assess_window_quality(
     span = hi - lo
     flat_span = live & (span < th.flat_uv)
     judged = live & ~flat_span
-    # runs of identical consecutive (finite) values, per channel
-    padded = np.zeros((n_ch, n + 2), np.int8)  # [C, 0, same_0 .. same_{n-1}, 0]
-    if n >= 2:
-        padded[:, 2 : n + 1] = (
-            (filled[:, 1:] == filled[:, :-1]) & finite[:, 1:] & finite[:, :-1] & judged[:, None]
-        )
-    edges = np.diff(padded, axis=1)  # +1 where a run starts, -1 one past its end (per row)
-    ch_start, starts = np.nonzero(edges == 1)  # row-major: by channel, then time
+    # runs of identical consecutive (finite) values, per channel: from the pairs of equal
+    # neighbours (few in a live signal), grouped where they follow each other
     clipped = np.zeros(n_ch, bool)
     flat_run = np.zeros(n_ch, bool)
-    if len(starts):
-        _, ends = np.nonzero(edges == -1)
-        lens = ends - starts + 1  # a run of k equal differences holds k + 1 equal samples ...
-        starts = starts - 1  # ... starting one sample earlier
+    same = filled[:, 1:] == filled[:, :-1]
+    if not all_finite:
+        same &= finite[:, 1:] & finite[:, :-1]
+    if not judged.all():
+        same &= judged[:, None]
+    # by channel, then time; pair i: samples i and i + 1 are equal
+    ch_pair, pair = np.divmod(np.flatnonzero(same), max(n - 1, 1))
+    if len(pair):
+        first = np.ones(len(pair), bool)  # a pair that does not continue the one before
+        first[1:] = (ch_pair[1:] != ch_pair[:-1]) | (pair[1:] != pair[:-1] + 1)
+        at = np.flatnonzero(first)
+        ch_start, starts = ch_pair[at], pair[at]  # a run starts at its first pair's sample
+        lens = np.diff(at, append=len(pair)) + 1  # k equal pairs in a row: k + 1 samples
         at_rail = (filled[ch_start, starts] == hi[ch_start]) | (
             filled[ch_start, starts] == lo[ch_start]
         )
@@ -232,7 +236,7 @@ def assess_window_quality(
     # linear detrend in closed form (scipy's detrend solves a least-squares problem: 10x slower)
     tc = np.arange(n) - (n - 1) / 2.0
     slope = (filled @ tc) / max(float(tc @ tc), 1.0)
-    det = filled - filled.mean(axis=1, keepdims=True) - slope[:, None] * tc
+    det = filled - (filled.mean(axis=1, keepdims=True) + slope[:, None] * tc)
     p2p = det.max(axis=1) - det.min(axis=1)
     ptp = np.where(flat_span, span, p2p)
     amplitude = np.zeros(n_ch, bool)
