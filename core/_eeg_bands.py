@@ -50,30 +50,29 @@ def band_powers(window_eeg: np.ndarray, rate: float, segment_s: float = 2.0) -> 
     freqs, psd = welch_psd(x, rate, nper, axis=-1)  # half-segment overlap
     df = freqs[1] - freqs[0]
     out = np.full((x.shape[0], len(BANDS)), np.nan)
-    for j, (a, b) in enumerate(_band_bins(nper, float(rate))):
-        if a >= 0:
-            out[:, j] = psd[:, a:b].sum(axis=1) * df
+    for j, sel in enumerate(_band_bins(nper, float(rate))):
+        if sel is not None:
+            out[:, j] = psd[:, sel].sum(axis=1) * df
     bad = ~np.isfinite(x).all(axis=1)
     out[bad] = np.nan
     return out
 
 
 @functools.lru_cache(maxsize=64)
-def _band_bins(nperseg: int, rate: float) -> tuple[tuple[int, int], ...]:
-    """Each band's bins of a ``nperseg``-sample Welch spectrum as a slice ``(a, b)`` (the bins of
-    a band are contiguous); ``(-1, -1)`` for a band above the Nyquist frequency."""
+def _band_bins(nperseg: int, rate: float) -> tuple[np.ndarray | None, ...]:
+    """Each band's bins of a ``nperseg``-sample Welch spectrum (a boolean mask, read-only); None
+    for a band above the Nyquist frequency. Every window of a stream asks for the same."""
     freqs = np.fft.rfftfreq(nperseg, 1.0 / rate)
     names = list(BANDS)
-    out = []
+    out: list[np.ndarray | None] = []
     for j, name in enumerate(names):
         lo, hi = BANDS[name]
         if hi > rate / 2:
-            out.append((-1, -1))
+            out.append(None)
             continue
-        sel = np.flatnonzero(
-            (freqs >= lo) & ((freqs <= hi) if j == len(names) - 1 else (freqs < hi))
-        )
-        out.append((int(sel[0]), int(sel[-1]) + 1) if len(sel) else (0, 0))
+        sel = (freqs >= lo) & ((freqs <= hi) if j == len(names) - 1 else (freqs < hi))
+        sel.flags.writeable = False
+        out.append(sel)
     return tuple(out)
 
 
