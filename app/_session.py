@@ -42,7 +42,7 @@ from physio_live.core import (
 from ._annotate import READOUT_KEYS, WindowAnnotator, readout_stream_info
 from ._demo import DemoOutlets, bind_demo_sources
 from ._outlet import EstimateOutlet, estimate_stream_info, make_outlet
-from ._worker import InferenceWorker, pick_device
+from ._worker import InferenceWorker, in_own_thread, pick_device
 
 if TYPE_CHECKING:
     import pylsl
@@ -308,7 +308,9 @@ class Session:
             ecg = tuple(
                 lab for s in self.pipeline.streams if s.role == "ecg" for lab in s.channel_labels
             )
-            self.model = build_model(cfg, eeg, ecg)
+            # off this thread: see in_own_thread (the inference thread stays the only one
+            # with an OpenMP team)
+            self.model = in_own_thread(lambda: build_model(cfg, eeg, ecg))
             # the model fixes the input scaling: the session runs on a derived config (the
             # caller's stays as it was, e.g. for the dashboard's "Back to live")
             aligner_cfg = model_aligner_config(cfg, self.model)

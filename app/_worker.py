@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -27,7 +28,38 @@ from physio_live.models import FusedEmotionModel
 
 from ._annotate import Annotation
 
-__all__ = ["InferenceWorker", "WorkerStats", "pick_device"]
+__all__ = ["InferenceWorker", "WorkerStats", "in_own_thread", "pick_device"]
+
+T = TypeVar("T")
+
+
+def in_own_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` run on a thread of its own that ends with it; its result, or its exception
+    raised here.
+
+    For torch work outside the inference thread, such as building and loading the model. On
+    Linux, PyTorch's OpenMP (libgomp) keeps a team of worker threads for every thread that has
+    run a parallel op, for as long as that thread lives, and once a process holds more of them
+    than it has CPUs, every team stops spin-waiting between parallel regions: each of the
+    forward pass's hundreds of ops then waits for a sleeping thread to wake. A checkpoint loaded
+    on the main thread (its parallel copies) made every forward pass of the inference thread
+    about a third slower for the rest of the process (2 CPUs, 2 threads: batch 16 of the
+    CBraMod-size model 62 -> 85-107 ms). Work done here leaves no team behind.
+    """
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # raised again on the caller's thread
+            out["error"] = exc
+
+    t = threading.Thread(target=run, name="physio-live-setup")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out["value"]  # type: ignore[return-value]
 
 
 def pick_device(spec: str = "auto") -> torch.device:

@@ -11,6 +11,7 @@ resample to 200 Hz, run the same model; latency = emission - newest sample's tim
     python benchmarks/latency.py                 # 60 s each
     python benchmarks/latency.py --seconds 20
     python benchmarks/latency.py --bf16          # model.bf16 (the approximate option) in both loops
+    python benchmarks/latency.py --checkpoint eegmat-fused   # the shipped model (19 + 1 channels)
 
 Prints one JSON line, then a short table.
 """
@@ -26,11 +27,11 @@ import torch
 from _outlets import start_outlets  # sets LSLAPICFG before pylsl is imported
 
 
-def outlets(seconds: float):
+def outlets(seconds: float, n_eeg: int = 32, n_ecg: int = 2):
     return start_outlets(
         [
-            {"name": "lat-EEG", "type": "EEG", "n_ch": 32, "srate": 250.0},
-            {"name": "lat-ECG", "type": "ECG", "n_ch": 2, "srate": 256.0, "unit": "millivolts"},
+            {"name": "lat-EEG", "type": "EEG", "n_ch": n_eeg, "srate": 250.0},
+            {"name": "lat-ECG", "type": "ECG", "n_ch": n_ecg, "srate": 256.0, "unit": "millivolts"},
         ],
         seconds,
         push_interval=0.005,
@@ -44,7 +45,9 @@ def pct(x: list[float]) -> dict[str, float]:
     return {f"p{q}_ms": round(float(np.percentile(a, q)), 2) for q in (50, 95, 99)}
 
 
-def run_app(spec: dict, seconds: float, device: str, bf16: bool = False) -> tuple[dict, object]:
+def run_app(
+    spec: dict, seconds: float, device: str, bf16: bool = False, checkpoint: str | None = None
+) -> tuple[dict, object]:
     from physio_live.app._session import Session
     from physio_live.core import config_from_dict
 
@@ -52,12 +55,12 @@ def run_app(spec: dict, seconds: float, device: str, bf16: bool = False) -> tupl
     cfg = config_from_dict(
         {
             "sources": [
-                {"kind": "lsl", "role": "eeg", "name": eeg["name"], "channels": 32},
-                {"kind": "lsl", "role": "ecg", "name": ecg["name"], "channels": 2},
+                {"kind": "lsl", "role": "eeg", "name": eeg["name"], "channels": eeg["n_ch"]},
+                {"kind": "lsl", "role": "ecg", "name": ecg["name"], "channels": ecg["n_ch"]},
             ],
             # the outlets carry a sample counter and impulses: not physiology, so no gate here
             "aligner": {"window": 4.0, "hop": 0.25, "gate": {"enabled": False}},
-            "model": {"device": device, "bf16": bf16},
+            "model": {"device": device, "bf16": bf16, "checkpoint": checkpoint},
             "recording": {"enabled": False},
             "outlet": {"enabled": False},
         }
@@ -120,8 +123,8 @@ def run_peer(spec: dict, seconds: float, model, device: str, bf16: bool = False)
         e = np.stack([np.interp(grid, eeg_t, ch) for ch in eeg_x]).astype(np.float32) / 100.0
         c = np.stack([np.interp(grid, ecg_t, ch) for ch in ecg_x]).astype(np.float32) * 10.0
         with torch.inference_mode():
-            et = torch.from_numpy(e).view(1, 32, 4, 200).to(dev)
-            ct = torch.from_numpy(c).view(1, 2, 4, 200).to(dev)
+            et = torch.from_numpy(e).view(1, len(e), 4, 200).to(dev)
+            ct = torch.from_numpy(c).view(1, len(c), 4, 200).to(dev)
             p = model.predict(et, ct, bf16=bf16)
             _ = p.probabilities.cpu()
         lat.append(pylsl.local_clock() - t_end)
@@ -139,11 +142,26 @@ def main() -> None:
     ap.add_argument(
         "--bf16", action="store_true", help="model.bf16 (the approximate option) in both loops"
     )
+    ap.add_argument(
+        "--checkpoint",
+        default=None,
+        help="a shipped name or path (e.g. eegmat-fused); the outlets then carry its channel "
+        "counts (unnamed channels, which the app accepts with a warning); default: untrained "
+        "CBraMod-size weights",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    proc, spec = outlets(2 * args.seconds + 60)
+    n_eeg, n_ecg = 32, 2
+    if args.checkpoint:
+        from physio_live.app._worker import in_own_thread
+        from physio_live.models import load_checkpoint
+
+        # loaded off the main thread, as the app does (see in_own_thread)
+        mc = in_own_thread(lambda: load_checkpoint(args.checkpoint)).config
+        n_eeg, n_ecg = len(mc.eeg.channels), len(mc.ecg.channels)
+    proc, spec = outlets(2 * args.seconds + 60, n_eeg, n_ecg)
     try:
-        app, model = run_app(spec, args.seconds, args.device, args.bf16)
+        app, model = run_app(spec, args.seconds, args.device, args.bf16, args.checkpoint)
         peer = (
             None if args.skip_peer else run_peer(spec, args.seconds, model, args.device, args.bf16)
         )
@@ -156,8 +174,9 @@ def main() -> None:
         "device": args.device,
         "torch_threads": args.threads,
         "bf16": args.bf16,
-        "eeg": "32ch@250Hz",
-        "ecg": "2ch@256Hz",
+        "checkpoint": args.checkpoint,
+        "eeg": f"{n_eeg}ch@250Hz",
+        "ecg": f"{n_ecg}ch@256Hz",
         "window_s": 4.0,
         "hop_s": 0.25,
         "app": app,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
 
-from physio_live.app._worker import InferenceWorker
+from physio_live.app._worker import InferenceWorker, in_own_thread
 from physio_live.core import ChannelQuality, Quality, Window
 from physio_live.models import CBraModConfig, FusedEmotionConfig, FusedEmotionModel, ModalityConfig
 
@@ -340,3 +343,118 @@ def test_cuda_graphs_under_bf16_match_eager_bf16():
             outs[graphs, batch] = np.array([e.probabilities for e in got])
     for batch in (1, 4):
         np.testing.assert_allclose(outs[True, batch], outs[False, batch], atol=2e-2)
+
+
+def _os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _settled(want_at_most: int, timeout: float = 5.0) -> int:
+    """The process's OS thread count once it has dropped to ``want_at_most`` (or the timeout):
+    a team's threads leave shortly after the thread that owned it."""
+    deadline = time.monotonic() + timeout
+    n = _os_threads()
+    while n > want_at_most and time.monotonic() < deadline:
+        time.sleep(0.02)
+        n = _os_threads()
+    return n
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_work_in_its_own_thread_leaves_no_openmp_team_behind():
+    """A parallel torch op gives its thread an OpenMP team of worker threads for as long as that
+    thread lives (the control: a thread that stays); run through in_own_thread, the team ends
+    with it, so the inference thread's stays the only one (see in_own_thread)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+
+        def parallel_op() -> float:
+            x = torch.randn(4_000_000)
+            return float(x.add_(1.0).sum())
+
+        baseline = _os_threads()
+
+        def count_while_alive(body: Callable[[], float]) -> tuple[int, float]:
+            """OS threads while a thread that ran ``body`` is still alive (from the baseline:
+            whatever earlier threads left has gone first)."""
+            assert _settled(baseline) <= baseline
+            done, leave = threading.Event(), threading.Event()
+            got: list[float] = []
+
+            def run() -> None:
+                got.append(body())
+                done.set()
+                leave.wait(30)
+
+            t = threading.Thread(target=run)
+            t.start()
+            assert done.wait(30)
+            during = _settled(baseline + 1, timeout=1.0)
+            leave.set()
+            t.join()
+            return during, got[0]
+
+        # control: a thread that ran the op itself keeps its team's worker while it lives
+        during, _ = count_while_alive(parallel_op)
+        assert during >= baseline + 2
+        # the same thread handing the op to in_own_thread holds no team: only itself is added
+        during, value = count_while_alive(lambda: in_own_thread(parallel_op))
+        assert during <= baseline + 1
+        assert math.isfinite(value) and value != 0.0
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_in_own_thread_returns_the_value_and_raises_the_error_on_the_callers_thread():
+    caller = threading.current_thread()
+    seen: list[threading.Thread] = []
+
+    def work() -> int:
+        seen.append(threading.current_thread())
+        return 41 + 1
+
+    assert in_own_thread(work) == 42
+    assert seen and seen[0] is not caller and not seen[0].is_alive()
+
+    def fails() -> None:
+        raise ValueError("a checkpoint that does not fit")
+
+    with pytest.raises(ValueError, match="does not fit"):
+        in_own_thread(fails)
+
+
+def test_the_session_builds_its_model_off_the_calling_thread(data_dir, monkeypatch):
+    """Session.open loads the model through in_own_thread: the thread that opens a session
+    (the main thread, the dashboard's) is left without an OpenMP team."""
+    from physio_live.app import _session
+    from physio_live.core import config_from_dict, open_recording
+
+    built_on: list[threading.Thread] = []
+    real = _session.build_model
+
+    def spy(*a, **kw):
+        built_on.append(threading.current_thread())
+        return real(*a, **kw)
+
+    monkeypatch.setattr(_session, "build_model", spy)
+    rec = open_recording(data_dir / "eeg_ecg_eegmat/Subject00_1.edf").select(10.0, 6.0)
+    cfg = config_from_dict(
+        {
+            "sources": [{"kind": "lsl", "role": "eeg", "name": "unused"}],
+            "model": {"checkpoint": "eegmat-fused", "device": "cpu"},
+            "recording": {"enabled": False},
+            "outlet": {"enabled": False},
+        }
+    )
+    session = _session.Session(cfg, recording=rec, speed=None)
+    session.open()
+    try:
+        assert len(built_on) == 1
+        assert built_on[0] is not threading.current_thread()
+        assert session.model is not None and session.model.model_id.startswith("eegmat-fused")
+        session.start()
+        assert session.finished.wait(60)
+    finally:
+        session.close()
+    assert session.worker.stats.processed > 0
