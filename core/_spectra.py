@@ -67,13 +67,13 @@ def welch_psd(
     step = nperseg - noverlap
     n_seg = (n - noverlap) // step
     # every segment of every channel as a strided view (what sliding_window_view gives, without
-    # its checks: a tenth of this function's time on a 4-s window)
-    data = np.ascontiguousarray(data)
-    item = data.itemsize
+    # its checks: a tenth of this function's time on a 4-s window). The data stay where they are:
+    # a copy would change the order of the sums below, and with it the last digits
+    last_stride = data.strides[-1]
     segs = as_strided(
         data,
         shape=(*data.shape[:-1], n_seg, nperseg),
-        strides=(*data.strides[:-1], step * item, item),
+        strides=(*data.strides[:-1], step * last_stride, last_stride),
         writeable=False,
     )
     win, win_sq = _hann(nperseg)
