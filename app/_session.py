@@ -9,6 +9,7 @@ threads.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import threading
@@ -53,6 +54,10 @@ __all__ = ["STREAM_LOST_AFTER_S", "Session", "build_model"]
 
 #: a live regular stream with no chunk for this long is marked lost, seconds
 STREAM_LOST_AFTER_S = 2.0
+
+#: running sessions that hold the garbage collector's older objects frozen (Session.start)
+_GC_FROZEN: set[int] = set()
+_GC_LOCK = threading.Lock()
 
 #: a replay at full speed feeds chunks of at least this many seconds of signal (per-chunk Python
 #: work is most of the acquisition side's cost; the aligner's windows do not depend on chunking)
@@ -513,6 +518,14 @@ class Session:
         self._running = True
         self._t_start = time.monotonic()
         self._last = (self._t_start, 0, 0)
+        # Python's full collections walk every object: with torch, Qt and the model loaded that
+        # took 60-110 ms here, holding the GIL, so a window that met one came out that much late
+        # (a few times a minute). Frozen, the objects made until now are not walked again;
+        # close() hands them back to the collector.
+        with _GC_LOCK:
+            if not _GC_FROZEN:
+                gc.freeze()
+            _GC_FROZEN.add(id(self))
         self.worker.start()
         if self.replay is None:
             self.pipeline.start()
@@ -712,6 +725,11 @@ class Session:
         if self.demo is not None:
             self.demo.stop()
             self.demo = None
+        with _GC_LOCK:
+            if id(self) in _GC_FROZEN:
+                _GC_FROZEN.discard(id(self))
+                if not _GC_FROZEN:
+                    gc.unfreeze()
 
     def __enter__(self) -> Session:
         self.open()
