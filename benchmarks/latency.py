@@ -153,12 +153,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     n_eeg, n_ecg = 32, 2
     if args.checkpoint:
-        from physio_live.app._worker import in_own_thread
-        from physio_live.models import load_checkpoint
+        from physio_live.models import describe_checkpoint
 
-        # loaded off the main thread, as the app does (see in_own_thread)
-        mc = in_own_thread(lambda: load_checkpoint(args.checkpoint)).config
-        n_eeg, n_ecg = len(mc.eeg.channels), len(mc.ecg.channels)
+        # the header alone: no weights loaded, no torch work on this thread (see in_own_thread)
+        mods = describe_checkpoint(args.checkpoint)["modalities"]
+        n_eeg, n_ecg = len(mods["eeg"]["channels"]), len(mods["ecg"]["channels"])
     proc, spec = outlets(2 * args.seconds + 60, n_eeg, n_ecg)
     try:
         app, model = run_app(spec, args.seconds, args.device, args.bf16, args.checkpoint)

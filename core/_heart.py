@@ -262,7 +262,7 @@ class StreamingRPeakDetector:
     def _reset_filters(self) -> None:
         self._zi_y: np.ndarray | None = None
         self._zi_r: np.ndarray | None = None
-        self._zi_m = np.zeros(self._w - 1)  # the last w - 1 squared slopes (0 before any)
+        self._mwi_tail = np.zeros(self._w - 1)  # the last w - 1 squared slopes (0 before any)
         self._prev_y: float | None = None
 
     def _reset_thresholds(self) -> None:
@@ -334,10 +334,10 @@ class StreamingRPeakDetector:
         self._prev_y = float(y[-1])
         # moving-window integration: the mean of the last w squared slopes (a running sum over
         # the block with the previous block's last w - 1 in front; lfilter with w taps costs 4x)
-        z = np.concatenate((self._zi_m, d * d))
+        z = np.concatenate((self._mwi_tail, d * d))
         c = np.concatenate(([0.0], np.cumsum(z)))
         f = (c[self._w :] - c[: -self._w]) / self._w
-        self._zi_m = z[len(z) - (self._w - 1) :]
+        self._mwi_tail = z[len(z) - (self._w - 1) :]
         self._hist.append(np.stack((y, r, f, ts)))
 
     # ---------------------------------------------------------------- decisions
