@@ -90,6 +90,7 @@ class MixSource:
     val_idx: np.ndarray
     data: DataConfig
     masking: MaskingConfig
+    augment: AugmentConfig
 
 
 def source_of_step(seed: int, step: int, shares: Sequence[float]) -> int:
@@ -228,25 +229,24 @@ def batches(
 ) -> Iterator[tuple[int, int, Tensor, MaskBatch]]:
     """(step, micro, x, mask) from ``start`` to ``stop``, read ahead by a background thread.
     With ``mixes``, each step's batch comes from the corpus :func:`source_of_step` names."""
-    sources = [(corpus, plan, cfg.data, cfg.masking)]
-    sources += [(m.corpus, m.plan, m.data, m.masking) for m in mixes]
+    sources = [(corpus, plan, cfg.data, cfg.masking, cfg.augment)]
+    sources += [(m.corpus, m.plan, m.data, m.masking, m.augment) for m in mixes]
     shares = [m.share for m in mixes]
 
     def load(step: int, micro: int) -> tuple[int, int, Tensor, MaskBatch]:
-        src, plan_, data, masking = sources[source_of_step(cfg.run.seed, step, shares)]
+        src, plan_, data, masking, a = sources[source_of_step(cfg.run.seed, step, shares)]
         hop = min(data.hop_patches or data.sample_patches, data.sample_patches)
         idx = plan_.indices(step, micro, info.rank)
         x = torch.from_numpy(src.get(idx))
-        a = cfg.augment
         leads = _lead_subset(
             x.shape[1], a.lead_subset, cfg.run.seed, step, micro, info, a.lead_subset_max
         )
         shape = (x.shape[0], len(leads) if leads is not None else x.shape[1], x.shape[2])
         g = _mask_generator(cfg.run.seed, step, micro, info.rank)
         mb = make_mask(shape, masking, g)
-        if cfg.augment.time_scale is not None:
-            x = _time_augment(x, *_next_samples(src, idx, x, hop), cfg.augment.time_scale, g)
-        x = _augment(x, cfg.augment, g)
+        if a.time_scale is not None:
+            x = _time_augment(x, *_next_samples(src, idx, x, hop), a.time_scale, g)
+        x = _augment(x, a, g)
         if leads is not None:
             x = x[:, leads].contiguous()
         if info.device.type == "cuda":

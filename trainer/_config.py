@@ -336,9 +336,11 @@ class MixConfig:
     """One more corpus trained beside ``data`` (an item of ``mix:``), e.g. single-lead records
     beside 12-lead ones: whole batches come from it, so its lead count may differ.
 
-    ``data`` and ``masking`` hold only what differs from the recipe's own sections (``root``,
-    ``kind``, ``channels``, ``n_channels``, ``split`` ...; a key given replaces the recipe's
-    whole value); filters, rate, patches and the rest are the recipe's. ``share`` is the
+    ``data``, ``masking`` and ``augment`` hold only what differs from the recipe's own sections
+    (``root``, ``kind``, ``channels``, ``n_channels``, ``split``, ``scale`` ...; a key given
+    replaces the recipe's whole value); filters, rate, patches and the rest are the recipe's.
+    ``augment`` lets a corpus take augmentations the other would not bear, e.g. amplitude and
+    sign changes on one lead, whose scale says nothing, beside 12-lead records. ``share`` is the
     fraction of steps whose batch comes from this corpus (drawn per step from the run's seed, so
     a resumed run sees the same batches). Its validation records are evaluated beside the main
     corpus's (``eval.csv`` columns ``mix1_mse``, ``mix1_zeros`` ...).
@@ -347,6 +349,7 @@ class MixConfig:
     share: float
     data: dict[str, Any] = field(default_factory=dict)
     masking: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -385,9 +388,9 @@ class PretrainConfig:
             )
         self.mixed()  # every source's sections are valid
 
-    def mixed(self) -> list[tuple[float, DataConfig, MaskingConfig]]:
-        """``(share, data, masking)`` of each ``mix`` corpus, its sections filled in from the
-        recipe's own."""
+    def mixed(self) -> list[tuple[float, DataConfig, MaskingConfig, AugmentConfig]]:
+        """``(share, data, masking, augment)`` of each ``mix`` corpus, its sections filled in
+        from the recipe's own."""
         out = []
         for i, m in enumerate(self.mix):
             where = f"{self.path}: mix[{i}]"
@@ -398,12 +401,15 @@ class PretrainConfig:
             masking = build_dataclass(MaskingConfig, scientific_numbers(raw), f"{where}.masking")
             masking.validate(f"{where}.masking")
             _check_leads(data, masking, f"{where}.masking.inter_prob", f"mix[{i}].data.n_channels")
+            raw = {**dataclasses.asdict(self.augment), **m.augment}
+            augment = build_dataclass(AugmentConfig, scientific_numbers(raw), f"{where}.augment")
+            augment.validate(f"{where}.augment")
             if data.patch_size != self.data.patch_size or data.rate != self.data.rate:
                 raise ConfigError(
                     f"{where}.data: rate and patch_size must be the recipe's "
                     f"({self.data.rate:g} Hz, {self.data.patch_size}): one encoder takes both"
                 )
-            out.append((m.share, data, masking))
+            out.append((m.share, data, masking, augment))
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -449,12 +449,12 @@ def _pretrain(
         f"batch {plan.per_step}; {o.steps} steps ({o.steps / plan.steps_per_epoch:.1f} epochs)"
     )
     mixes: list[MixSource] = []
-    for i, (share, data, masking) in enumerate(cfg.mixed(), start=1):
+    for i, (share, data, masking, augment) in enumerate(cfg.mixed(), start=1):
         try:
             c, tr, va, p = _source(cfg, info, log, data, cfg.run.seed + 7 * i)
         except TrainError as exc:
             raise TrainError(f"mix[{i - 1}] ({data.root}): {exc}") from None
-        mixes.append(MixSource(share, c, p, va, data, masking))
+        mixes.append(MixSource(share, c, p, va, data, masking, augment))
         log(
             f"mix{i}: {len(tr)} train / {len(va)} validation samples of shape {c.sample_shape} "
             f"from {data.root}; {share:.0%} of the steps"

@@ -48,7 +48,7 @@ def test_shipped_configs_load():
     assert train == {s for s in subjects if int(s[7:9]) <= 27}
     # ... nor does the mixed recipe's eegmat half; its LUDB half keeps the LUDB split
     mixed = load_pretrain_config(ROOT / "configs/pretrain_ecg_mixed.yaml")
-    ((share, data, masking),) = mixed.mixed()
+    ((share, data, masking, _augment),) = mixed.mixed()
     assert (
         mixed.data.split == load_pretrain_config(ROOT / "configs/pretrain_ecg_ludb.yaml").data.split
     )

@@ -4,6 +4,7 @@ beside 12-lead LUDB records, whole batches from each."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from pathlib import Path
 
@@ -74,12 +75,13 @@ def test_a_mixed_run_takes_whole_batches_from_each_corpus_and_evaluates_both(tin
     assert any("ludb" in d for d in prov.datasets) and len(prov.datasets) == 4
 
     # the batches the run saw: 12 leads exactly on the steps drawn for LUDB, 2 on the others
-    ((share, data, masking),) = cfg.mixed()
+    ((share, data, masking, augment),) = cfg.mixed()
     main_c, ludb_c = Corpus(cache_path(cfg.data)), Corpus(cache_path(data))
     tr, _ = main_c.split(cfg.data.val_records, cfg.data.val_fraction, None, cfg.data.split)
     ltr, lva = ludb_c.split([], 0.1, None, data.split)
     plan = BatchPlan(tr, 4, 1, 1, cfg.run.seed)
-    mix = MixSource(share, ludb_c, BatchPlan(ltr, 4, 1, 1, cfg.run.seed + 7), lva, data, masking)
+    lplan = BatchPlan(ltr, 4, 1, 1, cfg.run.seed + 7)
+    mix = MixSource(share, ludb_c, lplan, lva, data, masking, augment)
     mixed = {s: x for s, _, x, _ in batches(main_c, plan, cfg, DistInfo(), 0, 40, [mix])}
     seen = {s: x.shape[1] for s, x in mixed.items()}
     want = {s: 12 if source_of_step(cfg.run.seed, s, [share]) else 2 for s in range(40)}
@@ -87,6 +89,14 @@ def test_a_mixed_run_takes_whole_batches_from_each_corpus_and_evaluates_both(tin
     # a step of the main corpus gets the very batch (samples, augmentation) it gets with no mix
     plain = {s: x for s, _, x, _ in batches(main_c, plan, cfg, DistInfo(), 0, 40)}
     assert all(torch.equal(mixed[s], plain[s]) for s in range(40) if want[s] == 2)
+
+    # a mix item's own augment section acts on its batches only (here: every sample's sign)
+    flip = dataclasses.replace(augment, flip=1.0)
+    assert augment.flip == 0.0 and cfg.augment.flip == 0.0
+    mix_f = MixSource(share, ludb_c, lplan, lva, data, masking, flip)
+    flipped = {s: x for s, _, x, _ in batches(main_c, plan, cfg, DistInfo(), 0, 40, [mix_f])}
+    for s in range(40):
+        assert torch.equal(flipped[s], -mixed[s] if want[s] == 12 else mixed[s]), s
 
 
 @pytest.mark.parametrize(
@@ -100,6 +110,7 @@ def test_a_mixed_run_takes_whole_batches_from_each_corpus_and_evaluates_both(tin
         ),
         ([{"share": 0.3, "data": {"rate": 250.0}}], "rate and patch_size must be the recipe's"),
         ([{"share": 0.3, "data": {"nchannels": 1}}], "unknown key"),
+        ([{"share": 0.3, "augment": {"scale": [2.0, 1.0]}}], "mix[0].augment.scale: give [low"),
     ],
 )
 def test_bad_mix_configs_are_one_clear_line(tiny_config, mix, text):
@@ -107,8 +118,11 @@ def test_bad_mix_configs_are_one_clear_line(tiny_config, mix, text):
         pretrain_config_from_dict(tiny_config(raw=True, mix=mix), "tiny")
     assert text in str(e.value) and "\n" not in str(e.value)
     one = [{"share": 0.3, "data": {"n_channels": 1}, "masking": {"inter_prob": 0.0}}]
-    ((share, data, masking),) = pretrain_config_from_dict(tiny_config(raw=True, mix=one)).mixed()
+    one[0]["augment"] = {"scale": [0.5, 2.0]}
+    one_cfg = pretrain_config_from_dict(tiny_config(raw=True, mix=one))
+    ((share, data, masking, aug),) = one_cfg.mixed()
     assert (share, data.n_channels, masking.inter_prob, data.rate) == (0.3, 1, 0.0, 200.0)
+    assert aug.scale == [0.5, 2.0]
 
 
 def test_a_mix_corpus_without_training_samples_is_named_in_one_line(tiny_config):
