@@ -9,6 +9,9 @@ scored against the two baselines on the very same masks (:mod:`physio_live.train
 Leads: the checkpoint's leads that a record has, in the checkpoint's order, then the record's
 other ECG leads (e.g. Challenge 2015's unnamed chest lead ``V``), up to the checkpoint's lead
 count; a record with one lead is scored intra-lead only (nothing to infer a whole lead from).
+``each_lead=true`` scores every lead of the record (up to ``data.n_channels``) on its own, as a
+one-lead input, and pools them: how a one-lead encoder (``ecg-onelead``) is meant to be used;
+intra-lead only.
 
 Result: one JSON object (one line on stdout): masked MSE in model units squared for the model,
 ``zeros`` and ``interp``, per mask kind (``intra``, ``inter``, ``all``), with the masked-sample
@@ -74,6 +77,8 @@ class ScoreConfig:
     seed: int = 0
     repeats: int = 1
     batch_size: int = 64
+    #: score each lead of a record on its own (one-lead windows, intra-lead masks only)
+    each_lead: bool = False
     device: str = "cpu"
     path: str = "<score>"
 
@@ -147,7 +152,7 @@ def _leads(path: Path, cfg: DataConfig) -> list[str]:
 @dataclass(frozen=True)
 class RecordWindows:
     """One record as scored: its leads (in model order) and its windows ``[N, C, P, S]`` in
-    model units."""
+    model units (``each_lead``: ``[N * C, 1, P, S]``, window by window, lead by lead)."""
 
     record: str
     leads: list[str]
@@ -190,7 +195,10 @@ def scoring_windows(
         if info["samples"] is None:
             skipped.append({"record": info["record"], "why": info["skipped"]})
             continue
-        used.append(RecordWindows(info["record"], list(info["channels"]), info["samples"]))
+        x = info["samples"]
+        if cfg.each_lead:  # [N, C, P, S] -> [N * C, 1, P, S]: lead by lead, window by window
+            x = x.reshape(-1, 1, *x.shape[2:])
+        used.append(RecordWindows(info["record"], list(info["channels"]), x))
     if not used:
         reasons = "; ".join(f"{s['record']}: {s['why']}" for s in skipped[:3])
         raise TrainError(f"score: no record under {root} could be scored ({reasons})")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from physio_live.trainer._score import scoring_windows
 from physio_live.trainer.cli import main
 
 
@@ -79,3 +81,23 @@ def test_score_reads_the_ecg_of_an_edf_folder(capsys, data_dir):
     assert res["per_record"] == [{"record": "Subject00_1", "leads": ["ECG"], "windows": 45}]
     assert res["intra"]["masked_samples"] == 45 * 2 * 200 and res["inter"]["masked_samples"] == 0
     assert res["intra"]["zeros"] > 0 and res["intra"]["model"] > 0
+
+
+def test_each_lead_scores_every_lead_on_its_own(capsys, data_dir):
+    """``each_lead=true`` (a one-lead encoder's use): MIT-BIH 100's two leads become one-lead
+    windows, window by window and lead by lead, masked intra-lead only."""
+    root = data_dir / "wfdb_mitdb_100"
+    rc, out, _ = _score(capsys, root, "each_lead=true", "data.n_channels=2")
+    assert rc == 0
+    res = json.loads(out)
+    both = scoring_windows("ecg-ludb", [f"data.root={root}", "data.n_channels=2"])[3][0]
+    each = scoring_windows(
+        "ecg-ludb", [f"data.root={root}", "data.n_channels=2", "each_lead=true"]
+    )[3][0]
+    assert both.leads == each.leads == ["MLII", "V5"]
+    n = len(both.windows)
+    assert res["samples"] == 2 * n and each.windows.shape == (2 * n, 1, *both.windows.shape[2:])
+    assert np.array_equal(each.windows.reshape(both.windows.shape), both.windows)
+    assert res["inter"]["masked_samples"] == 0
+    assert res["intra"]["masked_samples"] == 2 * n * 2 * 200
+    assert res["intra"]["model"] > 0 and res["intra"]["zeros"] > 0
