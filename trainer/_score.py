@@ -304,6 +304,20 @@ def _brief(res: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_DATASETS = {
+    "ludb": "LUDB 1.0.1 (PhysioNet, ODC-By 1.0), records 1-200 (train {train}, validation {val}, "
+    "test {test})",
+    "eegmat": "EEG During Mental Arithmetic Tasks 1.0.0 (PhysioNet, ODC-By 1.0), its ECG lead "
+    "only, no labels read (train {train}, validation {val}, test {test})",
+}
+
+
+def corpus_name(root: str | Path) -> str:
+    """A corpus's short name from its folder (``.../ludb/data`` -> ``ludb``)."""
+    p = Path(root)
+    return (p.parent.name if p.name == "data" else p.name).lower()
+
+
 def ship_encoder(
     run_dir: str | Path,
     out: str | Path,
@@ -311,49 +325,74 @@ def ship_encoder(
     other: list[str | Path] = (),  # type: ignore[assignment]
     repeats: int = 3,
     command: str = "",
+    recipe: str = "configs/pretrain_ecg_ludb.yaml",
     log: Any = None,
 ) -> dict[str, Any]:
-    """Score a finished run's ``encoder.safetensors`` on its recipe's train / val / test records
-    (``data.split``) and on ``other`` folders, and write it to ``out`` with those numbers, the
-    data, split, unit and command in its provenance. Returns the numbers."""
+    """Score a finished run's ``encoder.safetensors`` on the train / val / test records
+    (``data.split``) of its recipe's corpus and of each ``mix`` corpus (``NAME_train`` ...), and
+    on ``other`` folders, and write it to ``out`` with those numbers, the data, split, unit and
+    command in its provenance. A one-lead recipe (``data.n_channels: 1``) is scored lead by lead
+    (``each_lead``) everywhere. Returns the numbers."""
     from physio_live.models import Provenance, save_checkpoint
 
     run_dir = Path(run_dir)
     enc = run_dir / "encoder.safetensors"
     conf = json.loads((run_dir / "config.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
-    data, split = conf["data"], conf["data"]["split"]
-    base = [
-        f"data.root={data['root']}",
-        f"data.wfdb_gain={data['wfdb_gain'] if data['wfdb_gain'] is not None else 'null'}",
-        f"data.hop_patches={data['hop_patches']}",
-        f"repeats={repeats}",
-    ]
+    one_lead = conf["data"]["n_channels"] == 1
+    corpora = [conf["data"], *({**conf["data"], **m["data"]} for m in conf.get("mix") or [])]
+
+    def lead_sets(data: dict[str, Any]) -> list[str]:
+        return ["each_lead=true", f"data.n_channels={data['n_channels']}"] if one_lead else []
+
     metrics: dict[str, Any] = {}
-    for part in ("train", "val", "test"):
-        if split[part]:
-            res = score(enc, [*base, f"records={json.dumps(split[part])}"])
-            metrics[f"ludb_{part}"] = _brief(res)
-            if log:
-                log(f"{part}: {to_json_line(metrics[f'ludb_{part}'])}")
+    datasets: list[str] = []
+    for data in corpora:
+        name, split = corpus_name(data["root"]), data["split"]
+        gain = data["wfdb_gain"] if data["wfdb_gain"] is not None else "null"
+        base = [
+            f"data.root={data['root']}",
+            f"data.wfdb_gain={gain}",
+            f"data.hop_patches={data['hop_patches']}",
+            f"repeats={repeats}",
+            *lead_sets(data),
+        ]
+        for part in ("train", "val", "test"):
+            if split[part]:
+                res = score(enc, [*base, f"records={json.dumps(split[part])}"])
+                metrics[f"{name}_{part}"] = _brief(res)
+                if log:
+                    log(f"{name} {part}: {to_json_line(metrics[f'{name}_{part}'])}")
+        text = _DATASETS.get(name, f"{data['root']} ({{train}} / {{val}} / {{test}})")
+        datasets.append(text.format(**{k: ", ".join(v) or "-" for k, v in split.items()}))
     for folder in other:
-        res = score(enc, [f"data.root={folder}", f"repeats={repeats}"])
+        res = score(
+            enc, [f"data.root={folder}", f"repeats={repeats}", *lead_sets({"n_channels": 12})]
+        )
         metrics[Path(folder).name] = _brief(res)
         if log:
             log(f"{Path(folder).name}: {to_json_line(metrics[Path(folder).name])}")
     ck = load_checkpoint(enc)
     cache = json.loads((Path(summary["cache"]) / "manifest.json").read_text())
+    data = conf["data"]
+    leads = (
+        "one lead at a time (any lead; score with each_lead=true)"
+        if one_lead
+        else "leads I, II, III, aVR, aVL, aVF, V1-V6 in this order (any subset works)"
+    )
     notes = {
         "what": "ECG encoder pretrained with dual masking (intra-lead patches / inter-lead "
-        "whole leads) with its reconstruction head",
+        "whole leads) with its reconstruction head"
+        + ("; one-lead input, intra-lead masks only" if one_lead else ""),
         "unit": "model input = microvolts x 0.01 (100 uV per unit); 200 Hz; 4-s windows of "
-        "1-s patches; leads I, II, III, aVR, aVL, aVF, V1-V6 in this order (any subset works)",
+        f"1-s patches; {leads}",
         "preprocessing": {
             k: data[k] for k in ("bandpass", "notch", "notch_q", "order", "settle_s", "wfdb_gain")
         },
-        "split": split,
+        "split": data["split"],
         "masking": conf["masking"],
         "augment": conf["augment"],
+        "mix": conf.get("mix") or [],
         "steps": summary["step"],
         "train_seconds": round(summary["train_seconds"], 1),
         "metrics (masked MSE, (100 uV)^2; below_best_pct: % below the better baseline)": metrics,
@@ -362,25 +401,29 @@ def ship_encoder(
     }
     prov = Provenance(
         trained=True,
-        source="physio-train pretrain (ECG dual masking), configs/pretrain_ecg_ludb.yaml",
-        datasets=(
-            "LUDB 1.0.1 (PhysioNet, ODC-By 1.0), records 1-200 (train 1-160, validation "
-            "161-180, test 181-200)",
-        ),
+        source=f"physio-train pretrain (ECG dual masking), {recipe}",
+        datasets=tuple(datasets),
         notes=json.dumps(notes, separators=(",", ":")),
     )
     save_checkpoint(out, ck.model, provenance=prov, modality=ck.config)
     return metrics
 
 
-if __name__ == "__main__":  # python -m physio_live.trainer._score RUN_DIR OUT [OTHER_DIR ...]
+if __name__ == "__main__":
+    # python -m physio_live.trainer._score RUN_DIR OUT [OTHER_DIR ...] [--recipe CONFIG]
     args = sys.argv[1:]
     cmd = "python -m physio_live.trainer._score " + " ".join(args)
+    recipe = "configs/pretrain_ecg_ludb.yaml"
+    if "--recipe" in args:
+        i = args.index("--recipe")
+        recipe = args[i + 1]
+        del args[i : i + 2]
     res = ship_encoder(
         args[0],
         args[1],
         other=args[2:],
         command=cmd,
+        recipe=recipe,
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     print(to_json_line(res))

@@ -101,3 +101,32 @@ def test_each_lead_scores_every_lead_on_its_own(capsys, data_dir):
     assert res["inter"]["masked_samples"] == 0
     assert res["intra"]["masked_samples"] == 2 * n * 2 * 200
     assert res["intra"]["model"] > 0 and res["intra"]["zeros"] > 0
+
+
+def test_ship_encoder_scores_a_one_lead_run_lead_by_lead(tiny_config, data_dir, tmp_path):
+    """``python -m physio_live.trainer._score RUN OUT OTHER --recipe R``: a one-lead recipe's
+    encoder is scored on its split and on other folders lead by lead, and says so."""
+    from physio_live.models import load_checkpoint
+    from physio_live.trainer import pretrain
+    from physio_live.trainer._score import ship_encoder
+
+    split = {"train": ["wfdb_ptbdb*"], "val": ["wfdb_mimicdb_041s*"], "test": ["wfdb_chall*"]}
+    cfg = tiny_config(
+        data={"n_channels": 1, "split": split, "val_records": []},
+        masking={"inter_prob": 0.0},
+    )
+    res = pretrain(cfg, progress=False)
+    out = tmp_path / "one.safetensors"
+    mitdb = data_dir / "wfdb_mitdb_100"
+    metrics = ship_encoder(res.out_dir, out, other=[mitdb], repeats=1, recipe="configs/x.yaml")
+    assert set(metrics) == {"shared_train", "shared_val", "shared_test", "wfdb_mitdb_100"}
+    # MIT-BIH 100's two leads, each on its own: twice the windows of the two-lead scoring
+    two = scoring_windows(out, [f"data.root={mitdb}", "data.n_channels=2"])[3][0]
+    assert metrics["wfdb_mitdb_100"]["windows"] == 2 * len(two.windows)
+    assert (
+        metrics["wfdb_mitdb_100"]["inter"]["model"] != metrics["wfdb_mitdb_100"]["inter"]["model"]
+    )
+    ck = load_checkpoint(out)
+    notes = json.loads(ck.provenance.notes)
+    assert ck.provenance.source.endswith("configs/x.yaml") and "one lead" in notes["unit"]
+    assert notes["split"] == split
