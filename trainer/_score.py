@@ -332,7 +332,8 @@ def ship_encoder(
     (``data.split``) of its recipe's corpus and of each ``mix`` corpus (``NAME_train`` ...), and
     on ``other`` folders, and write it to ``out`` with those numbers, the data, split, unit and
     command in its provenance. A one-lead recipe (``data.n_channels: 1``) is scored lead by lead
-    (``each_lead``) everywhere. Returns the numbers."""
+    (``each_lead``) everywhere; any other on ``other`` folders both ways. A corpus met twice (the
+    same root) is scored once. Returns the numbers."""
     from physio_live.models import Provenance, save_checkpoint
 
     run_dir = Path(run_dir)
@@ -347,8 +348,12 @@ def ship_encoder(
 
     metrics: dict[str, Any] = {}
     datasets: list[str] = []
+    seen: set[str] = set()
     for data in corpora:
         name, split = corpus_name(data["root"]), data["split"]
+        if name in seen:  # the same records again (e.g. LUDB cut to pairs of leads)
+            continue
+        seen.add(name)
         gain = data["wfdb_gain"] if data["wfdb_gain"] is not None else "null"
         base = [
             f"data.root={data['root']}",
@@ -366,12 +371,16 @@ def ship_encoder(
         text = _DATASETS.get(name, f"{data['root']} ({{train}} / {{val}} / {{test}})")
         datasets.append(text.format(**{k: ", ".join(v) or "-" for k, v in split.items()}))
     for folder in other:
-        res = score(
-            enc, [f"data.root={folder}", f"repeats={repeats}", *lead_sets({"n_channels": 12})]
-        )
-        metrics[Path(folder).name] = _brief(res)
-        if log:
-            log(f"{Path(folder).name}: {to_json_line(metrics[Path(folder).name])}")
+        # a one-lead encoder lead by lead; any other one on the record's leads together, and
+        # lead by lead too (``NAME each lead``)
+        ways = [("", lead_sets({"n_channels": 12}))]
+        if not one_lead:
+            ways.append((" each lead", ["each_lead=true", "data.n_channels=12"]))
+        for suffix, sets in ways:
+            key = Path(folder).name + suffix
+            metrics[key] = _brief(score(enc, [f"data.root={folder}", f"repeats={repeats}", *sets]))
+            if log:
+                log(f"{key}: {to_json_line(metrics[key])}")
     ck = load_checkpoint(enc)
     cache = json.loads((Path(summary["cache"]) / "manifest.json").read_text())
     data = conf["data"]

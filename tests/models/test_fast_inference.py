@@ -231,8 +231,8 @@ def _eegmat_windows(data_dir: Path, n: int) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def test_shipped_checkpoints_give_the_module_path_outputs(data_dir: Path) -> None:
-    """eegmat-fused (EEG + ECG encoders) and ecg-ludb on a real recording: fast == module path
-    within 1e-6 relative, at batch 1 and batch 3."""
+    """eegmat-fused (EEG + ECG encoders), ecg-ludb and ecg-anylead on a real recording: fast ==
+    module path within 1e-6 relative, at batch 1 and batch 3."""
     eeg, ecg = _eegmat_windows(data_dir, 3)
     fused = load_checkpoint("eegmat-fused").model
     ecg_enc = load_checkpoint("ecg-ludb").model
@@ -240,6 +240,7 @@ def test_shipped_checkpoints_give_the_module_path_outputs(data_dir: Path) -> Non
         (fused.eeg_encoder, eeg),
         (fused.ecg_encoder, ecg),
         (ecg_enc, ecg),
+        (load_checkpoint("ecg-anylead").model, ecg),
     ]
     for enc, x in cases:
         for batch in (x[:1], x):
