@@ -10,8 +10,8 @@ Leads: the checkpoint's leads that a record has, in the checkpoint's order, then
 other ECG leads (e.g. Challenge 2015's unnamed chest lead ``V``), up to the checkpoint's lead
 count; a record with one lead is scored intra-lead only (nothing to infer a whole lead from).
 ``each_lead=true`` scores every lead of the record (up to ``data.n_channels``) on its own, as a
-one-lead input, and pools them: how a one-lead encoder (``ecg-onelead``) is meant to be used;
-intra-lead only.
+one-lead input, and pools them (intra-lead masks only): how a one-lead ECG, or leads that do not
+relate (Challenge 2015 v102s), go through ``ecg-anylead``.
 
 Result: one JSON object (one line on stdout): masked MSE in model units squared for the model,
 ``zeros`` and ``interp``, per mask kind (``intra``, ``inter``, ``all``), with the masked-sample
