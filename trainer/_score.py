@@ -343,8 +343,8 @@ def ship_encoder(
     one_lead = conf["data"]["n_channels"] == 1
     corpora = [conf["data"], *({**conf["data"], **m["data"]} for m in conf.get("mix") or [])]
 
-    def lead_sets(data: dict[str, Any]) -> list[str]:
-        return ["each_lead=true", f"data.n_channels={data['n_channels']}"] if one_lead else []
+    def each_lead(n_leads: int) -> list[str]:
+        return ["each_lead=true", f"data.n_channels={n_leads}"]
 
     metrics: dict[str, Any] = {}
     datasets: list[str] = []
@@ -360,7 +360,7 @@ def ship_encoder(
             f"data.wfdb_gain={gain}",
             f"data.hop_patches={data['hop_patches']}",
             f"repeats={repeats}",
-            *lead_sets(data),
+            *(each_lead(data["n_channels"]) if one_lead else []),
         ]
         for part in ("train", "val", "test"):
             if split[part]:
@@ -372,10 +372,8 @@ def ship_encoder(
         datasets.append(text.format(**{k: ", ".join(v) or "-" for k, v in split.items()}))
     for folder in other:
         # a one-lead encoder lead by lead; any other one on the record's leads together, and
-        # lead by lead too (``NAME each lead``)
-        ways = [("", lead_sets({"n_channels": 12}))]
-        if not one_lead:
-            ways.append((" each lead", ["each_lead=true", "data.n_channels=12"]))
+        # lead by lead too (``NAME each lead``); up to 12 leads
+        ways = [("", each_lead(12))] if one_lead else [("", []), (" each lead", each_lead(12))]
         for suffix, sets in ways:
             key = Path(folder).name + suffix
             metrics[key] = _brief(score(enc, [f"data.root={folder}", f"repeats={repeats}", *sets]))
