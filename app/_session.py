@@ -88,8 +88,11 @@ def build_model(
         FusedEmotionConfig,
         FusedEmotionModel,
         ModalityConfig,
+        cpu_linears,
         load_checkpoint,
     )
+
+    cpu_linears()  # a wrong $PHYSIO_LIVE_CPU_LINEARS fails here, not in the worker
 
     if cfg.model.checkpoint:
         ckpt = load_checkpoint(Path(cfg.model.checkpoint).expanduser())

@@ -15,6 +15,9 @@ bfloat16 on oneDNN), with our bfloat16 error against float64 (its cost on real w
 off: the compiler fuses it itself), with its error against float64; it needs a C++ compiler and
 about 10 s of compiling per shape.
 
+Our CPU float32 linears follow ``physio_live.models.cpu_linears()`` (oneDNN on CPUs with AVX-512,
+aten elsewhere; ``--linears`` forces one); the other one is timed beside it (``ours_*_linears_ms``).
+
     python benchmarks/encoder.py [--threads 2] [--repeats 7] [--rounds 3] [--quick] [--compile]
 """
 
@@ -33,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from physio_live.models import CBraMod, to_official_state_dict
-from physio_live.models._kernels import _onednn_bf16_available
+from physio_live.models import CBraMod, cpu_linears, set_cpu_linears, to_official_state_dict
+from physio_live.models._kernels import _onednn_bf16_available, _onednn_linear_available
 
 
 class _OfficialLayer(nn.Module):
@@ -163,10 +166,21 @@ def _run_case(
             t_scale = truth.abs().max().item()
             ours_f64 = (got.double() - truth).abs().max().item() / t_scale
             ref_f64 = (expected.double() - truth).abs().max().item() / t_scale
-    ours_ms, ref_ms = [], []
-    for _ in range(rounds):  # interleaved, to spread drift and load over both
+    ours_ms, ref_ms, alt_ms = [], [], []
+    chosen = cpu_linears()
+    # the other float32 linears of our CPU path, timed beside the choice (the evidence for it)
+    alt = {"onednn": "aten", "aten": "onednn"}[chosen]
+    if device != "cpu" or not _onednn_linear_available():
+        alt = None
+    for _ in range(rounds):  # interleaved, to spread drift and load over all
         ref_ms.append(_time_ms(run(ref), repeats))
         ours_ms.append(_time_ms(run(ours), repeats))
+        if alt is not None:
+            set_cpu_linears(alt)
+            try:
+                alt_ms.append(_time_ms(run(ours), repeats))
+            finally:
+                set_cpu_linears(chosen)
     row: dict[str, object] = {
         "device": device,
         "batch": batch,
@@ -179,6 +193,10 @@ def _run_case(
         "max_abs_output": round(scale, 2),
         "max_rel_diff": float(f"{diff / scale:.3g}"),
     }
+    if device == "cpu":
+        row["linears"] = chosen
+    if alt is not None:
+        row[f"ours_{alt}_linears_ms"] = round(min(alt_ms), 2)
     if ref64 is not None:
         row["ours_rel_err_vs_float64"] = float(f"{ours_f64:.3g}")
         row["reference_rel_err_vs_float64"] = float(f"{ref_f64:.3g}")
@@ -219,8 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--compile", action="store_true", help="also torch.compile of our module path (CPU)"
     )
+    ap.add_argument(
+        "--linears",
+        default="auto",
+        choices=["auto", "onednn", "aten"],
+        help="our CPU float32 linears (auto: by CPU; the other one is timed beside it)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    set_cpu_linears(args.linears)
     torch.manual_seed(0)
 
     ours = CBraMod().eval()
@@ -256,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_threads": args.threads,
         "machine": platform.machine(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_linears": cpu_linears(),
         "cases": rows,
     }
     print(json.dumps(summary))
@@ -272,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             if "ours_bf16_ms" in r
             else ""
         )
+        other = [k for k in r if k.endswith("_linears_ms")]
+        if other:
+            name = other[0].removeprefix("ours_").removesuffix("_linears_ms")
+            bf += f"   ours with {name} linears {r[other[0]]:.2f} ms"
         if "compiled_ms" in r:
             bf += f"   compiled {r['compiled_ms']:.2f} ms ({r['compiled_speedup']:.2f}x)"
         print(

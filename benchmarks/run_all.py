@@ -87,6 +87,9 @@ def machine() -> dict[str, object]:
         info["torch"] = torch.__version__
         info["numpy"] = numpy.__version__
         info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        from physio_live.models import cpu_linears
+
+        info["cpu_linears"] = cpu_linears()  # the encoder's float32 linears on this CPU
         info["gpu"] = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     except ImportError:  # the benchmarks will say what is missing
         pass

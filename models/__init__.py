@@ -52,6 +52,7 @@ from ._hub import (
     pull_cbramod,
     resolve_hub_file,
 )
+from ._kernels import CPU_LINEARS_ENV, cpu_linears, set_cpu_linears
 from ._official import (
     cbramod_base,
     cbramod_ecg,
@@ -74,6 +75,7 @@ __all__ = [
     "CBRAMOD_HUB_FILENAME",
     "CBRAMOD_HUB_REPO",
     "CBRAMOD_URL",
+    "CPU_LINEARS_ENV",
     "UNTRAINED_WARNING",
     "CBraMod",
     "CBraModConfig",
@@ -97,6 +99,7 @@ __all__ = [
     "checkpoint_summary",
     "checkpoint_test_metrics",
     "config_from_official",
+    "cpu_linears",
     "describe_checkpoint",
     "ecg_feature_values",
     "eeg_feature_values",
@@ -118,6 +121,7 @@ __all__ = [
     "resolve_checkpoint",
     "resolve_hub_file",
     "save_checkpoint",
+    "set_cpu_linears",
     "shipped_checkpoints",
     "to_official_state_dict",
     "weights_fingerprint",

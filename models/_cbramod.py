@@ -19,15 +19,16 @@ back.
 Inference (eval mode without autograd: ``torch.inference_mode()`` or ``no_grad``) takes a leaner
 path with the same parameters: on a CPU in float32 the linears run as oneDNN inner products on
 weights reordered once (kept outside the module, remade when a weight changes), with GELU and the
-residual adds fused into them; wide ones are summed in chunks of 200 inputs so that the outputs
-stay as close to a float64 computation as the aten ops' are; attention is SDPA (on a CPU with
-several threads: matmul + softmax + matmul, which spread better); the residual stream is updated
-in place. Under bfloat16 CPU autocast, on CPUs that run bfloat16 natively (AVX512-BF16, AMX), the
-linears run as oneDNN bfloat16 products on weights packed in bfloat16, while attention, the conv
-stack, norms and the residual stream stay float32. Elsewhere (CUDA, other autocast,
-no oneDNN) the same path runs on
-the aten ops (the kernels live in :mod:`._kernels`). Training, and any call that needs
-gradients, runs the modules as written.
+residual adds fused into them, where :func:`._kernels.cpu_linears` says so (CPUs with AVX-512;
+elsewhere oneDNN's float32 products were slower than the aten ops, which then run); wide ones
+are summed in chunks of 200 inputs so that the outputs stay as close to a float64 computation as
+the aten ops' are; attention is SDPA (on a CPU with several threads: matmul + softmax + matmul,
+which spread better); the residual stream is updated in place. Under bfloat16 CPU autocast, on
+CPUs that run bfloat16 natively (AVX512-BF16, AMX), the linears run as oneDNN bfloat16 products
+on weights packed in bfloat16, while attention, the conv stack, norms and the residual stream
+stay float32. Elsewhere (CUDA, other autocast, no oneDNN) the same path runs on the aten ops (the
+kernels live in :mod:`._kernels`). Training, and any call that needs gradients, runs the modules
+as written.
 ``CBraMod.fast_inference = False`` turns the leaner path off.
 
 Two facts of the official model worth knowing: the GroupNorms of the conv stack normalise each

@@ -8,11 +8,14 @@ docstring); the module path, which training runs, does not touch them.
 
 from __future__ import annotations
 
+import os
 import weakref
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from physio_live.core import ConfigError
 
 _onednn_ok: bool | None = None  # None: not probed yet
 
@@ -80,14 +83,55 @@ def _autocast_dtype(device_type: str) -> torch.dtype:
     return torch.get_autocast_cpu_dtype()  # torch < 2.4
 
 
+#: Environment variable that picks the CPU float32 linears: ``onednn``, ``aten`` or ``auto``.
+CPU_LINEARS_ENV = "PHYSIO_LIVE_CPU_LINEARS"
+CPU_LINEARS = ("auto", "onednn", "aten")
+_cpu_linears: str | None = None  # the choice in force ("onednn" / "aten"); None: not made yet
+
+
+def set_cpu_linears(kind: str | None) -> str:
+    """Choose the float32 linears of the CPU inference path for this process; returns the choice.
+
+    ``"onednn"``: oneDNN on weights packed once, GELU and residual adds fused in (where oneDNN
+    runs); ``"aten"``: ``F.linear`` (MKL); ``"auto"`` or ``None``: ``$PHYSIO_LIVE_CPU_LINEARS``
+    if set, else oneDNN on CPUs with AVX-512 and aten elsewhere. On an AVX2-only CPU (AMD EPYC,
+    Zen 2) oneDNN's float32 linears made the CBraMod-size encoder slower than the official module
+    layout (batch 1, 32 x 4 patches: 34-48 against 24-28 ms with aten, 2026-11-30), while on an
+    AVX-512 CPU (Zen 4) they made it faster; the rule follows those two measurements. Both are
+    checked against float64 (``tests/models/test_fast_inference.py``). The choice is fixed per
+    process, so a live run and its replay on one machine compute alike. bfloat16 autocast is not
+    affected (it runs on oneDNN where the CPU has native bfloat16).
+    """
+    global _cpu_linears
+    want, source = (kind or "auto").strip().lower(), f"CPU linears {kind!r}"
+    if want == "auto" and os.environ.get(CPU_LINEARS_ENV):
+        want = os.environ[CPU_LINEARS_ENV].strip().lower()
+        source = f"{CPU_LINEARS_ENV}={os.environ[CPU_LINEARS_ENV]!r}"
+    if want not in CPU_LINEARS:
+        raise ConfigError(f"{source}: use one of {', '.join(CPU_LINEARS)} (auto: by CPU)")
+    if want == "auto":
+        avx512 = torch.backends.cpu.get_cpu_capability().upper().startswith("AVX512")
+        want = "onednn" if avx512 else "aten"
+    if want == "onednn" and not _onednn_linear_available():
+        want = "aten"
+    _cpu_linears = want
+    return want
+
+
+def cpu_linears() -> str:
+    """The float32 linears the CPU inference path runs (``"onednn"`` or ``"aten"``): the choice of
+    :func:`set_cpu_linears`, made on first use."""
+    return _cpu_linears if _cpu_linears is not None else set_cpu_linears(None)
+
+
 def _onednn_dtype(x: Tensor) -> torch.dtype | None:
-    """The dtype of the oneDNN linears for a float32 input on the CPU: float32 outside autocast,
-    bfloat16 under bfloat16 CPU autocast where the CPU runs it natively; ``None`` (the aten ops)
-    elsewhere: CUDA, other autocast dtypes, no oneDNN."""
+    """The dtype of the oneDNN linears for a float32 input on the CPU: float32 outside autocast
+    where :func:`cpu_linears` is oneDNN, bfloat16 under bfloat16 CPU autocast where the CPU runs
+    it natively; ``None`` (the aten ops) elsewhere: CUDA, other autocast dtypes, no oneDNN."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or not _onednn_linear_available():
         return None
     if not _autocast_on("cpu"):
-        return torch.float32
+        return torch.float32 if cpu_linears() == "onednn" else None
     if _autocast_dtype("cpu") == torch.bfloat16 and _onednn_bf16_available():
         return torch.bfloat16
     return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,6 +42,21 @@ def _pair(reference: SimpleNamespace, seed: int, small: bool) -> tuple[CBraMod, 
     return ours, ref.double().eval()
 
 
+@pytest.fixture(params=["onednn", "aten"])
+def linears(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each float32 CPU backend of the inference path in turn (the process's choice restored)."""
+    from physio_live.models import cpu_linears, set_cpu_linears
+
+    before = cpu_linears()
+    got = set_cpu_linears(request.param)
+    try:
+        if got != request.param:
+            pytest.skip("oneDNN's linears do not run on this CPU")
+        yield got
+    finally:
+        set_cpu_linears(before)
+
+
 def _ours_from_official(sd: dict[str, torch.Tensor], model: CBraMod) -> dict[str, torch.Tensor]:
     from physio_live.models import checkpoint_filter_fn
 
@@ -52,7 +68,7 @@ def _ours_from_official(sd: dict[str, torch.Tensor], model: CBraMod) -> dict[str
     [(1, 1, 1), (3, 2, 5), (2, 19, 4), (4, 7, 3), (1, 3, 30), (5, 1, 2)],
 )
 def test_fast_path_matches_float64_reference(
-    reference: SimpleNamespace, batch: int, channels: int, patches: int
+    reference: SimpleNamespace, linears: str, batch: int, channels: int, patches: int
 ) -> None:
     seed = _fresh_seed()
     torch.manual_seed(seed)
@@ -70,7 +86,7 @@ def test_fast_path_matches_float64_reference(
 
 @pytest.mark.parametrize(("batch", "channels", "patches"), [(1, 19, 4), (3, 5, 7)])
 def test_full_size_fast_path_matches_float64_reference(
-    reference: SimpleNamespace, batch: int, channels: int, patches: int
+    reference: SimpleNamespace, linears: str, batch: int, channels: int, patches: int
 ) -> None:
     """Full size (12 x 200): the float32 fast path stays within 2e-6 (relative to the largest
     output) of float64, as the official layout in float32 does (0.7-1.0e-6 in our draws)."""
@@ -86,7 +102,7 @@ def test_full_size_fast_path_matches_float64_reference(
     assert _rel(ref32, want) < 2e-6, f"seed {seed}"
 
 
-def test_fast_path_with_mask_and_under_no_grad(reference: SimpleNamespace) -> None:
+def test_fast_path_with_mask_and_under_no_grad(reference: SimpleNamespace, linears: str) -> None:
     seed = _fresh_seed()
     torch.manual_seed(seed)
     ours, ref = _pair(reference, seed, small=True)
@@ -98,7 +114,7 @@ def test_fast_path_with_mask_and_under_no_grad(reference: SimpleNamespace) -> No
     assert _rel(fast, want) < 1e-6, f"seed {seed}"
 
 
-def test_fast_path_follows_weight_updates() -> None:
+def test_fast_path_follows_weight_updates(linears: str) -> None:
     """Packed weights are rebuilt after an optimizer step and after load_state_dict."""
     torch.manual_seed(0)
     model = CBraMod(**SMALL)
@@ -307,3 +323,49 @@ def test_both_attention_kernels_match_float64_reference(
     with torch.inference_mode():
         want = ref(x.double())
     assert _rel(fast, want) < 1e-6, f"seed {seed}"
+
+
+def test_cpu_linears_choice_follows_the_cpu_and_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """auto: oneDNN on AVX-512 CPUs, aten elsewhere; the environment variable overrides it; a
+    wrong value names the variable and the values it takes."""
+    import physio_live.models._kernels as kernels
+    from physio_live.core import ConfigError
+    from physio_live.models import CPU_LINEARS_ENV, cpu_linears, set_cpu_linears
+
+    before = cpu_linears()
+    try:
+        monkeypatch.delenv(CPU_LINEARS_ENV, raising=False)
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+        assert set_cpu_linears("auto") == "aten"
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+        want = "onednn" if kernels._onednn_linear_available() else "aten"
+        assert set_cpu_linears(None) == want
+        assert cpu_linears() == want
+        monkeypatch.setenv(CPU_LINEARS_ENV, "aten")
+        assert set_cpu_linears("auto") == "aten"
+        assert set_cpu_linears("onednn") == want  # an explicit choice beats the variable
+        monkeypatch.setenv(CPU_LINEARS_ENV, "fastest")
+        with pytest.raises(ConfigError, match=CPU_LINEARS_ENV) as err:
+            set_cpu_linears(None)
+        assert "onednn" in str(err.value) and "aten" in str(err.value)
+    finally:
+        set_cpu_linears(before)
+
+
+def test_aten_choice_packs_nothing_and_onednn_choice_packs(linears: str) -> None:
+    """The choice is what runs: aten packs no weight for oneDNN, oneDNN packs the MLP's linears
+    (large enough here to be worth oneDNN's fixed cost)."""
+    import physio_live.models._kernels as kernels
+
+    torch.manual_seed(_fresh_seed())
+    model = CBraMod(**SMALL).eval()
+    with torch.inference_mode():
+        model(torch.randn(16, 19, 4, 200))
+    packs = kernels._PACKS.get(model, {}).get(torch.float32)
+    if linears == "aten":
+        assert not packs
+    else:
+        mlps = {b.mlp.fc1 for b in model.blocks} | {b.mlp.fc2 for b in model.blocks}
+        assert packs is not None and mlps <= set(packs)
