@@ -156,6 +156,19 @@ def _augment(x: Tensor, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
     return x
 
 
+def _foreign_leads(x: Tensor, prob: float, g: torch.Generator) -> Tensor:
+    """``augment.lead_foreign``: with probability ``prob`` per sample, every lead but one (drawn
+    at random) comes from another sample of the batch (drawn at random, never itself)."""
+    b, c = x.shape[0], x.shape[1]
+    if prob <= 0 or b < 2 or c < 2:
+        return x
+    hit = torch.rand(b, generator=g) < prob
+    donor = (torch.arange(b) + torch.randint(1, b, (b,), generator=g)) % b  # never i itself
+    own = torch.randint(0, c, (b,), generator=g)  # the lead each sample keeps
+    take = hit[:, None] & (torch.arange(c)[None, :] != own[:, None])  # [b, c]
+    return torch.where(take[:, :, None, None], x[donor], x)
+
+
 def _next_samples(
     corpus: Corpus, idx: np.ndarray, x: Tensor, hop: int
 ) -> tuple[Tensor, Tensor, int]:
@@ -249,6 +262,8 @@ def batches(
         x = _augment(x, a, g)
         if leads is not None:
             x = x[:, leads].contiguous()
+        if a.lead_foreign > 0:
+            x = _foreign_leads(x, a.lead_foreign, g)
         if info.device.type == "cuda":
             x = x.pin_memory()
         return step, micro, x, mb

@@ -253,6 +253,12 @@ class AugmentConfig:
     #: at most this many leads in such a batch (null: all but one), e.g. 3 to train mostly
     #: the few-lead case (1-3 leads), the one a record without a 12-lead ECG gives
     lead_subset_max: int | None = None
+    #: probability that a sample's leads, all but one kept at random, are taken from another
+    #: sample of the batch (another record or another time): leads that do not belong
+    #: together, so the encoder learns to check a lead against the visible part of the others
+    #: before it reads a hidden patch off them (Challenge 2015 v102s: II and V at r = 0.19).
+    #: Applied after ``lead_subset``; a batch of one lead or one sample is left as it is
+    lead_foreign: float = 0.0
 
     def validate(self, where: str) -> None:
         for name in ("scale", "lead_scale", "time_scale"):
@@ -261,7 +267,7 @@ class AugmentConfig:
                 raise ConfigError(f"{where}.{name}: give [low, high] with 0 < low <= high, or null")
         if self.lead_subset_max is not None and self.lead_subset_max < 1:
             raise ConfigError(f"{where}.lead_subset_max: at least 1 lead, or null")
-        for name in ("flip", "lead_flip", "lead_shuffle", "lead_subset"):
+        for name in ("flip", "lead_flip", "lead_shuffle", "lead_subset", "lead_foreign"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{where}.{name}: must be a probability in [0, 1]")
 

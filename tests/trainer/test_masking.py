@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -153,3 +155,67 @@ def test_lead_subset_batches_keep_ordered_subsets_and_masks_fit(data_dir, tmp_pa
             cols = [next(j for j in range(6) if torch.equal(x[:, i], full[:, j])) for i in range(c)]
             assert cols == sorted(cols)
     assert len(seen) >= 4 and max(seen) <= 6
+
+
+def test_lead_foreign_keeps_one_lead_and_takes_the_rest_from_another_sample(data_dir, tmp_path):
+    """``augment.lead_foreign``: a hit sample keeps one of its leads and takes every other lead
+    from one other sample of the batch; the rest stay whole; with 0 the batches are unchanged."""
+    from physio_live.trainer import Corpus, build_cache, pretrain_config_from_dict
+    from physio_live.trainer._batches import BatchPlan, _foreign_leads, batches
+    from physio_live.trainer._loop import DistInfo
+
+    x = torch.randn(64, 3, 2, 200)
+    g = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
+    y = _foreign_leads(x, 0.5, g)
+    hits = 0
+    for i in range(64):
+        own = [c for c in range(3) if torch.equal(y[i, c], x[i, c])]
+        if len(own) == 3:
+            continue
+        hits += 1
+        assert len(own) == 1  # one lead of its own ...
+        donors = {
+            j for j in range(64) for c in range(3) if c not in own and torch.equal(y[i, c], x[j, c])
+        }
+        assert len(donors) == 1 and i not in donors  # ... the others from one other sample
+    assert 16 <= hits <= 48  # 0.5 of 64, far outside chance either way
+    assert torch.equal(_foreign_leads(x, 0.0, g), x)
+    assert torch.equal(_foreign_leads(x[:1], 1.0, g), x[:1])  # nobody to borrow from
+
+    def cfg_with(augment: dict) -> object:
+        return pretrain_config_from_dict(
+            {
+                "modality": "ecg",
+                "data": {
+                    "kind": "wfdb",
+                    "root": str(data_dir),
+                    "include": ["wfdb_ptbdb_s0010_re/*"],
+                    "channels": ["I", "II", "III", "aVR", "aVL", "aVF"],
+                    "n_channels": 6,
+                    "sample_patches": 4,
+                    "hop_patches": 1,
+                    "cache_dir": str(tmp_path),
+                },
+                "masking": {"kind": "dual"},
+                "augment": augment,
+                "run": {"prefetch": 0},
+            }
+        )
+
+    cfg = cfg_with({"lead_subset": 1.0, "lead_subset_max": 2, "lead_foreign": 1.0})
+    corpus = Corpus(build_cache(cfg.data, progress=False))
+    plan = BatchPlan(np.arange(len(corpus)), 8, 1, 1, 0)
+    plain = cfg_with({"lead_subset": 1.0, "lead_subset_max": 2})
+    mixed = 0
+    for (_, _, x, mb), (_, _, x0, mb0) in zip(
+        batches(corpus, plan, cfg, DistInfo(), 0, 20),
+        batches(corpus, plan, plain, DistInfo(), 0, 20),
+        strict=True,
+    ):
+        assert x.shape == x0.shape and torch.equal(mb.mask, mb0.mask)  # same leads, same masks
+        if x.shape[1] == 2:
+            assert not torch.equal(x, x0)
+            mixed += 1
+        else:
+            assert torch.equal(x, x0)  # one lead: nothing to take from elsewhere
+    assert mixed >= 3
