@@ -52,7 +52,7 @@ from ._hub import (
     pull_cbramod,
     resolve_hub_file,
 )
-from ._kernels import CPU_LINEARS_ENV, cpu_linears, set_cpu_linears
+from ._kernels import CPU_LINEARS_ENV, cpu_bf16_native, cpu_linears, set_cpu_linears
 from ._official import (
     cbramod_base,
     cbramod_ecg,
@@ -99,6 +99,7 @@ __all__ = [
     "checkpoint_summary",
     "checkpoint_test_metrics",
     "config_from_official",
+    "cpu_bf16_native",
     "cpu_linears",
     "describe_checkpoint",
     "ecg_feature_values",

@@ -185,3 +185,20 @@ def test_a_running_session_keeps_the_collector_off_its_old_objects_and_gives_the
     del session
     gc.collect()
     assert gone() is None
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_bf16_on_a_cpu_without_native_bfloat16_is_flagged(eegmat_sources, bf16):
+    """``model.bf16`` on a CPU that only emulates bfloat16 (slower than float32) says so in the
+    session's messages, with the fix; float32, or a CPU with native bfloat16, says nothing."""
+    from physio_live.models import cpu_bf16_native
+
+    cfg = config_from_dict({**ARRAY_SESSION, "model": {**ARRAY_SESSION["model"], "bf16": bf16}})
+    session = Session(cfg, sources=eegmat_sources)
+    session.open()
+    try:
+        flagged = [m for m in session.messages() if "model.bf16" in m]
+    finally:
+        session.close()
+    assert bool(flagged) == (bf16 and not cpu_bf16_native())
+    assert all("model.bf16: false" in m for m in flagged)
