@@ -319,7 +319,8 @@ class ModelConfig:
     #: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``
     device: str = "auto"
     #: bfloat16 (an approximate option): on CPUs with AVX512-BF16/AMX the encoders' linears run in
-    #: bfloat16 on oneDNN (batch 32 ~1.55x faster, batch 1 ~1.4x), elsewhere bf16 autocast;
+    #: bfloat16 on oneDNN (batch 32 ~1.55x faster, batch 1 ~1.4x), elsewhere bf16 autocast,
+    #: which a CPU without them emulates (~7x slower than float32; the session says so);
     #: probabilities differ from float32 by a few thousandths (benchmarks/bf16_cost.py)
     bf16: bool = False
     #: windows per forward pass; 1 keeps replays bit-identical to live (batching changes the
