@@ -130,3 +130,64 @@ def test_ship_encoder_scores_a_one_lead_run_lead_by_lead(tiny_config, data_dir, 
     notes = json.loads(ck.provenance.notes)
     assert ck.provenance.source.endswith("configs/x.yaml") and "one lead" in notes["unit"]
     assert notes["split"] == split
+
+
+def _write_layouts(src: str, root) -> dict[str, object]:
+    """PTB s0010's twelve standard leads written as other 12-lead databases store them:
+    PTB-XL (nested ``records100/00000/00001_lr``, 100 Hz, upper-case ``AVR``), the PhysioNet
+    Challenge 2020 (signals in a MATLAB v4 ``.mat`` the header points into, 500 Hz) and INCART
+    (257 Hz, ``aVR``)."""
+    import scipy.io
+    import scipy.signal
+    import wfdb
+
+    rec = wfdb.rdrecord(src)
+    names = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    low = [n.lower() for n in rec.sig_name]
+    x = rec.p_signal[:, [low.index(n.lower()) for n in names]]  # mV, 1000 Hz
+    mixed = [n.replace("AV", "aV") for n in names]
+    out = {}
+    for key, fs, sig_names, sub in (
+        ("ptbxl", 100, names, "records100/00000"),
+        ("incart", 257, mixed, ""),
+    ):
+        d = root / key / sub
+        d.mkdir(parents=True)
+        y = scipy.signal.resample_poly(x, fs, 1000, axis=0)
+        wfdb.wrsamp(
+            "00001_lr" if key == "ptbxl" else "I01", fs=fs, units=["mV"] * 12,
+            sig_name=sig_names, p_signal=y, fmt=["16"] * 12, adc_gain=[1000.0] * 12,
+            baseline=[0] * 12, write_dir=str(d),
+        )  # fmt: skip
+        out[key] = root / key
+    d = root / "cinc2020"
+    d.mkdir()
+    val = np.round(scipy.signal.resample_poly(x, 1, 2, axis=0).T * 1000).astype(np.int16)
+    scipy.io.savemat(str(d / "A0001.mat"), {"val": val}, format="4")
+    head = [f"A0001 12 500 {val.shape[1]}"]
+    for v, n in zip(val, mixed, strict=True):
+        head.append(f"A0001.mat 16+24 1000/mV 16 0 {v[0]} 0 0 {n}")
+    (d / "A0001.hea").write_text("\n".join([*head, "#Dx: 426783006", ""]))
+    out["cinc2020"] = d
+    return out
+
+
+def test_score_reads_other_12_lead_databases_layouts(capsys, data_dir, tmp_path):
+    """The same recording stored as PTB-XL, Challenge 2020 and INCART store theirs (folders,
+    rates, MATLAB signal files, lead-name spellings) scores like the original: twelve leads in
+    the encoder's order, the same windows, and well below both baselines."""
+    rc, out, _ = _score(capsys, data_dir / "wfdb_ptbdb_s0010_re", "repeats=2")
+    assert rc == 0
+    ref = json.loads(out)
+    layouts = _write_layouts(str(data_dir / "wfdb_ptbdb_s0010_re" / "s0010_re"), tmp_path)
+    for name, root in layouts.items():
+        rc, out, err = _score(capsys, root, "repeats=2")
+        assert rc == 0, (name, err)
+        res = json.loads(out)
+        assert res["records"] == 1 and res["samples"] == ref["samples"], name
+        leads = [x.lower() for x in res["per_record"][0]["leads"]]
+        assert leads == ref["per_record"][0]["leads"], name
+        for kind in ("intra", "inter"):
+            assert res[kind]["below_best_pct"] > 15, (name, kind, res[kind])
+            # the rate only removes content the 45-Hz band-pass removes anyway
+            assert res[kind]["zeros"] == pytest.approx(ref[kind]["zeros"], rel=0.1), (name, kind)
