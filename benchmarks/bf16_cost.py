@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from physio_live.models._kernels import _onednn_bf16_available
+    from physio_live.models import cpu_bf16_native
 
     root = DATASETS / "eegmat"
     files = [(root / f"Subject{s:02d}_{k}.edf", label)
@@ -108,7 +108,7 @@ def main() -> None:
         "hop_s": args.hop,
         "max_batch": args.max_batch,
         "threads": args.threads,
-        "onednn_bf16": _onednn_bf16_available(),
+        "onednn_bf16": cpu_bf16_native(),
         "windows": len(y),
         "float32": res[False],
         "bf16": res[True],

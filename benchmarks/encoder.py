@@ -36,8 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from physio_live.models import CBraMod, cpu_linears, set_cpu_linears, to_official_state_dict
-from physio_live.models._kernels import _onednn_bf16_available, _onednn_linear_available
+from physio_live.models import (
+    CBraMod,
+    cpu_bf16_native,
+    cpu_linears,
+    set_cpu_linears,
+    to_official_state_dict,
+)
+from physio_live.models._kernels import _onednn_linear_available
 
 
 class _OfficialLayer(nn.Module):
@@ -210,7 +216,7 @@ def _run_case(
             row["compiled_rel_err_vs_float64"] = float(
                 f"{(approx.double() - truth).abs().max().item() / t_scale:.3g}"
             )
-    if device == "cuda" or _onednn_bf16_available():
+    if device == "cuda" or cpu_bf16_native():
         # the approximate option (model.bf16): on a CPU with AVX512-BF16/AMX our linears run in
         # bfloat16 on oneDNN, the reference under plain bf16 autocast
         ours16, ref16 = [], []

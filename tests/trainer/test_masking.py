@@ -110,20 +110,12 @@ def test_interp_baseline():
     torch.testing.assert_close(pred[0, 1:], x[0, 1:])
 
 
-def test_lead_subset_batches_keep_ordered_subsets_and_masks_fit(data_dir, tmp_path):
-    """``augment.lead_subset``: some batches keep 1..C-1 leads (in order); their masks have that
-    many leads; a one-lead batch is masked intra-lead only; draws are a function of the step."""
-    from physio_live.trainer import Corpus, build_cache, pretrain_config_from_dict
-    from physio_live.trainer._batches import BatchPlan, _lead_subset, batches
-    from physio_live.trainer._loop import DistInfo
+def _ptb_limb_leads_config(data_dir, cache_dir, augment: dict) -> object:
+    """A pretraining config on PTB s0010's six limb leads (4-patch samples every patch, dual
+    masks) with ``augment``."""
+    from physio_live.trainer import pretrain_config_from_dict
 
-    subsets = [_lead_subset(12, 0.5, 0, s, 0, DistInfo()) for s in range(400)]
-    kept = [s for s in subsets if s is not None]
-    assert 0.35 < len(kept) / 400 < 0.5  # 0.5 x (11 of 12 sizes are a real subset)
-    assert all(s == sorted(s) and len(set(s)) == len(s) and 1 <= len(s) <= 11 for s in kept)
-    assert {len(s) for s in kept} == set(range(1, 12))
-    assert subsets == [_lead_subset(12, 0.5, 0, s, 0, DistInfo()) for s in range(400)]
-    cfg = pretrain_config_from_dict(
+    return pretrain_config_from_dict(
         {
             "modality": "ecg",
             "data": {
@@ -134,13 +126,29 @@ def test_lead_subset_batches_keep_ordered_subsets_and_masks_fit(data_dir, tmp_pa
                 "n_channels": 6,
                 "sample_patches": 4,
                 "hop_patches": 1,
-                "cache_dir": str(tmp_path),
+                "cache_dir": str(cache_dir),
             },
             "masking": {"kind": "dual"},
-            "augment": {"lead_subset": 1.0},
+            "augment": augment,
             "run": {"prefetch": 0},
         }
     )
+
+
+def test_lead_subset_batches_keep_ordered_subsets_and_masks_fit(data_dir, tmp_path):
+    """``augment.lead_subset``: some batches keep 1..C-1 leads (in order); their masks have that
+    many leads; a one-lead batch is masked intra-lead only; draws are a function of the step."""
+    from physio_live.trainer import Corpus, build_cache
+    from physio_live.trainer._batches import BatchPlan, _lead_subset, batches
+    from physio_live.trainer._loop import DistInfo
+
+    subsets = [_lead_subset(12, 0.5, 0, s, 0, DistInfo()) for s in range(400)]
+    kept = [s for s in subsets if s is not None]
+    assert 0.35 < len(kept) / 400 < 0.5  # 0.5 x (11 of 12 sizes are a real subset)
+    assert all(s == sorted(s) and len(set(s)) == len(s) and 1 <= len(s) <= 11 for s in kept)
+    assert {len(s) for s in kept} == set(range(1, 12))
+    assert subsets == [_lead_subset(12, 0.5, 0, s, 0, DistInfo()) for s in range(400)]
+    cfg = _ptb_limb_leads_config(data_dir, tmp_path, {"lead_subset": 1.0})
     corpus = Corpus(build_cache(cfg.data, progress=False))
     plan = BatchPlan(np.arange(len(corpus)), 8, 1, 1, 0)
     full = torch.from_numpy(corpus.get(plan.indices(0, 0, 0)))
@@ -160,7 +168,7 @@ def test_lead_subset_batches_keep_ordered_subsets_and_masks_fit(data_dir, tmp_pa
 def test_lead_foreign_keeps_one_lead_and_takes_the_rest_from_another_sample(data_dir, tmp_path):
     """``augment.lead_foreign``: a hit sample keeps one of its leads and takes every other lead
     from one other sample of the batch; the rest stay whole; with 0 the batches are unchanged."""
-    from physio_live.trainer import Corpus, build_cache, pretrain_config_from_dict
+    from physio_live.trainer import Corpus, build_cache
     from physio_live.trainer._batches import BatchPlan, _foreign_leads, batches
     from physio_live.trainer._loop import DistInfo
 
@@ -182,30 +190,12 @@ def test_lead_foreign_keeps_one_lead_and_takes_the_rest_from_another_sample(data
     assert torch.equal(_foreign_leads(x, 0.0, g), x)
     assert torch.equal(_foreign_leads(x[:1], 1.0, g), x[:1])  # nobody to borrow from
 
-    def cfg_with(augment: dict) -> object:
-        return pretrain_config_from_dict(
-            {
-                "modality": "ecg",
-                "data": {
-                    "kind": "wfdb",
-                    "root": str(data_dir),
-                    "include": ["wfdb_ptbdb_s0010_re/*"],
-                    "channels": ["I", "II", "III", "aVR", "aVL", "aVF"],
-                    "n_channels": 6,
-                    "sample_patches": 4,
-                    "hop_patches": 1,
-                    "cache_dir": str(tmp_path),
-                },
-                "masking": {"kind": "dual"},
-                "augment": augment,
-                "run": {"prefetch": 0},
-            }
-        )
-
-    cfg = cfg_with({"lead_subset": 1.0, "lead_subset_max": 2, "lead_foreign": 1.0})
+    cfg = _ptb_limb_leads_config(
+        data_dir, tmp_path, {"lead_subset": 1.0, "lead_subset_max": 2, "lead_foreign": 1.0}
+    )
     corpus = Corpus(build_cache(cfg.data, progress=False))
     plan = BatchPlan(np.arange(len(corpus)), 8, 1, 1, 0)
-    plain = cfg_with({"lead_subset": 1.0, "lead_subset_max": 2})
+    plain = _ptb_limb_leads_config(data_dir, tmp_path, {"lead_subset": 1.0, "lead_subset_max": 2})
     mixed = 0
     for (_, _, x, mb), (_, _, x0, mb0) in zip(
         batches(corpus, plan, cfg, DistInfo(), 0, 20),
