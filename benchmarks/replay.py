@@ -5,7 +5,9 @@ end to end with continuous timestamps. It is replayed through the same Session a
 ``physio-live --replay --speed max``: buffers, aligner (causal filters, 200 Hz, 4-s windows at a
 1-s hop), inference worker with the default CBraMod-size fused model. Reported: seconds taken and
 x real-time, for the default ``max_batch`` (1, bit-identical to live), a batched run, and a batched
-run with ``model.bf16`` (on CPUs with AVX512-BF16/AMX the encoders' linears run in bfloat16). At
+run with ``model.bf16`` (on CPUs with AVX512-BF16/AMX the encoders' linears run in bfloat16; on
+others autocast emulates bfloat16, ~7x slower, so ``--bf16 auto``, the default, skips the bf16
+figures there and says why; ``--bf16 on`` runs them all the same). At
 ``--speed max`` the replay thread and the model take turns, and batched runs take full batches.
 Where the time goes: ``parts`` times the two halves alone on the same hour, the acquisition side
 (chunks -> buffers -> aligner -> annotation stage, what the replay thread does; no model) and the
@@ -90,7 +92,7 @@ def run(minutes: float, max_batch: int, bf16: bool = False, checkpoint: str | No
     }
 
 
-def parts(minutes: float, max_batch: int, checkpoint: str | None = None) -> dict:
+def parts(minutes: float, max_batch: int, checkpoint: str | None = None, bf16: bool = True) -> dict:
     """The replay's two halves alone: acquisition (no model) and the model (no acquisition)."""
     from dataclasses import replace
 
@@ -127,13 +129,14 @@ def parts(minutes: float, max_batch: int, checkpoint: str | None = None) -> dict
     n_batches = -(-len(windows) // max_batch)
     fwd: dict[bool, float] = {}
     with torch.inference_mode():
-        for bf16 in (False, True):
-            model.predict(eeg, ecg, bf16=bf16)  # warm-up
+        for half in (False, True) if bf16 else (False,):
+            model.predict(eeg, ecg, bf16=half)  # warm-up
             t0 = time.perf_counter()
             for _ in range(n_batches):
-                model.predict(eeg, ecg, bf16=bf16)
-            fwd[bf16] = time.perf_counter() - t0
+                model.predict(eeg, ecg, bf16=half)
+            fwd[half] = time.perf_counter() - t0
     signal_s = rec.t_last - rec.t_first
+    per_window = 1000 / (n_batches * max_batch)
     return {
         "windows": len(windows),
         "acquisition_s": round(acq, 2),
@@ -143,8 +146,8 @@ def parts(minutes: float, max_batch: int, checkpoint: str | None = None) -> dict
         "model_s": round(fwd[False], 2),
         "model_ms_per_window": round(1000 * fwd[False] / (n_batches * max_batch), 2),
         "model_x_realtime": round(signal_s / fwd[False], 1),
-        "model_bf16_ms_per_window": round(1000 * fwd[True] / (n_batches * max_batch), 2),
-        "model_bf16_x_realtime": round(signal_s / fwd[True], 1),
+        "model_bf16_ms_per_window": round(per_window * fwd[True], 2) if bf16 else None,
+        "model_bf16_x_realtime": round(signal_s / fwd[True], 1) if bf16 else None,
     }
 
 
@@ -159,14 +162,25 @@ def main() -> None:
         help="a shipped name or path (e.g. eegmat-fused, whose small encoders leave the "
         "acquisition side most of the time); default: untrained CBraMod-size weights",
     )
+    ap.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the bf16 run and figures: auto (only where the CPU has native bfloat16), on, off",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from physio_live.models import cpu_bf16_native
+
+    native = cpu_bf16_native()
+    bf16 = args.bf16 == "on" or (args.bf16 == "auto" and native)
     ck = args.checkpoint
     runs = [run(args.minutes, 1, checkpoint=ck)]
     if args.batched:
         runs.append(run(args.minutes, args.batched, checkpoint=ck))
-        runs.append(run(args.minutes, args.batched, bf16=True, checkpoint=ck))
-    halves = parts(args.minutes, args.batched or 1, checkpoint=ck)
+        if bf16:
+            runs.append(run(args.minutes, args.batched, bf16=True, checkpoint=ck))
+    halves = parts(args.minutes, args.batched or 1, checkpoint=ck, bf16=bf16)
     print(
         json.dumps(
             {
@@ -176,6 +190,11 @@ def main() -> None:
                 "threads": args.threads,
                 "window_s": 4.0,
                 "hop_s": 1.0,
+                "cpu_bf16_native": native,
+                "bf16_skipped": None
+                if bf16
+                else f"--bf16 {args.bf16}"
+                + ("" if native else ": no native bfloat16 on this CPU (emulated, ~7x slower)"),
                 "runs": runs,
                 "parts": halves,
             }
@@ -189,11 +208,16 @@ def main() -> None:
             f"{r['x_realtime']:12.1f} {r['windows']:8d}"
         )
     h = halves
+    half = (
+        f"with bf16 {h['model_bf16_ms_per_window']:.2f} ms/window "
+        f"({h['model_bf16_x_realtime']:.0f}x)"
+        if bf16
+        else "bf16 skipped (--bf16 on runs it)"
+    )
     print(
         f"alone: acquisition {h['acquisition_ms_per_window']:.2f} ms/window "
         f"({h['acquisition_x_realtime']:.0f}x), model at batch {h['model_batch']} "
-        f"{h['model_ms_per_window']:.2f} ms/window ({h['model_x_realtime']:.0f}x), with bf16 "
-        f"{h['model_bf16_ms_per_window']:.2f} ms/window ({h['model_bf16_x_realtime']:.0f}x)"
+        f"{h['model_ms_per_window']:.2f} ms/window ({h['model_x_realtime']:.0f}x), {half}"
     )
 
 
