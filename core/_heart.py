@@ -271,6 +271,8 @@ class StreamingRPeakDetector:
 
     def _best_lead(self, x: np.ndarray) -> int:
         """Lead whose detection band-pass is most peaked (99th percentile over median of |y|)."""
+        if x.shape[1] == 1:  # one lead: nothing to choose (lead 0 is also what scoring gives)
+            return 0
         best, best_score = 0, -1.0
         for ch in range(x.shape[1]):
             col = x[:, ch]
@@ -377,7 +379,9 @@ class StreamingRPeakDetector:
         return self._npk + 0.25 * (self._spk - self._npk)
 
     def _rr_mean(self) -> float:
-        return float(np.mean(self._rr)) if self._rr else self.fs
+        # the mean of at most 8 integer intervals: exact in float64, as np.mean's (its fixed cost
+        # on a deque was a tenth of a window's beat detection)
+        return sum(self._rr) / len(self._rr) if self._rr else self.fs
 
     def _searchback_limit(self) -> int:
         lim = self.cfg.searchback_rr * self._rr_mean()
