@@ -131,7 +131,9 @@ def window_gap_s(
     gap = 0.0
     if n >= 2:
         dt = np.diff(ts)
-        gap += float(np.sum(dt[dt > max_dt] - period))
+        big = dt > max_dt
+        if big.any():  # (almost never: skip the empty selection and sum)
+            gap += float(np.sum(dt[big] - period))
     if t_start is not None:
         lead = (ts[0] if n else (t_end if t_end is not None else t_start)) - t_start
         if lead > max_dt:
@@ -215,7 +217,10 @@ def assess_window_quality(
         first[1:] = (ch_pair[1:] != ch_pair[:-1]) | (pair[1:] != pair[:-1] + 1)
         at = np.flatnonzero(first)
         ch_start, starts = ch_pair[at], pair[at]  # a run starts at its first pair's sample
-        lens = np.diff(at, append=len(pair)) + 1  # k equal pairs in a row: k + 1 samples
+        lens = np.empty(len(at), np.intp)  # k equal pairs in a row: k + 1 samples
+        np.subtract(at[1:], at[:-1], out=lens[:-1])
+        lens[-1] = len(pair) - at[-1]
+        lens += 1
         at_rail = (filled[ch_start, starts] == hi[ch_start]) | (
             filled[ch_start, starts] == lo[ch_start]
         )
@@ -268,8 +273,9 @@ def assess_window_quality(
         ("line_noise", line_noise),
     )  # fmt: skip
     for code, flag in flags:
-        for c in np.flatnonzero(flag):
-            reasons[c].append(code)
+        if flag.any():  # most flags are all False: skip their (costlier) index lookup
+            for c in np.flatnonzero(flag):
+                reasons[c].append(code)
     return QualityReport(
         channel_reasons=tuple(tuple(r) for r in reasons),
         gap_s=gap,
