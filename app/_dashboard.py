@@ -32,7 +32,7 @@ from physio_live.core import Config, Estimate, PhysioLiveError, load_config
 from ._annotate import HeartMonitor
 from ._dashboard_status import StatusBar
 from ._dashboard_switch import SessionSwitcher
-from ._dashboard_toolbars import build_channel_menu, build_toolbars
+from ._dashboard_toolbars import build_channel_menu, build_toolbars, show_speed
 from ._dashboard_traces import TracePlot, TraceView
 from ._dashboard_widgets import EstimatePanel, configure_pyqtgraph, header_label
 from ._format import fmt_bytes, is_warning
@@ -220,9 +220,22 @@ class Dashboard(QtWidgets.QMainWindow):
                 self.message(f"replay needs a config: {exc}", error=True)
                 return False
         self._replay_path = str(path)
+        show_speed(self.speed_combo, float(speed))
         return self._reopen(
             lambda: replay_session(cfg, Path(path), float(speed)), f"replay {path} at {speed:g}×"
         )
+
+    def _on_speed_changed(self, _index: int) -> None:
+        """The speed box: a running paced replay goes on at the new speed from where it is."""
+        s, speed = self.session, self.speed_combo.currentData()
+        if s is None or s.replay is None or s.speed is None or speed is None:
+            return  # live, or nothing open: the speed of the next replay
+        try:
+            s.set_speed(float(speed))
+        except PhysioLiveError as exc:
+            self.message(str(exc), error=True)
+            return
+        self.message(f"replay speed {float(speed):g}×")
 
     def _reopen(self, factory: Callable[[], Session], what: str) -> bool:
         """Close the current session and open another in a thread; the frame timer attaches it."""

@@ -20,6 +20,7 @@ __all__ = [
     "REPLAY_SPEEDS",
     "build_channel_menu",
     "build_toolbars",
+    "show_speed",
 ]
 
 #: EEG amplitude scales offered, microvolts per channel spacing
@@ -61,6 +62,11 @@ def build_toolbars(win: Dashboard) -> None:
     for s in REPLAY_SPEEDS:
         win.speed_combo.addItem(f"{s:g}×", s)
     win.speed_combo.setCurrentIndex(REPLAY_SPEEDS.index(1.0))
+    win.speed_combo.setToolTip(
+        "Replay speed: changes a running replay from where it is, and is the speed of the next "
+        "file opened with 'Replay file…'"
+    )
+    win.speed_combo.currentIndexChanged.connect(win._on_speed_changed)
     tb.addWidget(win.speed_combo)
     win.live_button = QtWidgets.QPushButton("Back to live")
     win.live_button.clicked.connect(win._on_live_clicked)
@@ -115,6 +121,18 @@ def build_toolbars(win: Dashboard) -> None:
     menu.addAction("Replay a recording…", win._on_replay_clicked)
     menu.addSeparator()
     menu.addAction("Quit", QtGui.QKeySequence.StandardKey.Quit, win.close)
+
+
+def show_speed(combo: QtWidgets.QComboBox, speed: float) -> None:
+    """Select ``speed`` in the replay-speed box (added in order if it is not offered), without
+    emitting its change signal."""
+    at = next((i for i in range(combo.count()) if combo.itemData(i) == speed), None)
+    if at is None:
+        at = next((i for i in range(combo.count()) if combo.itemData(i) > speed), combo.count())
+        combo.insertItem(at, f"{speed:g}×", speed)
+    was = combo.blockSignals(True)
+    combo.setCurrentIndex(at)
+    combo.blockSignals(was)
 
 
 def build_channel_menu(win: Dashboard) -> None:

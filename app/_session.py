@@ -10,6 +10,7 @@ threads.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import re
 import threading
@@ -263,6 +264,10 @@ class Session:
         #: the annotation stage (readouts, quality gate, the one R-peak detector)
         self.annotator: WindowAnnotator | None = None
         self._closing = False
+        #: a paced replay's schedule: recorded time ``t`` is fed at ``wall + (t - t_rec) / speed``
+        #: (``wall``, ``t_rec``, ``speed``), re-anchored by :meth:`set_speed`
+        self._pace: tuple[float, float, float] | None = None
+        self._pace_lock = threading.Lock()
         self._running = False
         self.recording_status: RecorderStatus | None = None  # the last closed recording's
         self.estimates: list[Estimate] = []
@@ -648,8 +653,9 @@ class Session:
         from one anchor, so sleep errors never accumulate), then wait for the worker."""
         assert self.replay is not None and self.pipeline is not None and self.worker is not None
         rec, pipe = self.replay, self.pipeline
-        t_rec0 = rec.t_first
-        wall0 = time.monotonic()
+        if self.speed is not None:
+            with self._pace_lock:
+                self._pace = (time.monotonic(), rec.t_first, self.speed)
         chunk_s = self.cfg.replay.chunk_seconds
         if self.speed is None:  # nothing to pace: fewer, larger chunks (the same windows)
             chunk_s = max(chunk_s, MAX_SPEED_CHUNK_S)
@@ -657,8 +663,10 @@ class Session:
             for chunk in rec.chunks(chunk_s):
                 if self._closing:
                     return
-                if self.speed is not None:
-                    due = wall0 + (float(chunk.timestamps[-1]) - t_rec0) / self.speed
+                if self._pace is not None:
+                    with self._pace_lock:
+                        wall0, t_rec0, speed = self._pace
+                    due = wall0 + (float(chunk.timestamps[-1]) - t_rec0) / speed
                     delay = due - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
@@ -673,6 +681,34 @@ class Session:
             self._say(f"replay stopped: {type(exc).__name__}: {exc}")
         finally:
             self.finished.set()
+
+    def set_speed(self, speed: float) -> None:
+        """Change a paced replay's speed while it runs: recorded time fed so far keeps its
+        place, and the rest of the recording follows at ``speed`` (1 = real time) from now.
+
+        Raises :class:`ConfigError` for a live session, a replay at ``--speed max`` (it feeds
+        larger chunks and full batches: reopen the file to pace it) or a speed that is not a
+        positive number.
+        """
+        if self.replay is None:
+            raise ConfigError("set_speed: this is a live session; only a replay has a speed")
+        if self.speed is None:
+            raise ConfigError(
+                "set_speed: this replay runs at --speed max (unpaced); reopen the file at a "
+                "speed to pace it"
+            )
+        try:
+            new = float(speed)
+        except (TypeError, ValueError):
+            new = math.nan
+        if not (math.isfinite(new) and new > 0):
+            raise ConfigError(f"set_speed: {speed!r}: give a positive factor (1 = real time)")
+        with self._pace_lock:
+            if self._pace is not None:  # running: re-anchor at where the schedule is now
+                wall0, t_rec0, old = self._pace
+                now = time.monotonic()
+                self._pace = (now, t_rec0 + (now - wall0) * old, new)
+            self.speed = new
 
     def status(self) -> SessionStatus:
         """Rates, counters, latency, recording and every message so far (see SessionStatus)."""

@@ -323,3 +323,30 @@ def test_a_readout_models_baseline_is_news_in_the_log_not_an_error(qtbot):
     assert "ERROR" not in line and not win.error_banner.isVisibleTo(win)
     qtbot.waitUntil(lambda: "calibrating" not in win.estimates.quality_label.text(), timeout=10_000)
     win.close()
+
+
+def test_speed_box_shows_the_replay_speed_and_changes_a_running_replay(qtbot, data_dir):
+    cfg = load_config("demo_synthetic", TINY)
+    win = Dashboard(None)
+    qtbot.addWidget(win)
+    win.show()
+    win.cfg = cfg
+    offered = [win.speed_combo.itemData(i) for i in range(win.speed_combo.count())]
+    # a speed the box does not offer (e.g. `--speed 3`) is added in order and shown
+    assert win.open_replay(data_dir / "eeg_ecg_eegmat" / "Subject00_1.edf", 3.0)
+    assert win.speed_combo.currentData() == 3.0 and win.speed_combo.currentText() == "3×"
+    items = [win.speed_combo.itemData(i) for i in range(win.speed_combo.count())]
+    assert items == sorted([*offered, 3.0])
+    qtbot.waitUntil(
+        lambda: win.session is not None and win.session.replay is not None, timeout=20_000
+    )
+    session = win.session
+    assert session.speed == 3.0
+    qtbot.waitUntil(lambda: session._pace is not None, timeout=10_000)  # the replay is running
+    win.speed_combo.setCurrentIndex(items.index(8.0))  # what picking 8x in the box does
+    assert session.speed == 8.0 and session._pace is not None and session._pace[2] == 8.0
+    assert "replay speed 8×" in win.log.toPlainText()
+    win._update_status(force=True)
+    assert "8×" in win.latency_chip.text()
+    assert win.session is session  # the same replay goes on; nothing was reopened
+    win.close()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import pyxdf
 
-from physio_live.core import StreamInfo, config_from_dict, open_recording
+from physio_live.core import ConfigError, StreamInfo, config_from_dict, open_recording
 from physio_live.core._xdf import XDFWriter
 
 pytestmark = pytest.mark.slow
@@ -222,3 +222,67 @@ def test_speed_paces_by_deadline(data_dir):
     lateness = [w - (wall0 + (t - t_rec0) / 2.0) for w, t in fed]
     assert min(lateness) > -0.01  # never early
     assert len(fed) > 50
+
+
+def _paced_session(data_dir, seconds: float, speed: float | None):
+    from physio_live.app._session import Session
+
+    rec = open_recording(data_dir / "eeg_ecg_eegmat/Subject00_1.edf").select(10.0, seconds)
+    cfg = config_from_dict(
+        {
+            "sources": [{"kind": "lsl", "role": "eeg", "name": "unused"}],
+            "model": {"size": "tiny", "device": "cpu"},
+            "recording": {"enabled": False},
+            "outlet": {"enabled": False},
+            "aligner": {"window": 2.0},
+        }
+    )
+    return rec, Session(cfg, recording=rec, speed=speed)
+
+
+def test_set_speed_repaces_a_running_replay_from_where_it_is(data_dir):
+    """A replay at 1x switched to 8x after ~1 s: no chunk before its deadline on either
+    schedule, the rest of the 6 s recording follows at 8x (not all at once), and the replay
+    ends long before 6 s."""
+    rec, session = _paced_session(data_dir, 6.0, 1.0)
+    session.open()
+    fed: list[tuple[float, float]] = []
+    session.pipeline.on_chunk(lambda c: fed.append((time.monotonic(), float(c.timestamps[-1]))))
+    t0 = time.monotonic()
+    session.start()
+    time.sleep(1.0)
+    switch = time.monotonic()
+    session.set_speed(8.0)
+    wall_a, t_a, speed = session._pace
+    assert speed == 8.0 and session.speed == 8.0
+    assert abs(t_a - (rec.t_first + (wall_a - t0))) < 0.3  # re-anchored where 1x had got to
+    assert session.finished.wait(30)
+    took = time.monotonic() - t0
+    session.close()
+    before = [(w, t) for w, t in fed if w < switch]
+    after = [(w, t) for w, t in fed if w >= switch]
+    assert len(before) > 5 and len(after) > 20
+    old_sched = min(w - (t0 + (t - rec.t_first)) for w, t in before)
+    new_sched = [w - (wall_a + (t - t_a) / 8.0) for w, t in after]
+    assert old_sched > -0.05 and min(new_sched) > -0.01  # never early
+    # paced, not dumped: the last chunk came ~(6 - 1) / 8 s after the switch, on time
+    assert after[-1][0] - switch > 0.35 and new_sched[-1] < 0.3
+    assert took < 3.5, took  # at 1x throughout it would take 6 s
+
+
+def test_set_speed_refuses_what_it_cannot_change(data_dir):
+    from physio_live.app._session import Session
+
+    _, unpaced = _paced_session(data_dir, 3.0, None)
+    with pytest.raises(ConfigError, match="--speed max"):
+        unpaced.set_speed(2.0)
+    live = Session(unpaced.cfg)
+    with pytest.raises(ConfigError, match="live session"):
+        live.set_speed(2.0)
+    _, paced = _paced_session(data_dir, 3.0, 2.0)
+    for bad in (0, -1.0, float("nan"), float("inf"), "fast"):
+        with pytest.raises(ConfigError, match="positive factor"):
+            paced.set_speed(bad)
+    assert paced.speed == 2.0
+    paced.set_speed(4.0)  # not started yet: the replay will start at 4x
+    assert paced.speed == 4.0 and paced._pace is None
