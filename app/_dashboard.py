@@ -228,8 +228,8 @@ class Dashboard(QtWidgets.QMainWindow):
     def _on_speed_changed(self, _index: int) -> None:
         """The speed box: a running paced replay goes on at the new speed from where it is."""
         s, speed = self.session, self.speed_combo.currentData()
-        if s is None or s.replay is None or s.speed is None or speed is None:
-            return  # live, or nothing open: the speed of the next replay
+        if s is None or s.replay is None or s.speed is None:
+            return  # live, unpaced, or nothing open: the speed of the next replay
         try:
             s.set_speed(float(speed))
         except PhysioLiveError as exc:

@@ -144,7 +144,7 @@ def parts(minutes: float, max_batch: int, checkpoint: str | None = None, bf16: b
         "acquisition_x_realtime": round(signal_s / acq, 1),
         "model_batch": max_batch,
         "model_s": round(fwd[False], 2),
-        "model_ms_per_window": round(1000 * fwd[False] / (n_batches * max_batch), 2),
+        "model_ms_per_window": round(per_window * fwd[False], 2),
         "model_x_realtime": round(signal_s / fwd[False], 1),
         "model_bf16_ms_per_window": round(per_window * fwd[True], 2) if bf16 else None,
         "model_bf16_x_realtime": round(signal_s / fwd[True], 1) if bf16 else None,

@@ -271,7 +271,7 @@ class StreamingRPeakDetector:
 
     def _best_lead(self, x: np.ndarray) -> int:
         """Lead whose detection band-pass is most peaked (99th percentile over median of |y|)."""
-        if x.shape[1] == 1:  # one lead: nothing to choose (lead 0 is also what scoring gives)
+        if x.shape[1] == 1:  # one lead: nothing to choose (the scoring below would give 0 too)
             return 0
         best, best_score = 0, -1.0
         for ch in range(x.shape[1]):
