@@ -13,6 +13,16 @@ count; a record with one lead is scored intra-lead only (nothing to infer a whol
 one-lead input, and pools them (intra-lead masks only): how a one-lead ECG, or leads that do not
 relate (Challenge 2015 v102s), go through ``ecg-anylead``.
 
+``each_lead=auto`` decides that per record, from what the masks leave visible only. The record is
+masked as usual (its leads together); then every visible patch is hidden in turn, in every lead at
+once, and the encoder rebuilds those visible patches twice: with the leads together and with each
+lead on its own. The way with the lower error on the record's visible patches is used for its
+intra-lead masks; inter-lead masks (a whole lead hidden) always go in with the leads together,
+since only the other leads can rebuild a whole lead. The hidden samples are zeroed before the
+probe, so the choice never sees what is scored. Lead by lead is taken only when it wins clearly,
+window for window (a paired t over the record's windows of at least 2); otherwise the leads stay
+together. Each record's choice, its two probe errors and t are in ``per_record``.
+
 Result: one JSON object (one line on stdout): masked MSE in model units squared for the model,
 ``zeros`` and ``interp``, per mask kind (``intra``, ``inter``, ``all``), with the masked-sample
 count and the percentage below the better baseline, plus the numbers of windows and records.
@@ -27,7 +37,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -47,8 +57,11 @@ from ._loop import error_sums_to_mse, masked_error_sums
 from ._masking import MaskBatch, make_mask
 
 __all__ = [
+    "PROBE_T",
+    "LeadByLead",
     "RecordWindows",
     "ScoreConfig",
+    "probe_lead_mode",
     "resolve_encoder",
     "score",
     "score_config",
@@ -77,8 +90,9 @@ class ScoreConfig:
     seed: int = 0
     repeats: int = 1
     batch_size: int = 64
-    #: score each lead of a record on its own (one-lead windows, intra-lead masks only)
-    each_lead: bool = False
+    #: score each lead of a record on its own (one-lead windows, intra-lead masks only); ``auto``:
+    #: per record, whichever way rebuilds its visible patches better (module docstring)
+    each_lead: bool | Literal["auto"] = False
     device: str = "cpu"
     path: str = "<score>"
 
@@ -196,7 +210,9 @@ def scoring_windows(
             skipped.append({"record": info["record"], "why": info["skipped"]})
             continue
         x = info["samples"]
-        if cfg.each_lead:  # [N, C, P, S] -> [N * C, 1, P, S]: lead by lead, window by window
+        if (
+            cfg.each_lead is True
+        ):  # [N, C, P, S] -> [N * C, 1, P, S]: lead by lead, window by window
             x = x.reshape(-1, 1, *x.shape[2:])
         used.append(RecordWindows(info["record"], list(info["channels"]), x))
     if not used:
@@ -222,6 +238,82 @@ def score_masks(
             yield j, make_mask((n, shape[1], shape[2]), cfg.masking, g)
 
 
+class LeadByLead(torch.nn.Module):
+    """``encoder`` fed each lead of a window on its own (``[B, C, P, S]`` as ``[B * C, 1, P, S]``)
+    for windows masked within leads; a window with a whole lead hidden (an inter-lead mask) goes in
+    with its leads together, the only way to rebuild that lead."""
+
+    def __init__(self, encoder: torch.nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        _, c, p, s = x.shape
+        whole_lead = mask.all(dim=-1).any(dim=-1)  # [B]: an inter-lead mask
+        out = self.encoder(x, mask) if bool(whole_lead.any()) else torch.empty_like(x)
+        alone = ~whole_lead
+        if bool(alone.any()):
+            n = int(alone.sum())
+            each = self.encoder(x[alone].reshape(n * c, 1, p, s), mask[alone].reshape(n * c, 1, p))
+            out = out.clone()
+            out[alone] = each.reshape(n, c, p, s).to(out.dtype)
+        return out
+
+
+#: ``each_lead=auto`` feeds a record lead by lead only when its visible patches say so clearly: a
+#: one-sided paired t-test over its probed windows at about 2.5 % (t >= 2)
+PROBE_T = 2.0
+
+
+@torch.no_grad()
+def probe_lead_mode(
+    model: torch.nn.Module, cfg: ScoreConfig, windows: np.ndarray, record_no: int, device: Any
+) -> dict[str, Any]:
+    """``each_lead=auto``'s choice for one record. On the record's intra-lead masked windows
+    (:func:`score_masks`: the very masks scored), each visible patch is hidden in turn in every
+    lead and rebuilt with the leads together and lead by lead. The samples the masks hide are
+    zeroed first, so the choice cannot depend on them. Lead by lead is chosen when it rebuilds the
+    visible patches better, window for window, at ``t >= PROBE_T`` (paired t over the windows);
+    otherwise the leads stay together. Returns ``{"lead_mode", "probe_mse": {"together",
+    "each"}, "probe_t", "probe_windows"}``."""
+    ways = {"together": model, "each": LeadByLead(model)}
+    per: dict[str, list[torch.Tensor]] = {name: [] for name in ways}
+    count = 0.0
+    for j, mb in score_masks(cfg, windows, record_no):
+        intra = ~mb.inter
+        if not bool(intra.any()):
+            continue
+        hidden = mb.mask[intra]
+        x = torch.from_numpy(np.ascontiguousarray(windows[j : j + cfg.batch_size]))[intra]
+        x = (x * (~hidden).unsqueeze(-1)).to(device)
+        visible = ~hidden
+        rank = visible.long().cumsum(dim=-1) * visible.long()  # 1, 2 ... along each lead's visible
+        sums = {name: torch.zeros(x.shape[0], dtype=torch.float64) for name in ways}
+        for k in range(1, int(rank.max()) + 1):
+            probe = rank == k
+            hide = (hidden | probe).to(device)
+            w = probe.unsqueeze(-1).to(device, torch.float64)
+            count += float(w.sum()) * x.shape[-1]
+            for name, way in ways.items():
+                err = (way(x, hide).double() - x.double()) ** 2
+                sums[name] += (err * w).sum(dim=(1, 2, 3)).cpu()
+        for name in ways:
+            per[name].append(sums[name])
+    if not per["together"] or count == 0:
+        return {"lead_mode": "together", "probe_mse": {}, "probe_t": math.nan, "probe_windows": 0}
+    together, each = (torch.cat(per[name]) for name in ways)
+    gain = together - each  # > 0: lead by lead rebuilt that window's visible patches better
+    n = len(gain)
+    sd = float(gain.std()) if n > 1 else 0.0
+    t = float(gain.mean()) / (sd / math.sqrt(n)) if sd > 0 else math.nan
+    return {
+        "lead_mode": "each" if t >= PROBE_T else "together",
+        "probe_mse": {"together": float(together.sum()) / count, "each": float(each.sum()) / count},
+        "probe_t": t,
+        "probe_windows": n,
+    }
+
+
 @torch.no_grad()
 def score(checkpoint: str | Path, overrides: list[str], *, log: Any = None) -> dict[str, Any]:
     """Score an exported encoder on a folder; returns the result (see the module docstring)."""
@@ -235,13 +327,19 @@ def score(checkpoint: str | Path, overrides: list[str], *, log: Any = None) -> d
     used = []
     for no, rec in enumerate(records, start=1):
         x_all = rec.windows
-        used.append({"record": rec.record, "leads": rec.leads, "windows": len(x_all)})
+        entry: dict[str, Any] = {"record": rec.record, "leads": rec.leads, "windows": len(x_all)}
+        way: torch.nn.Module = model
+        if cfg.each_lead == "auto" and x_all.shape[1] > 1:
+            entry.update(probe_lead_mode(model, cfg, x_all, no, device))
+            way = LeadByLead(model) if entry["lead_mode"] == "each" else model
+        used.append(entry)
         n_windows += len(x_all)
         for j, mb in score_masks(cfg, x_all, no):
             x = torch.from_numpy(np.ascontiguousarray(x_all[j : j + cfg.batch_size]))
-            sums += masked_error_sums(model, x, mb, device)
+            sums += masked_error_sums(way, x, mb, device)
         if log is not None:
-            log(f"score: {rec.record}: {len(x_all)} windows, leads {rec.leads}")
+            how = f", {entry['lead_mode']}" if "lead_mode" in entry else ""
+            log(f"score: {rec.record}: {len(x_all)} windows, leads {rec.leads}{how}")
     mse = error_sums_to_mse(sums)
     out: dict[str, Any] = {
         "checkpoint": str(path),

@@ -103,6 +103,85 @@ def test_each_lead_scores_every_lead_on_its_own(capsys, data_dir):
     assert res["intra"]["model"] > 0 and res["intra"]["zeros"] > 0
 
 
+def test_lead_by_lead_feeds_each_lead_alone_and_whole_lead_masks_together(data_dir):
+    """``LeadByLead`` (``each_lead=auto``'s other way): a window masked within its leads goes in
+    one lead at a time, exactly as ``each_lead=true`` feeds it; a window with a whole lead hidden
+    goes in with its leads together, the only way that lead can be rebuilt."""
+    import torch
+
+    from physio_live.trainer._score import LeadByLead, score_masks
+
+    root = data_dir / "wfdb_mitdb_100"
+    _, ck, cfg, recs, _ = scoring_windows("ecg-anylead", [f"data.root={root}", "batch_size=16"])
+    model = ck.model.eval()
+    x_all = recs[0].windows
+    _, mb = next(score_masks(cfg, x_all, 1))
+    x = torch.from_numpy(np.ascontiguousarray(x_all[:16]))
+    assert 0 < int(mb.inter.sum()) < 16  # both kinds in the batch
+    with torch.no_grad():
+        got = LeadByLead(model)(x, mb.mask)
+        for i in range(16):
+            if mb.inter[i]:
+                want = model(x[i : i + 1], mb.mask[i : i + 1])[0]
+            else:
+                want = torch.stack(
+                    [
+                        model(x[i : i + 1, c : c + 1], mb.mask[i : i + 1, c : c + 1])[0, 0]
+                        for c in (0, 1)
+                    ]
+                )
+            torch.testing.assert_close(got[i], want, rtol=1e-4, atol=1e-5)
+
+
+def test_auto_lead_mode_never_looks_at_the_hidden_samples(data_dir):
+    """``each_lead=auto`` decides per record from what the masks leave visible: redrawing every
+    hidden sample at random changes neither the probe's errors nor its choice; redrawing visible
+    ones does."""
+    import torch
+
+    from physio_live.trainer._score import probe_lead_mode, score_masks
+
+    root = data_dir / "wfdb_challenge2015_v102s"
+    seed = int(np.random.default_rng().integers(1_000_000))
+    _, ck, cfg, recs, _ = scoring_windows(
+        "ecg-anylead", [f"data.root={root}", "each_lead=auto", f"seed={seed}"]
+    )
+    model = ck.model.eval()
+    x = recs[0].windows
+    assert x.shape[1] == 2  # auto keeps the leads together in the windows it scores
+    base = probe_lead_mode(model, cfg, x, 1, torch.device("cpu"))
+    assert base["lead_mode"] in ("each", "together") and base["probe_windows"] > 0
+    hidden = np.zeros(x.shape, dtype=bool)
+    for j, mb in score_masks(cfg, x, 1):  # one repeat: its masks cover every window once
+        hidden[j : j + len(mb.mask)] = mb.mask.numpy()[..., None]
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, 5, x.shape).astype(x.dtype)
+    again = probe_lead_mode(model, cfg, np.where(hidden, noise, x), 1, torch.device("cpu"))
+    assert again == base
+    moved = probe_lead_mode(model, cfg, np.where(hidden, x, x + noise), 1, torch.device("cpu"))
+    assert moved["probe_mse"] != base["probe_mse"]
+
+
+def test_auto_lead_mode_is_reported_per_record_and_bad_values_are_one_line(capsys, data_dir):
+    rc, out, _ = _score(capsys, data_dir / "wfdb_ptbdb_s0010_re", "each_lead=auto")
+    assert rc == 0
+    rec = json.loads(out)["per_record"][0]
+    assert rec["lead_mode"] in ("each", "together") and rec["probe_windows"] > 0
+    assert set(rec["probe_mse"]) == {"together", "each"}
+    assert (rec["lead_mode"] == "each") == (rec["probe_t"] >= 2.0)
+    rc, out, err = _run(
+        capsys,
+        "--checkpoint",
+        "ecg-ludb",
+        "--set",
+        f"data.root={data_dir}",
+        "--set",
+        "each_lead=maybe",
+    )
+    assert rc == 1 and not out and "each_lead" in err and "auto" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_ship_encoder_scores_a_one_lead_run_lead_by_lead(tiny_config, data_dir, tmp_path):
     """``python -m physio_live.trainer._score RUN OUT OTHER --recipe R``: a one-lead recipe's
     encoder is scored on its split and on other folders lead by lead, and says so."""
