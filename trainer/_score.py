@@ -20,8 +20,9 @@ lead on its own. The way with the lower error on the record's visible patches is
 intra-lead masks; inter-lead masks (a whole lead hidden) always go in with the leads together,
 since only the other leads can rebuild a whole lead. The hidden samples are zeroed before the
 probe, so the choice never sees what is scored. Lead by lead is taken only when it wins clearly,
-window for window (a paired t over the record's windows of at least 2); otherwise the leads stay
-together. Each record's choice, its two probe errors and t are in ``per_record``.
+window for window (a one-sided paired t-test over the record's windows at 2.5 %); otherwise the
+leads stay together. Each record's choice, its two probe errors, t and the t it needed are in
+``per_record``.
 
 Result: one JSON object (one line on stdout): masked MSE in model units squared for the model,
 ``zeros`` and ``interp``, per mask kind (``intra``, ``inter``, ``all``), with the masked-sample
@@ -57,7 +58,7 @@ from ._loop import error_sums_to_mse, masked_error_sums
 from ._masking import MaskBatch, make_mask
 
 __all__ = [
-    "PROBE_T",
+    "PROBE_ALPHA",
     "LeadByLead",
     "RecordWindows",
     "ScoreConfig",
@@ -261,8 +262,9 @@ class LeadByLead(torch.nn.Module):
 
 
 #: ``each_lead=auto`` feeds a record lead by lead only when its visible patches say so clearly: a
-#: one-sided paired t-test over its probed windows at about 2.5 % (t >= 2)
-PROBE_T = 2.0
+#: one-sided paired t-test over its probed windows at this level (t >= 1.98 for 100 windows,
+#: 4.30 for 3; a record of 1-2 windows cannot show it)
+PROBE_ALPHA = 0.025
 
 
 @torch.no_grad()
@@ -273,9 +275,11 @@ def probe_lead_mode(
     (:func:`score_masks`: the very masks scored), each visible patch is hidden in turn in every
     lead and rebuilt with the leads together and lead by lead. The samples the masks hide are
     zeroed first, so the choice cannot depend on them. Lead by lead is chosen when it rebuilds the
-    visible patches better, window for window, at ``t >= PROBE_T`` (paired t over the windows);
-    otherwise the leads stay together. Returns ``{"lead_mode", "probe_mse": {"together",
-    "each"}, "probe_t", "probe_windows"}``."""
+    visible patches better, window for window, by a one-sided paired t-test over the windows at
+    ``PROBE_ALPHA``; otherwise the leads stay together. Returns ``{"lead_mode", "probe_mse":
+    {"together", "each"}, "probe_t", "probe_t_needed", "probe_windows"}``."""
+    from scipy.stats import t as student_t
+
     ways = {"together": model, "each": LeadByLead(model)}
     per: dict[str, list[torch.Tensor]] = {name: [] for name in ways}
     count = 0.0
@@ -300,16 +304,24 @@ def probe_lead_mode(
         for name in ways:
             per[name].append(sums[name])
     if not per["together"] or count == 0:
-        return {"lead_mode": "together", "probe_mse": {}, "probe_t": math.nan, "probe_windows": 0}
+        return {
+            "lead_mode": "together",
+            "probe_mse": {},
+            "probe_t": math.nan,
+            "probe_t_needed": math.nan,
+            "probe_windows": 0,
+        }
     together, each = (torch.cat(per[name]) for name in ways)
     gain = together - each  # > 0: lead by lead rebuilt that window's visible patches better
     n = len(gain)
     sd = float(gain.std()) if n > 1 else 0.0
     t = float(gain.mean()) / (sd / math.sqrt(n)) if sd > 0 else math.nan
+    needed = float(student_t.ppf(1.0 - PROBE_ALPHA, n - 1)) if n > 1 else math.inf
     return {
-        "lead_mode": "each" if t >= PROBE_T else "together",
+        "lead_mode": "each" if t >= needed else "together",
         "probe_mse": {"together": float(together.sum()) / count, "each": float(each.sum()) / count},
         "probe_t": t,
+        "probe_t_needed": needed,
         "probe_windows": n,
     }
 
