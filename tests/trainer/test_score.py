@@ -162,6 +162,24 @@ def test_auto_lead_mode_never_looks_at_the_hidden_samples(data_dir):
     assert moved["probe_mse"] != base["probe_mse"]
 
 
+def test_auto_lead_mode_needs_enough_windows_to_switch(capsys, data_dir):
+    """A record of one window cannot show that its leads are better taken one at a time: with
+    these masks (seed 0) the MAC ECG record's probe favours lead by lead (t > 2), yet with two
+    probed windows Student's t needs 12.7, so its four leads stay together, the far better way
+    to score it."""
+    root = data_dir / "wfdb_macecgdb_test01_00s"
+    rc, out, _ = _run(
+        capsys,
+        *("--checkpoint", "ecg-anylead", "--set", f"data.root={root}"),
+        *("--set", "each_lead=auto", "--set", "repeats=3", "--set", "seed=0", "--quiet"),
+    )
+    assert rc == 0
+    rec = json.loads(out)["per_record"][0]
+    assert rec["windows"] == 1 and rec["probe_windows"] == 2
+    assert rec["probe_t"] > 2 and rec["probe_t_needed"] == pytest.approx(12.706, abs=1e-3)
+    assert rec["lead_mode"] == "together"
+
+
 def test_auto_lead_mode_is_reported_per_record_and_bad_values_are_one_line(capsys, data_dir):
     rc, out, _ = _score(capsys, data_dir / "wfdb_ptbdb_s0010_re", "each_lead=auto")
     assert rc == 0
