@@ -442,8 +442,9 @@ def ship_encoder(
     (``data.split``) of its recipe's corpus and of each ``mix`` corpus (``NAME_train`` ...), and
     on ``other`` folders, and write it to ``out`` with those numbers, the data, split, unit and
     command in its provenance. A one-lead recipe (``data.n_channels: 1``) is scored lead by lead
-    (``each_lead``) everywhere; any other on ``other`` folders both ways. A corpus met twice (the
-    same root) is scored once. Returns the numbers."""
+    (``each_lead``) everywhere; any other on ``other`` folders three ways: the leads together,
+    lead by lead (``NAME each lead``) and as ``each_lead=auto`` chooses (``NAME auto``). A corpus
+    met twice (the same root) is scored once. Returns the numbers."""
     from physio_live.models import Provenance, save_checkpoint
 
     run_dir = Path(run_dir)
@@ -481,9 +482,11 @@ def ship_encoder(
         text = _DATASETS.get(name, f"{data['root']} ({{train}} / {{val}} / {{test}})")
         datasets.append(text.format(**{k: ", ".join(v) or "-" for k, v in split.items()}))
     for folder in other:
-        # a one-lead encoder lead by lead; any other one on the record's leads together, and
-        # lead by lead too (``NAME each lead``); up to 12 leads
-        ways = [("", each_lead(12))] if one_lead else [("", []), (" each lead", each_lead(12))]
+        # a one-lead encoder lead by lead; any other one on the record's leads together, lead by
+        # lead too (``NAME each lead``) and the way ``each_lead=auto`` picks; up to 12 leads
+        ways = [("", each_lead(12))]
+        if not one_lead:
+            ways = [("", []), (" each lead", each_lead(12)), (" auto", ["each_lead=auto"])]
         for suffix, sets in ways:
             key = Path(folder).name + suffix
             metrics[key] = _brief(score(enc, [f"data.root={folder}", f"repeats={repeats}", *sets]))

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from physio_live.trainer._score import scoring_windows
+from physio_live.trainer._score import score, scoring_windows
 from physio_live.trainer.cli import main
 
 
@@ -228,6 +228,29 @@ def test_ship_encoder_scores_a_one_lead_run_lead_by_lead(tiny_config, data_dir, 
     notes = json.loads(ck.provenance.notes)
     assert ck.provenance.source.endswith("configs/x.yaml") and "one lead" in notes["unit"]
     assert notes["split"] == split
+
+
+def test_ship_encoder_scores_other_folders_three_ways(tiny_config, data_dir, tmp_path):
+    """A multi-lead encoder's other folders: leads together, lead by lead, and as
+    ``each_lead=auto`` picks, which equals one of the other two (same masks, same model)."""
+    from physio_live.trainer import pretrain
+    from physio_live.trainer._score import ship_encoder
+
+    split = {"train": ["wfdb_ptbdb*"], "val": ["wfdb_mimicdb_041s*"], "test": ["wfdb_chall*"]}
+    res = pretrain(tiny_config(data={"split": split, "val_records": []}), progress=False)
+    mitdb = data_dir / "wfdb_mitdb_100"
+    metrics = ship_encoder(res.out_dir, tmp_path / "two.safetensors", other=[mitdb], repeats=1)
+    name = mitdb.name
+    assert {name, f"{name} each lead", f"{name} auto"} <= set(metrics)
+    auto, together = metrics[f"{name} auto"], metrics[name]
+    assert auto["windows"] == together["windows"]  # auto scores the record's windows as they are
+    assert auto["inter"] == together["inter"]  # whole-lead masks always go in together
+    direct = score(tmp_path / "two.safetensors", [f"data.root={mitdb}", "each_lead=auto"])
+    assert auto["intra"]["model"] == pytest.approx(direct["intra"]["model"])
+    if direct["per_record"][0]["lead_mode"] == "together":
+        assert auto["intra"] == together["intra"]
+    else:
+        assert auto["intra"]["model"] != together["intra"]["model"]
 
 
 def _write_layouts(src: str, root) -> dict[str, object]:
