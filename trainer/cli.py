@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         help="masked-reconstruction MSE of a pretrained encoder on a WFDB/EDF folder (JSON line)",
         description="Score an exported encoder (model vs zeros and interp baselines, per mask "
         "kind) on every record of a folder; prints one JSON line.",
+        epilog="keys for --set: data.root=DIR (required); records=['{181..200}'] (names or "
+        "globs under data.root); seed=N and repeats=N (mask sets, pooled); "
+        "data.n_channels=N and data.channels=[II, V1] (which leads); each_lead=true (every lead "
+        "on its own) or each_lead=auto (per record, together or lead by lead, whichever "
+        "rebuilds its visible patches better); data.hop_patches=N; data.wfdb_gain=1000 (one "
+        "gain for every lead); masking.inter_prob=0 (intra-lead masks only)",
     )
     p.add_argument(
         "--checkpoint", required=True, help="encoder.safetensors or a shipped name (ecg-ludb)"
