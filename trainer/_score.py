@@ -16,13 +16,12 @@ relate (Challenge 2015 v102s), go through ``ecg-anylead``.
 ``each_lead=auto`` decides that per record, from what the masks leave visible only. The record is
 masked as usual (its leads together); then every visible patch is hidden in turn, in every lead at
 once, and the encoder rebuilds those visible patches twice: with the leads together and with each
-lead on its own. The way with the lower error on the record's visible patches is used for its
-intra-lead masks; inter-lead masks (a whole lead hidden) always go in with the leads together,
-since only the other leads can rebuild a whole lead. The hidden samples are zeroed before the
-probe, so the choice never sees what is scored. Lead by lead is taken only when it wins clearly,
-window for window (a one-sided paired t-test over the record's windows at 2.5 %); otherwise the
-leads stay together. Each record's choice, its two probe errors, t and the t it needed are in
-``per_record``.
+lead on its own. The record's intra-lead masks are scored lead by lead only when that way rebuilt
+the visible patches clearly better, window for window (a one-sided paired t-test over the record's
+windows at 2.5 %); otherwise its leads stay together. Inter-lead masks (a whole lead hidden)
+always go in with the leads together, since only the other leads can rebuild a whole lead. The
+hidden samples are zeroed before the probe, so the choice never sees what is scored. Each record's
+choice, its two probe errors, t and the t it needed are in ``per_record``.
 
 Result: one JSON object (one line on stdout): masked MSE in model units squared for the model,
 ``zeros`` and ``interp``, per mask kind (``intra``, ``inter``, ``all``), with the masked-sample
@@ -211,9 +210,9 @@ def scoring_windows(
             skipped.append({"record": info["record"], "why": info["skipped"]})
             continue
         x = info["samples"]
-        if (
-            cfg.each_lead is True
-        ):  # [N, C, P, S] -> [N * C, 1, P, S]: lead by lead, window by window
+        # each_lead=true: [N, C, P, S] -> [N * C, 1, P, S], lead by lead, window by window (auto
+        # keeps the leads together here and decides per record in score())
+        if cfg.each_lead is True:
             x = x.reshape(-1, 1, *x.shape[2:])
         used.append(RecordWindows(info["record"], list(info["channels"]), x))
     if not used:
