@@ -4,6 +4,7 @@ subject never leak, and a small fine-tune on a slice learns and exports a consis
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -464,3 +465,57 @@ def test_folds_keep_the_balanced_accuracy_before_recalibration(
         assert row["balanced_accuracy_uncalibrated"] == want
     assert all(np.isnan(r["balanced_accuracy_uncalibrated"]) for r in
                fold_rows("split", "x", "fused", ws, test, raw))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_full_size_gpu_recipe_runs_end_to_end_in_miniature(
+    datasets_dir: Path, tmp_path: Path
+) -> None:
+    """``configs/finetune_eegmat_gpu.yaml`` as it stands (the 12-layer CBraMod EEG encoder from a
+    ``models pull`` file, ``ecg-ludb``, CBraMod's optimiser settings), run on the CPU for four
+    steps on four subjects. The official weights cannot be downloaded here, so a file in their
+    layout with fresh random weights goes through the same conversion. The fused model it exports
+    has the full-size EEG encoder, started from that file, and the shipped ECG encoder."""
+    from physio_live.models import cbramod_base, pull_cbramod, to_official_state_dict
+
+    official = tmp_path / "pretrained_weights.pth"
+    torch.save(to_official_state_dict(cbramod_base().state_dict()), official)
+    pulled = pull_cbramod(tmp_path / "cbramod.safetensors", source=official, download=False)
+    cfg = load_finetune_config(
+        ROOT / "configs" / "finetune_eegmat_gpu.yaml",
+        [
+            f"data.root={datasets_dir / 'eegmat'}",
+            "data.manifest.files=Subject0[0-3]_*.edf",
+            f"data.manifest.cache_dir={tmp_path / 'cache'}",
+            f"model.eeg.init={pulled}",
+            "train.device=cpu",
+            "train.steps=4",
+            "train.eval_every=2",
+            "eval.protocols=[split]",
+            "eval.seeds=1",
+            "eval.modalities=[fused]",
+            "eval.baselines=false",
+            "eval.split.train=['00-01']",
+            "eval.split.val=['02']",
+            "eval.split.test=['03']",
+            f"run.out_dir={tmp_path / 'run'}",
+        ],
+    )
+    assert cfg.train.lr == 1e-4 and cfg.train.weight_decay == 0.05 and cfg.train.warmup_steps == 100
+    out = run_finetune(cfg)
+    ck = load_checkpoint(out / "model.safetensors")
+    eeg, ecg = ck.model.eeg_encoder, ck.model.ecg_encoder
+    assert (eeg.config.depth, eeg.config.embed_dim, eeg.config.spectrum) == (12, 200, "linear")
+    start = load_checkpoint(pulled).model.state_dict()
+    # four steps of a 100-step warmup move the weights by < 1e-5 of lr 1e-4: still the file's
+    for name, w in eeg.state_dict().items():
+        if name in start and start[name].shape == w.shape:
+            assert float((w - start[name]).abs().max()) < 1e-3, name
+    ludb = load_checkpoint("ecg-ludb").model.state_dict()
+    assert all(
+        float((w - ludb[k]).abs().max()) < 1e-3 for k, w in ecg.state_dict().items() if k in ludb
+    )
+    rows = list(csv.DictReader(io.StringIO((out / "folds.csv").read_text())))
+    fused = [r for r in rows if r["modality"] == "fused"]
+    assert len(fused) == 1 and fused[0]["protocol"] == "split" and int(fused[0]["n_test"]) > 0
+    assert 0.0 <= float(fused[0]["auroc"]) <= 1.0
