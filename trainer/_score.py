@@ -13,15 +13,17 @@ count; a record with one lead is scored intra-lead only (nothing to infer a whol
 one-lead input, and pools them (intra-lead masks only): how a one-lead ECG, or leads that do not
 relate (Challenge 2015 v102s), go through ``ecg-anylead``.
 
-``each_lead=auto`` decides that per record, from what the masks leave visible only. The record is
-masked as usual (its leads together); then every visible patch is hidden in turn, in every lead at
-once, and the encoder rebuilds those visible patches twice: with the leads together and with each
-lead on its own. The record's intra-lead masks are scored lead by lead only when that way rebuilt
-the visible patches clearly better, window for window (a one-sided paired t-test over the record's
-windows at 2.5 %); otherwise its leads stay together. Inter-lead masks (a whole lead hidden)
-always go in with the leads together, since only the other leads can rebuild a whole lead. The
-hidden samples are zeroed before the probe, so the choice never sees what is scored. Each record's
-choice, its two probe errors, t and the t it needed are in ``per_record``.
+``each_lead=auto`` decides that per record and per set of masks, from what the masks leave
+visible only. The record is masked as usual (its leads together); then every visible patch is
+hidden in turn, in every lead at once, and the encoder rebuilds those visible patches twice: with
+the leads together and with each lead on its own. The record's intra-lead masks are scored lead by
+lead only when that way rebuilt the visible patches clearly better, window for window (a one-sided
+paired t-test over the record's windows at 2.5 %); otherwise its leads stay together. With
+``repeats``, every set of masks decides for itself, so no choice rests on samples its masks hide.
+Inter-lead masks (a whole lead hidden) always go in with the leads together, since only the other
+leads can rebuild a whole lead. The hidden samples are zeroed before the probe. Each record's
+``lead_mode`` (``together``, ``each``, or ``mixed`` when its repeats chose differently) and, per
+repeat, the choice, both probe errors, t and the t it needed (``probes``) are in ``per_record``.
 
 Result: one JSON object (one line on stdout): masked MSE in model units squared for the model,
 ``zeros`` and ``interp``, per mask kind (``intra``, ``inter``, ``all``), with the masked-sample
@@ -34,7 +36,7 @@ import dataclasses
 import json
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -222,14 +224,14 @@ def scoring_windows(
 
 
 def score_masks(
-    cfg: ScoreConfig, windows: np.ndarray, record_no: int
+    cfg: ScoreConfig, windows: np.ndarray, record_no: int, repeats: Sequence[int] | None = None
 ) -> Iterator[tuple[int, MaskBatch]]:
     """``(first window, masks)`` of every batch :func:`score` masks for one record's windows
-    (``windows[first : first + cfg.batch_size]``), repeat by repeat, seeded by ``cfg.seed``, the
-    repeat, the batch and the record's number from 1: any other predictor can be scored on the
-    very same masks."""
+    (``windows[first : first + cfg.batch_size]``), repeat by repeat (``repeats``: only those;
+    default all ``cfg.repeats``), seeded by ``cfg.seed``, the repeat, the batch and the record's
+    number from 1: any other predictor can be scored on the very same masks."""
     shape = windows.shape
-    for r in range(cfg.repeats):
+    for r in range(cfg.repeats) if repeats is None else repeats:
         for j in range(0, shape[0], cfg.batch_size):
             n = min(cfg.batch_size, shape[0] - j)
             g = torch.Generator().manual_seed(
@@ -268,21 +270,27 @@ PROBE_ALPHA = 0.025
 
 @torch.no_grad()
 def probe_lead_mode(
-    model: torch.nn.Module, cfg: ScoreConfig, windows: np.ndarray, record_no: int, device: Any
+    model: torch.nn.Module,
+    cfg: ScoreConfig,
+    windows: np.ndarray,
+    record_no: int,
+    device: Any,
+    repeat: int = 0,
 ) -> dict[str, Any]:
-    """``each_lead=auto``'s choice for one record. On the record's intra-lead masked windows
-    (:func:`score_masks`: the very masks scored), each visible patch is hidden in turn in every
-    lead and rebuilt with the leads together and lead by lead. The samples the masks hide are
-    zeroed first, so the choice cannot depend on them. Lead by lead is chosen when it rebuilds the
-    visible patches better, window for window, by a one-sided paired t-test over the windows at
-    ``PROBE_ALPHA``; otherwise the leads stay together. Returns ``{"lead_mode", "probe_mse":
+    """``each_lead=auto``'s choice for one record and one set of masks (``repeat``). On the
+    record's intra-lead masked windows (:func:`score_masks`: the very masks scored, that repeat's
+    only), each visible patch is hidden in turn in every lead and rebuilt with the leads together
+    and lead by lead. The samples the masks hide are zeroed first, so the choice cannot depend on
+    them. Lead by lead is chosen when it rebuilds the visible patches better, window for window,
+    by a one-sided paired t-test over the windows at ``PROBE_ALPHA``; otherwise the leads stay
+    together. Returns ``{"lead_mode", "probe_mse":
     {"together", "each"}, "probe_t", "probe_t_needed", "probe_windows"}``."""
     from scipy.stats import t as student_t
 
     ways = {"together": model, "each": LeadByLead(model)}
     per: dict[str, list[torch.Tensor]] = {name: [] for name in ways}
     count = 0.0
-    for j, mb in score_masks(cfg, windows, record_no):
+    for j, mb in score_masks(cfg, windows, record_no, [repeat]):
         intra = ~mb.inter
         if not bool(intra.any()):
             continue
@@ -339,15 +347,22 @@ def score(checkpoint: str | Path, overrides: list[str], *, log: Any = None) -> d
     for no, rec in enumerate(records, start=1):
         x_all = rec.windows
         entry: dict[str, Any] = {"record": rec.record, "leads": rec.leads, "windows": len(x_all)}
-        way: torch.nn.Module = model
-        if cfg.each_lead == "auto" and x_all.shape[1] > 1:
-            entry.update(probe_lead_mode(model, cfg, x_all, no, device))
-            way = LeadByLead(model) if entry["lead_mode"] == "each" else model
+        auto = cfg.each_lead == "auto" and x_all.shape[1] > 1
+        probes = []
+        for r in range(cfg.repeats):
+            way: torch.nn.Module = model
+            if auto:  # each set of masks decides from what it leaves visible, and only for itself
+                probes.append(probe_lead_mode(model, cfg, x_all, no, device, r))
+                way = LeadByLead(model) if probes[-1]["lead_mode"] == "each" else model
+            for j, mb in score_masks(cfg, x_all, no, [r]):
+                x = torch.from_numpy(np.ascontiguousarray(x_all[j : j + cfg.batch_size]))
+                sums += masked_error_sums(way, x, mb, device)
+        if auto:
+            modes = {p["lead_mode"] for p in probes}
+            entry["lead_mode"] = modes.pop() if len(modes) == 1 else "mixed"
+            entry["probes"] = probes
         used.append(entry)
         n_windows += len(x_all)
-        for j, mb in score_masks(cfg, x_all, no):
-            x = torch.from_numpy(np.ascontiguousarray(x_all[j : j + cfg.batch_size]))
-            sums += masked_error_sums(way, x, mb, device)
         if log is not None:
             how = f", {entry['lead_mode']}" if "lead_mode" in entry else ""
             log(f"score: {rec.record}: {len(x_all)} windows, leads {rec.leads}{how}")

@@ -17,8 +17,8 @@ leads):
   ``ecg-ludb`` stays within 5 % of zeros there) and on the one ECG lead of eegmat's test subjects
   32-35;
 - ``ecg-anylead`` with ``each_lead=auto`` (the record's leads given, the way to take them chosen
-  per record from the visible patches alone): lead by lead on v102s, together on MIT-BIH 100 and
-  PTB s0010, and at least 15 % on all three.
+  per set of masks from the visible patches alone): mostly lead by lead on v102s, together on
+  MIT-BIH 100 and PTB s0010, and at least 15 % on all three.
 
 Not asserted because it does not hold (measured with ``physio-train score``, see the README "An
 encoder for any number of leads"): MIT-BIH 100 inter-lead (the interp baseline, a copy of the
@@ -169,7 +169,7 @@ def test_a_lead_rebuilt_from_its_own_beats(data_dir, name, below):
 @pytest.mark.parametrize(
     ("record", "mode", "repeats"),
     [
-        ("wfdb_challenge2015_v102s", "each", 4),
+        ("wfdb_challenge2015_v102s", "each", 12),
         ("wfdb_mitdb_100", "together", 2),
         ("wfdb_ptbdb_s0010_re", "together", 8),
     ],
@@ -177,17 +177,24 @@ def test_a_lead_rebuilt_from_its_own_beats(data_dir, name, below):
 def test_anylead_decides_from_the_visible_patches_how_to_take_a_records_leads(
     data_dir, record, mode, repeats
 ):
-    """``each_lead=auto``: per record, the leads go in together or one at a time, whichever
-    rebuilds the record's *visible* patches better (never its hidden ones). It takes v102s's two
-    unrelated leads one at a time and keeps MIT-BIH 100's and PTB's together, and every record
-    is then at least 15 % below the better baseline for intra-lead masks: v102s with both its
-    leads given, where feeding them together reaches only ~8 %."""
+    """``each_lead=auto``: for each set of masks, a record's leads go in together or one at a
+    time, whichever rebuilds its *visible* patches clearly better (never its hidden ones). Most
+    sets take v102s's two unrelated leads one at a time (about 17 in 20 with ~37 probed windows
+    each) and keep MIT-BIH 100's and PTB's together, and every record is then at least 15 %
+    below the better baseline for intra-lead masks: v102s with both its leads given, where
+    feeding them together reaches only ~8 %."""
     res = _score(
         resolve_encoder("ecg-anylead"), data_dir / record, "each_lead=auto", repeats=repeats
     )
     rec = res["per_record"][0]
-    print(f"{record}: {rec['lead_mode']}, probe t {rec['probe_t']:.2f}, {rec['probe_mse']}")
-    assert len(rec["leads"]) >= 2 and rec["lead_mode"] == mode
+    chose = [p["lead_mode"] for p in rec["probes"]]
+    print(f"{record}: {chose}, t {[round(p['probe_t'], 2) for p in rec['probes']]}")
+    assert len(rec["leads"]) >= 2 and len(chose) == repeats
+    assert (
+        chose.count(mode) >= 0.75 * repeats
+        if mode == "together"
+        else chose.count(mode) > repeats / 2
+    )
     assert _below(res, "intra") >= 0.15, res["intra"]
 
 
