@@ -132,6 +132,45 @@ def test_training_loss_falls_on_a_small_ludb_slice(ludb_dir, tmp_path):
     assert min(losses[-3:]) < 0.8 * losses[0], losses
 
 
+def test_full_size_gpu_recipe_runs_end_to_end_in_miniature(ludb_dir, tmp_path):
+    """``configs/pretrain_ecg_ludb_gpu.yaml`` as it stands (12 layers, d 200, dual masking on all
+    12 leads, its augmentation), on the CPU for four steps of four samples on 20 patients: it
+    trains, exports a full-size encoder, and ``physio-train score`` scores that encoder."""
+    cfg = load_pretrain_config(
+        ROOT / "configs" / "pretrain_ecg_ludb_gpu.yaml",
+        [
+            f"data.root={ludb_dir}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            f"run.out_dir={tmp_path / 'run'}",
+            "data.include=['1?.hea', '2?.hea']",
+            "data.split.train=['{10..25}']",
+            "data.split.val=['{26..29}']",
+            "data.split.test=[]",
+            "optim.steps=4",
+            "optim.warmup_steps=1",
+            "optim.batch_size=4",
+            "run.device=cpu",
+            "run.eval_every=4",
+            "run.eval_batches=1",
+            "run.log_every=1",
+            "run.ckpt_every=1000",
+            "run.tensorboard='off'",
+        ],
+    )
+    assert (cfg.model.depth, cfg.model.embed_dim, cfg.data.n_channels) == (12, 200, 12)
+    res = pretrain(cfg, progress=False)
+    assert res.finished
+    from physio_live.models import load_checkpoint
+
+    enc = res.out_dir / "encoder.safetensors"
+    ck = load_checkpoint(enc)
+    assert (ck.model.config.depth, ck.model.config.embed_dim) == (12, 200)
+    assert len(ck.config.channels) == 12
+    out = score(enc, [f"data.root={ludb_dir}", "records=['{26..29}']", "data.wfdb_gain=1000"])
+    assert out["records"] == 4 and out["intra"]["masked_samples"] > 0
+    assert out["intra"]["model"] > 0 and out["inter"]["model"] > 0
+
+
 def test_shipped_encoder_states_unit_split_and_scores(encoder):
     """The file says what it takes and where its numbers come from (provenance)."""
     import json
