@@ -252,12 +252,13 @@ class LeadByLead(torch.nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         _, c, p, s = x.shape
         whole_lead = mask.all(dim=-1).any(dim=-1)  # [B]: an inter-lead mask
-        out = self.encoder(x, mask) if bool(whole_lead.any()) else torch.empty_like(x)
+        out = torch.empty_like(x)
+        if bool(whole_lead.any()):
+            out[whole_lead] = self.encoder(x[whole_lead], mask[whole_lead]).to(out.dtype)
         alone = ~whole_lead
         if bool(alone.any()):
             n = int(alone.sum())
             each = self.encoder(x[alone].reshape(n * c, 1, p, s), mask[alone].reshape(n * c, 1, p))
-            out = out.clone()
             out[alone] = each.reshape(n, c, p, s).to(out.dtype)
         return out
 

@@ -212,12 +212,19 @@ def _paced_session(data_dir, seconds: float, speed: float | None):
     return rec, Session(cfg, recording=rec, speed=speed)
 
 
-def test_speed_paces_by_deadline(data_dir):
-    """At --speed 2, no chunk is fed before its deadline (recorded time / 2 after the start)."""
-    rec, session = _paced_session(data_dir, 4.0, 2.0)
+def _open_and_watch(session) -> list[tuple[float, float]]:
+    """Open ``session``; the list it returns fills with ``(wall time, last recorded timestamp)``
+    of every chunk fed to its pipeline."""
     session.open()
     fed: list[tuple[float, float]] = []
     session.pipeline.on_chunk(lambda c: fed.append((time.monotonic(), float(c.timestamps[-1]))))
+    return fed
+
+
+def test_speed_paces_by_deadline(data_dir):
+    """At --speed 2, no chunk is fed before its deadline (recorded time / 2 after the start)."""
+    rec, session = _paced_session(data_dir, 4.0, 2.0)
+    fed = _open_and_watch(session)
     wall0 = time.monotonic()
     session.start()
     assert session.finished.wait(60)
@@ -233,9 +240,7 @@ def test_set_speed_repaces_a_running_replay_from_where_it_is(data_dir):
     schedule, the rest of the 6 s recording follows at 8x (not all at once), and the replay
     ends long before 6 s."""
     rec, session = _paced_session(data_dir, 6.0, 1.0)
-    session.open()
-    fed: list[tuple[float, float]] = []
-    session.pipeline.on_chunk(lambda c: fed.append((time.monotonic(), float(c.timestamps[-1]))))
+    fed = _open_and_watch(session)
     t0 = time.monotonic()
     session.start()
     time.sleep(1.0)
